@@ -1,0 +1,62 @@
+import { createWriteStream, mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
+import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
+import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
+import { STACK_ENV } from './support/stack';
+
+/** Handles shared with global-teardown.ts, which jest runs in this same process. */
+export interface RunningStack {
+  temporal?: TemporalDevServer;
+  vault?: VaultDevServer;
+  database?: ScratchDatabase;
+}
+declare global {
+  var __TC_STACK__: RunningStack | undefined;
+}
+
+export const LOG_DIR = path.resolve(__dirname, '..', 'test-artifacts', 'logs');
+
+function logTo(file: string): (line: string) => void {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const stream = createWriteStream(path.join(LOG_DIR, file), { flags: 'w' });
+  return (line) => stream.write(`${line}\n`);
+}
+
+/** Starts the real servers once for the whole run; test files share them through environment variables. */
+export default async function globalSetup(): Promise<void> {
+  const started = Date.now();
+  const [temporal, vault, database] = await Promise.allSettled([
+    startTemporalDevServer({ onLine: logTo('temporal.log') }),
+    startVaultDevServer({ onLine: logTo('vault.log') }),
+    createScratchDatabase(),
+  ]);
+  const stack: RunningStack = {
+    temporal: temporal.status === 'fulfilled' ? temporal.value : undefined,
+    vault: vault.status === 'fulfilled' ? vault.value : undefined,
+    database: database.status === 'fulfilled' ? database.value : undefined,
+  };
+  globalThis.__TC_STACK__ = stack;
+  const failures = [temporal, vault, database].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failures.length > 0) {
+    await stopStack(stack);
+    const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;
+    const error = new Error(message);
+    error.stack = message; // the reason is the message; a stack trace of the setup code only hides it
+    throw error;
+  }
+  process.env[STACK_ENV.temporalAddress] = stack.temporal!.address;
+  process.env[STACK_ENV.temporalUiUrl] = stack.temporal!.uiUrl ?? '';
+  process.env[STACK_ENV.vaultAddress] = stack.vault!.address;
+  process.env[STACK_ENV.vaultToken] = stack.vault!.rootToken;
+  process.env[STACK_ENV.databaseUrl] = stack.database!.url;
+  process.stderr.write(
+    `\n[devstack] ready in ${((Date.now() - started) / 1000).toFixed(1)} s: Temporal ${stack.temporal!.address} ` +
+      `(UI ${stack.temporal!.uiUrl}, CLI from ${stack.temporal!.source}), Vault ${stack.vault!.address} ` +
+      `(from ${stack.vault!.source}), PostgreSQL database ${stack.database!.name}\n`,
+  );
+}
+
+export async function stopStack(stack: RunningStack): Promise<void> {
+  await Promise.allSettled([stack.temporal?.stop(), stack.vault?.stop(), stack.database?.drop()]);
+}
