@@ -1,0 +1,68 @@
+import vault from 'node-vault';
+import { VaultError, VaultSecretSource } from '../../worker/vault';
+import { testStack, uniqueName } from '../support/stack';
+
+describe('Vault secret source (real Vault dev server)', () => {
+  const stack = testStack();
+  const admin = vault({ apiVersion: 'v1', endpoint: stack.vault.address, token: stack.vault.token });
+  const tokenSource = (cacheTtlMs = 0) => new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, cacheTtlMs });
+
+  test('reads KV v2 (secret/data/...) and KV v1 mounts alike', async () => {
+    const v2 = `secret/data/${uniqueName('kv2')}`;
+    await admin.write(v2, { data: { api_key: 'v2-key' } });
+    const mount = uniqueName('kv1').toLowerCase();
+    await admin.mount({ mount_point: mount, type: 'kv', options: { version: '1' } });
+    await admin.write(`${mount}/app`, { api_key: 'v1-key' });
+
+    const source = tokenSource();
+    expect(await source.read(v2)).toEqual({ api_key: 'v2-key' });
+    expect(await source.read(`${mount}/app`)).toEqual({ api_key: 'v1-key' });
+  });
+
+  test('caches each path for the TTL, then reads the new value', async () => {
+    const path = `secret/data/${uniqueName('ttl')}`;
+    await admin.write(path, { data: { token: 'first' } });
+    const source = tokenSource(400);
+    expect(await source.read(path)).toEqual({ token: 'first' });
+    await admin.write(path, { data: { token: 'second' } });
+    expect(await source.read(path)).toEqual({ token: 'first' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await source.read(path)).toEqual({ token: 'second' });
+  });
+
+  test('AppRole login reads what its policy allows and is refused the rest', async () => {
+    const allowed = `secret/data/${uniqueName('approle')}`;
+    await admin.write(allowed, { data: { password: 'from-approle' } });
+    await admin.enableAuth({ mount_point: 'approle', type: 'approle' }).catch((err: { response?: { body?: { errors?: string[] } } }) => {
+      if (!JSON.stringify(err.response?.body).includes('already in use')) throw err;
+    });
+    const policy = uniqueName('policy').toLowerCase();
+    await admin.addPolicy({ name: policy, rules: `path "${allowed}" { capabilities = ["read"] }` });
+    const role = uniqueName('role').toLowerCase();
+    await admin.write(`auth/approle/role/${role}`, { token_policies: policy, token_ttl: '10m' });
+    const roleId = (await admin.read(`auth/approle/role/${role}/role-id`)).data.role_id as string;
+    const secretId = (await admin.write(`auth/approle/role/${role}/secret-id`, {})).data.secret_id as string;
+
+    const source = new VaultSecretSource({ address: stack.vault.address, appRole: { roleId, secretId }, cacheTtlMs: 0 });
+    expect(await source.read(allowed)).toEqual({ password: 'from-approle' });
+    const refused = await source.read('secret/data/someone-elses').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(VaultError);
+    expect((refused as VaultError).kind).toBe('denied');
+    expect((refused as Error).message).toContain('secret/data/someone-elses');
+
+    const wrong = new VaultSecretSource({ address: stack.vault.address, appRole: { roleId, secretId: 'not-the-secret-id' } });
+    const loginError = await wrong.read(allowed).catch((e: unknown) => e);
+    expect(loginError).toBeInstanceOf(VaultError);
+    expect((loginError as Error).message).toMatch(/AppRole login/);
+    expect((loginError as Error).message).not.toContain('not-the-secret-id');
+  });
+
+  test('a missing path and an unreachable Vault are told apart', async () => {
+    const missing = await tokenSource().read('secret/data/nothing-here').catch((e: VaultError) => e);
+    expect(missing).toMatchObject({ kind: 'not_found', message: expect.stringContaining('secret/data/nothing-here') });
+    const down = await new VaultSecretSource({ address: 'http://127.0.0.1:9', token: 't', requestTimeoutMs: 2_000 })
+      .read('secret/data/x')
+      .catch((e: VaultError) => e);
+    expect(down).toMatchObject({ kind: 'unavailable', message: expect.stringContaining('unreachable') });
+  });
+});

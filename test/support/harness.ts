@@ -1,0 +1,100 @@
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { ConnectorRegistry } from '../../connectors/registry';
+import { createConnectorWorker, runConnectorWorker } from '../../worker/connector-worker';
+import { Keyring } from '../../worker/keyring';
+import { ConnectorService } from '../../worker/service';
+import { ConnectorStore } from '../../worker/store/connector-store';
+import { PgDatabase } from '../../worker/store/database';
+import { VaultSecretSource } from '../../worker/vault';
+import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
+import { testStack, uniqueName } from './stack';
+
+/** Options of {@link startHarness}. */
+export interface HarnessOptions {
+  /** Vault cache TTL of the connector worker, in milliseconds. Default: 0 (every call reads Vault). */
+  vaultCacheTtlMs?: number;
+  /** Vault address the worker uses. Default: the run's Vault dev server. */
+  vaultAddress?: string;
+  /** Store the worker uses, not migrated (e.g. an unreachable one). Default: a fresh, migrated scratch database. */
+  databaseUrl?: string;
+}
+
+/**
+ * Everything a workflow-level test needs, all real: a database of its own on the PostgreSQL server,
+ * a keyring, a Vault source, a connector worker and a user worker on task queues of their own.
+ */
+export async function startHarness(options: HarnessOptions = {}) {
+  const stack = testStack();
+  const database: ScratchDatabase | undefined = options.databaseUrl ? undefined : await createScratchDatabase('tc_file');
+  const store = new ConnectorStore(new PgDatabase({ connectionString: options.databaseUrl ?? database!.url }));
+  if (database) await store.migrate();
+  const keyring = new Keyring([{ id: 'test-key', key: randomBytes(32) }]);
+  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
+  const vault = new VaultSecretSource({
+    address: options.vaultAddress ?? stack.vault.address,
+    token: stack.vault.token,
+    cacheTtlMs: options.vaultCacheTtlMs ?? 0,
+    requestTimeoutMs: 3_000,
+  });
+  const connectorQueue = uniqueName('connectors');
+  const userQueue = uniqueName('user');
+  const nativeConnection = await NativeConnection.connect({ address: stack.temporal.address });
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  const client = new Client({ connection, namespace: stack.temporal.namespace });
+
+  const connectorWorker = await createConnectorWorker({ connection: nativeConnection, taskQueue: connectorQueue, service, vault });
+  const userWorker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue: userQueue,
+    workflowsPath: require.resolve('../fixtures/connector-workflows'),
+  });
+  const running = Promise.all([runConnectorWorker(connectorWorker, service), userWorker.run()]);
+
+  /** Runs a fixture workflow on the user worker; the connector calls go to this harness's connector worker. */
+  async function run<T>(workflow: string, arg: unknown, workflowId = uniqueName(workflow)): Promise<{ result: T; workflowId: string }> {
+    const result = await client.workflow.execute<(a: unknown) => Promise<T>>(workflow, { taskQueue: userQueue, workflowId, args: [arg] });
+    return { result, workflowId };
+  }
+
+  return {
+    client,
+    service,
+    store,
+    vault,
+    keyring,
+    connectorQueue,
+    userQueue,
+    run,
+    /** One call through `callConnector`, with this harness's task queue and fast retries. */
+    call(connector: CallArgs['connector'], overrides?: Record<string, unknown>, options: CallArgs['options'] = {}) {
+      return run<CallOutcome>('callConnector', {
+        connector,
+        overrides,
+        options: { taskQueue: connectorQueue, retry: { initialInterval: '50ms', maximumInterval: '200ms', maximumAttempts: 3 }, ...options },
+      });
+    },
+    async shutdown() {
+      connectorWorker.shutdown();
+      userWorker.shutdown();
+      await running;
+      await store.close();
+      await connection.close();
+      await nativeConnection.close();
+      await database?.drop();
+    },
+  };
+}
+
+export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+/** Every payload and failure of a workflow's history as one string, for "contains no secret" checks. */
+export async function historyText(client: Client, workflowId: string): Promise<string> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  // Payload data are bytes: JSON.stringify of a Uint8Array lists numbers, so decode them to text first.
+  return JSON.stringify(history, (_key, value) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+}
+
+export { WorkflowFailedError };

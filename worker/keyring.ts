@@ -1,0 +1,113 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+const PREFIX = 'tcenc:v1:';
+const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Raised for keyring configuration and decryption problems; never carries key material or plaintext. */
+export class KeyringError extends Error {
+  override name = 'KeyringError';
+}
+
+/**
+ * AES-256-GCM encryption of sensitive connector fields. Every ciphertext names the id of the key
+ * that made it, so keys rotate without downtime: add a new key first in the list (it encrypts from
+ * then on), run `rotate-key` to re-encrypt, then drop the old key.
+ */
+export class Keyring {
+  private readonly keys: ReadonlyMap<string, Buffer>;
+  /** Id of the key new ciphertexts are made with: the first one configured. */
+  readonly primaryId: string;
+
+  constructor(keys: ReadonlyArray<{ id: string; key: Buffer }>) {
+    if (keys.length === 0) throw new KeyringError('a keyring needs at least one key');
+    const map = new Map<string, Buffer>();
+    for (const { id, key } of keys) {
+      if (!KEY_ID.test(id)) throw new KeyringError(`key id "${id}" is invalid: use 1-64 of A-Z a-z 0-9 _ . -`);
+      if (key.length !== 32) throw new KeyringError(`key "${id}" is ${key.length} bytes; AES-256 needs exactly 32 (base64 of 32 random bytes)`);
+      if (map.has(id)) throw new KeyringError(`key id "${id}" appears twice`);
+      map.set(id, key);
+    }
+    this.keys = map;
+    this.primaryId = keys[0].id;
+  }
+
+  /**
+   * Parses `id:base64key` entries separated by commas, semicolons or new lines; the first is primary.
+   * Lines starting with `#` are comments.
+   */
+  static parse(text: string, source = 'keyring'): Keyring {
+    const entries = text
+      .split('\n')
+      .filter((line) => !line.trim().startsWith('#'))
+      .flatMap((line) => line.split(/[,;]/))
+      .map((s) => s.trim())
+      .filter(Boolean);
+    return new Keyring(
+      entries.map((entry, i) => {
+        const colon = entry.indexOf(':');
+        if (colon <= 0) throw new KeyringError(`${source} entry ${i + 1} is not of the form id:base64key`);
+        return { id: entry.slice(0, colon), key: Buffer.from(entry.slice(colon + 1), 'base64') };
+      }),
+    );
+  }
+
+  /**
+   * The keyring configured by `TC_KEYRING` (entries as in {@link Keyring.parse}) or `TC_KEYRING_FILE`
+   * (a file of such entries); undefined when neither is set.
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | undefined {
+    if (env.TC_KEYRING) return Keyring.parse(env.TC_KEYRING, 'TC_KEYRING');
+    if (env.TC_KEYRING_FILE) {
+      let text: string;
+      try {
+        text = readFileSync(env.TC_KEYRING_FILE, 'utf8');
+      } catch (err) {
+        throw new KeyringError(`TC_KEYRING_FILE ${env.TC_KEYRING_FILE} cannot be read: ${(err as NodeJS.ErrnoException).code}`);
+      }
+      return Keyring.parse(text, `TC_KEYRING_FILE ${env.TC_KEYRING_FILE}`);
+    }
+    return undefined;
+  }
+
+  /** A new random key entry, `id:base64key`, for configuration. */
+  static generateEntry(id = `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}`): string {
+    return `${id}:${randomBytes(32).toString('base64')}`;
+  }
+
+  static isCiphertext(value: unknown): value is string {
+    return typeof value === 'string' && value.startsWith(PREFIX);
+  }
+
+  /** Id of the key that made `ciphertext`. */
+  static keyIdOf(ciphertext: string): string {
+    return ciphertext.slice(PREFIX.length).split(':')[0];
+  }
+
+  /**
+   * Encrypts `plaintext` under the primary key. `context` (e.g. `connector/field`) is bound as
+   * associated data, so a ciphertext copied to another connector or field does not decrypt.
+   */
+  encrypt(plaintext: string, context: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.primaryId)!, iv);
+    cipher.setAAD(Buffer.from(context));
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    const tag = cipher.getAuthTag();
+    return `${PREFIX}${this.primaryId}:${iv.toString('base64')}:${body.toString('base64')}:${tag.toString('base64')}`;
+  }
+
+  decrypt(ciphertext: string, context: string): string {
+    const [keyId, iv, body, tag] = ciphertext.slice(PREFIX.length).split(':');
+    const key = this.keys.get(keyId);
+    if (!key) throw new KeyringError(`no key "${keyId}" in the keyring (it encrypted ${context}); add it back to decrypt`);
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
+      decipher.setAAD(Buffer.from(context));
+      decipher.setAuthTag(Buffer.from(tag, 'base64'));
+      return Buffer.concat([decipher.update(Buffer.from(body, 'base64')), decipher.final()]).toString('utf8');
+    } catch {
+      throw new KeyringError(`${context} does not decrypt with key "${keyId}": wrong key or tampered ciphertext`);
+    }
+  }
+}

@@ -1,0 +1,293 @@
+import { z } from 'zod';
+import type { ConnectorRegistry } from '../connectors/registry';
+import { isPlainObject, isSensitivePath, mapSensitive, MASK, type PlainObject } from './inputs';
+import { Keyring, KeyringError } from './keyring';
+import type { ConnectorRecord, ConnectorStore, StoredConnector } from './store/connector-store';
+
+/** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
+export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
+
+/** A duration: milliseconds as a number, or a string such as `500ms`, `30s`, `2m`, `1h`. */
+export const durationSchema = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, 'must be a duration such as 500ms, 30s, 2m or 1h'),
+]);
+
+export const retrySchema = z
+  .object({
+    maximum_attempts: z.number().int().min(1).max(1000).optional(),
+    initial_interval: durationSchema.optional(),
+    backoff_coefficient: z.number().min(1).max(100).optional(),
+    maximum_interval: durationSchema.optional(),
+  })
+  .strict();
+
+/** A connector definition as operators write it (YAML, JSON, API). */
+export const connectorDefinitionSchema = z
+  .object({
+    name: z.string().regex(CONNECTOR_NAME, 'must be 1-128 characters of a-z 0-9 _ . -, starting with a letter or digit'),
+    type: z.string().min(1, 'is required'),
+    description: z.string().max(2000).default(''),
+    value: z.record(z.string(), z.unknown()).default({}),
+    vault_secrets: z
+      .array(
+        z
+          .object({
+            path: z.string().regex(/^[A-Za-z0-9_.\-/]+$/, 'must be a Vault API path such as secret/data/name'),
+            map: z.record(z.string(), z.string().min(1)).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    locked: z.array(z.string().min(1)).default([]),
+    retry: retrySchema.optional(),
+    timeout: durationSchema.optional(),
+  })
+  .strict();
+
+export type ConnectorDefinition = z.input<typeof connectorDefinitionSchema>;
+
+/** A field-level problem: `path` names the field, `message` the problem. Never a value. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export class ConnectorValidationError extends Error {
+  override name = 'ConnectorValidationError';
+  constructor(
+    readonly issues: FieldIssue[],
+    subject = 'connector definition',
+  ) {
+    super(`${subject} is invalid: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
+  }
+}
+
+export class ConnectorNotFoundError extends Error {
+  override name = 'ConnectorNotFoundError';
+  constructor(readonly connector: string, version?: number) {
+    super(version === undefined ? `connector ${connector} does not exist` : `connector ${connector} has no version ${version}`);
+  }
+}
+
+/** Zod issues as field issues; zod's messages name expectations, not the values received. */
+export function zodIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join('.'),
+    message: issue.message,
+  }));
+}
+
+/** What every read shows: sensitive values masked, nothing encrypted or decrypted. */
+export interface ConnectorView extends Omit<StoredConnector, 'created_at' | 'deleted'> {
+  created_at: string;
+}
+
+/** A stored connector with its secrets decrypted: only ever inside the connector worker's activity. */
+export type DecryptedConnector = StoredConnector;
+
+export interface ConnectorServiceOptions {
+  store: ConnectorStore;
+  registry: ConnectorRegistry;
+  /** Encrypts sensitive fields. Without it, connectors with sensitive values cannot be saved. Default: none. */
+  keyring?: Keyring;
+}
+
+/**
+ * The one service layer behind the workflow runtime, the CLI and the HTTP API: validation,
+ * encryption at rest, masking, versions.
+ */
+export class ConnectorService {
+  readonly store: ConnectorStore;
+  readonly registry: ConnectorRegistry;
+  readonly keyring?: Keyring;
+  private cache?: Map<string, Promise<DecryptedConnector | undefined>>;
+  private unwatch?: () => Promise<void>;
+
+  constructor(options: ConnectorServiceOptions) {
+    this.store = options.store;
+    this.registry = options.registry;
+    this.keyring = options.keyring;
+  }
+
+  /** Validates and stores `definition` as the connector's next version; returns the masked view. */
+  async apply(definition: unknown, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
+    const parsed = connectorDefinitionSchema.safeParse(definition);
+    if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error));
+    const def = parsed.data;
+    const type = this.registry.get(def.type);
+    if (!type) {
+      throw new ConnectorValidationError([{ path: 'type', message: `unknown connector type; known types: ${this.registry.names().join(', ')}` }]);
+    }
+    const known = inputKeys(type.schema);
+    const unknownKeys = known ? Object.keys(def.value).filter((k) => !known.includes(k)) : [];
+    if (unknownKeys.length > 0) {
+      throw new ConnectorValidationError(unknownKeys.map((k) => ({ path: `value.${k}`, message: `is not an input of type ${type.name}` })));
+    }
+    const record: ConnectorRecord = {
+      name: def.name,
+      type: type.name,
+      description: def.description,
+      value: def.value as PlainObject,
+      vault_secrets: def.vault_secrets,
+      locked: def.locked,
+      retry: def.retry as ConnectorRecord['retry'],
+      timeout: def.timeout === undefined ? undefined : String(def.timeout),
+    };
+    const stored = await this.store.put(record, {
+      ...options,
+      // Inside the write transaction, so a masked value is matched against the version being replaced.
+      prepare: (current) => ({ ...record, value: this.encryptValue(record.name, record.value, type.sensitive, current) }),
+    });
+    return this.view(stored);
+  }
+
+  async get(name: string, version?: number): Promise<ConnectorView> {
+    const stored = await this.store.get(name, version);
+    if (!stored) throw new ConnectorNotFoundError(name, version);
+    return this.view(stored);
+  }
+
+  async list(): Promise<ConnectorView[]> {
+    return (await this.store.list()).map((c) => this.view(c));
+  }
+
+  async history(name: string): Promise<ConnectorView[]> {
+    const versions = await this.store.history(name);
+    if (versions.length === 0) throw new ConnectorNotFoundError(name);
+    return versions.map((c) => this.view(c));
+  }
+
+  async delete(name: string, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
+    const deleted = await this.store.delete(name, options);
+    if (!deleted) throw new ConnectorNotFoundError(name);
+    return this.view(deleted);
+  }
+
+  /** Writes an old version's content (ciphertext included) as the newest version. */
+  async rollback(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
+    const old = await this.store.get(name, version);
+    if (!old || old.deleted) throw new ConnectorNotFoundError(name, version);
+    return this.view(await this.store.put(old, options));
+  }
+
+  /** Re-encrypts every sensitive value of every version under the keyring's primary key. Returns the values rewritten. */
+  async rotateKeys(): Promise<number> {
+    const keyring = this.requireKeyring('rotate keys');
+    let rewritten = 0;
+    await this.store.rewriteAllValues((row) =>
+      mapCiphertexts(row.value, (ciphertext, path) => {
+        if (Keyring.keyIdOf(ciphertext) === keyring.primaryId) return ciphertext;
+        rewritten++;
+        const context = cipherContext(row.name, path);
+        return keyring.encrypt(keyring.decrypt(ciphertext, context), context);
+      }),
+    );
+    return rewritten;
+  }
+
+  /**
+   * The current version with secrets decrypted, for the activity. Cached once {@link watch} runs;
+   * a change notification drops the entry, so an update takes effect on the next call.
+   */
+  async load(name: string): Promise<DecryptedConnector | undefined> {
+    if (!this.cache) return this.loadFromStore(name);
+    let entry = this.cache.get(name);
+    if (!entry) {
+      entry = this.loadFromStore(name);
+      this.cache.set(name, entry);
+      entry.catch(() => this.cache?.delete(name));
+    }
+    return entry;
+  }
+
+  /** Starts the profile cache, invalidated through the store's change notifications. */
+  async watch(): Promise<void> {
+    if (this.unwatch) return;
+    this.cache = new Map();
+    this.unwatch = await this.store.watch((name) => (name === undefined ? this.cache?.clear() : this.cache?.delete(name)));
+  }
+
+  async close(): Promise<void> {
+    await this.unwatch?.();
+    this.unwatch = undefined;
+    this.cache = undefined;
+  }
+
+  private async loadFromStore(name: string): Promise<DecryptedConnector | undefined> {
+    const stored = await this.store.get(name);
+    if (!stored) return undefined;
+    const hasSecrets = mapCiphertexts(stored.value, () => undefined) !== stored.value;
+    if (!hasSecrets) return stored;
+    const keyring = this.requireKeyring(`read the secrets of connector ${name}`);
+    return {
+      ...stored,
+      value: mapCiphertexts(stored.value, (ciphertext, path) => JSON.parse(keyring.decrypt(ciphertext, cipherContext(name, path)))),
+    };
+  }
+
+  private encryptValue(name: string, value: PlainObject, sensitive: readonly string[], current: StoredConnector | undefined): PlainObject {
+    return mapSensitive(value, sensitive, (secret, path) => {
+      if (secret === MASK) {
+        const kept = current ? valueAt(current.value, path) : undefined;
+        if (!Keyring.isCiphertext(kept)) {
+          throw new ConnectorValidationError([
+            { path: `value.${path}`, message: `is the mask ${MASK}, which keeps a stored value, but connector ${name} has none stored there` },
+          ]);
+        }
+        return kept;
+      }
+      const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
+      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path));
+    });
+  }
+
+  private requireKeyring(what: string): Keyring {
+    if (!this.keyring) {
+      throw new KeyringError(`cannot ${what}: no encryption key is configured (set TC_KEYRING or TC_KEYRING_FILE)`);
+    }
+    return this.keyring;
+  }
+
+  private view(stored: StoredConnector): ConnectorView {
+    const sensitive = this.registry.get(stored.type)?.sensitive ?? [];
+    // Ciphertext is masked wherever it is, even if the type's list of sensitive fields changed since.
+    const value = mapCiphertexts(mapSensitive(stored.value, sensitive, () => MASK), () => MASK);
+    const { deleted: _deleted, created_at, ...rest } = stored;
+    return { ...rest, value, created_at: created_at.toISOString() };
+  }
+}
+
+/** Associated data binding a ciphertext to its connector and field. */
+function cipherContext(name: string, path: string): string {
+  return `connector:${name}:${path}`;
+}
+
+function valueAt(value: PlainObject, dotted: string): unknown {
+  let cursor: unknown = value;
+  for (const key of dotted.split('.')) cursor = isPlainObject(cursor) ? cursor[key] : undefined;
+  return cursor;
+}
+
+/** Applies `fn` to every ciphertext string in `value`; returns `value` itself when there is none. */
+function mapCiphertexts(value: PlainObject, fn: (ciphertext: string, path: string) => unknown, prefix: string[] = []): PlainObject {
+  let changed = false;
+  const out: PlainObject = {};
+  for (const [key, child] of Object.entries(value)) {
+    const path = [...prefix, key];
+    let next = child;
+    if (Keyring.isCiphertext(child)) next = fn(child, path.join('.'));
+    else if (isPlainObject(child)) next = mapCiphertexts(child, fn, path);
+    if (next !== child) changed = true;
+    out[key] = next;
+  }
+  return changed ? out : value;
+}
+
+/** Top-level input names of an object schema; undefined when the schema is not an object. */
+export function inputKeys(schema: z.ZodType): string[] | undefined {
+  const shape = (schema as unknown as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : undefined;
+}
+
+export { isSensitivePath };

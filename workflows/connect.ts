@@ -1,0 +1,153 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  proxyActivities,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import { connection } from './connection';
+import {
+  DEFAULT_CONNECTORS_TASK_QUEUE,
+  type ConnectionOptions,
+  type ConnectionRequest,
+  type ConnectionResult,
+  type ConnectorActivities,
+  type ConnectorDescriptor,
+  type ConnectorInputs,
+  type InlineConnector,
+} from './types';
+
+export const ConnectorNameKey = defineSearchAttributeKey('ConnectorName', SearchAttributeType.KEYWORD);
+export const ConnectorTypeKey = defineSearchAttributeKey('ConnectorType', SearchAttributeType.KEYWORD);
+
+/** A started `connection` execution. */
+export interface ConnectionHandle<Output = unknown> {
+  /** Workflow ID of the `connection` execution, e.g. `order-42/connection/3`. */
+  workflowId: string;
+  /** What the connection goes through (no secrets). */
+  connector: ConnectorDescriptor;
+  /** The call's output. Throws an ApplicationFailure of the connector's failure type, e.g. `Connector.NotFound`. */
+  result(): Promise<Output>;
+  /** The output with the masked effective inputs, their provenance, the connector version and the duration. */
+  details(): Promise<ConnectionResult<Output>>;
+}
+
+// Module state is per workflow execution in Temporal's sandbox, and calls happen in a deterministic
+// order, so this counter yields the same child IDs on replay.
+let connectionSequence = 0;
+
+/**
+ * Starts one connection and returns once the `connection` child has started; await `result()` later,
+ * or run several in parallel with `Promise.all`.
+ *
+ * `startConnection('billing_api', { path: '/invoices' })` goes through a stored connector;
+ * `startConnection({ type: 'REST', url, method: 'post', data })` through an inline one.
+ */
+export async function startConnection<Output = unknown>(
+  connector: string,
+  overrides?: ConnectorInputs,
+  options?: ConnectionOptions,
+): Promise<ConnectionHandle<Output>>;
+export async function startConnection<Output = unknown>(connector: InlineConnector, options?: ConnectionOptions): Promise<ConnectionHandle<Output>>;
+export async function startConnection<Output = unknown>(
+  connector: string | InlineConnector,
+  overridesOrOptions?: ConnectorInputs | ConnectionOptions,
+  maybeOptions?: ConnectionOptions,
+): Promise<ConnectionHandle<Output>> {
+  const request = toRequest(connector, overridesOrOptions);
+  const options = ((typeof connector === 'string' ? maybeOptions : overridesOrOptions) ?? {}) as ConnectionOptions;
+  const taskQueue = options.taskQueue ?? DEFAULT_CONNECTORS_TASK_QUEUE;
+  const { 'connectors.describe': describe } = proxyActivities<ConnectorActivities>({
+    taskQueue,
+    startToCloseTimeout: '30s',
+    retry: { maximumAttempts: 3, initialInterval: '200ms' },
+  });
+
+  let descriptor: ConnectorDescriptor;
+  try {
+    descriptor = await describe(request);
+  } catch (err) {
+    throw unwrapFailure(err);
+  }
+
+  const searchAttributes: SearchAttributePair[] = [{ key: ConnectorTypeKey, value: descriptor.type }];
+  if (descriptor.name) searchAttributes.push({ key: ConnectorNameKey, value: descriptor.name });
+  const workflowId = options.workflowId ?? `${workflowInfo().workflowId}/connection/${++connectionSequence}`;
+  const { timeout, retry } = options;
+  let child;
+  try {
+    child = await startChild(connection, {
+      taskQueue,
+      workflowId,
+      args: [{ ...request, descriptor, options: { timeout, retry } }],
+      typedSearchAttributes: searchAttributes,
+      staticSummary: descriptor.summary,
+      parentClosePolicy: options.parentClosePolicy,
+    });
+  } catch (err) {
+    throw unwrapFailure(err);
+  }
+  const details = async (): Promise<ConnectionResult<Output>> => {
+    try {
+      return (await child.result()) as ConnectionResult<Output>;
+    } catch (err) {
+      throw unwrapFailure(err);
+    }
+  };
+  return { workflowId, connector: descriptor, details, result: async () => (await details()).output };
+}
+
+/**
+ * Runs one connection and returns its output: `await connect('my_openai_connector')`,
+ * `await connect('my_api', { path: '/x' }, { timeout: '5s' })`, `await connect({ type: 'REST', url })`.
+ */
+export async function connect<Output = unknown>(connector: string, overrides?: ConnectorInputs, options?: ConnectionOptions): Promise<Output>;
+export async function connect<Output = unknown>(connector: InlineConnector, options?: ConnectionOptions): Promise<Output>;
+export async function connect<Output = unknown>(
+  connector: string | InlineConnector,
+  overridesOrOptions?: ConnectorInputs | ConnectionOptions,
+  maybeOptions?: ConnectionOptions,
+): Promise<Output> {
+  const handle = await (startConnection as (c: unknown, a?: unknown, b?: unknown) => Promise<ConnectionHandle<Output>>)(
+    connector,
+    overridesOrOptions,
+    maybeOptions,
+  );
+  return handle.result();
+}
+
+function toRequest(connector: unknown, overridesOrOptions: unknown): ConnectionRequest {
+  if (typeof connector === 'string') {
+    if (overridesOrOptions !== undefined && (typeof overridesOrOptions !== 'object' || overridesOrOptions === null || Array.isArray(overridesOrOptions))) {
+      throw invalid('overrides must be an object of input names to values');
+    }
+    return { connector, overrides: overridesOrOptions as ConnectorInputs | undefined };
+  }
+  if (typeof connector !== 'object' || connector === null || Array.isArray(connector)) {
+    throw invalid('connector must be a stored connector name or an inline definition { type, ...inputs }');
+  }
+  if (typeof (connector as InlineConnector).type !== 'string') throw invalid('inline connector: type is required (e.g. "REST")');
+  return { connector: connector as InlineConnector };
+}
+
+// A plain Error in workflow code would fail the workflow task forever; an ApplicationFailure fails the call.
+function invalid(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'Connector.InvalidInput', message, nonRetryable: true });
+}
+
+/** The connector's own failure, out of the activity or child wrapper, so callers can switch on `type`. */
+function unwrapFailure(err: unknown): unknown {
+  if ((err instanceof ChildWorkflowFailure || err instanceof ActivityFailure) && err.cause instanceof ApplicationFailure) {
+    const cause = err.cause;
+    return ApplicationFailure.create({
+      type: cause.type ?? undefined,
+      message: cause.message,
+      nonRetryable: cause.nonRetryable ?? undefined,
+      details: cause.details ?? undefined,
+      cause: err,
+    });
+  }
+  return err;
+}

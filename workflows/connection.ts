@@ -1,0 +1,39 @@
+import { ActivityFailure, ApplicationFailure, proxyActivities, type RetryPolicy } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorDescriptor } from './types';
+
+/** Per-attempt timeout when neither the call nor the connector sets one. */
+export const DEFAULT_TIMEOUT = '60s';
+
+/** Retries when neither the call nor the connector sets them: 5 attempts from 1 s, doubling up to 1 min. */
+export const DEFAULT_RETRY: RetryPolicy = { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' };
+
+/**
+ * The `connection` workflow: one call through one connector, an execution of its own in the Web UI.
+ * Resolution and the call happen in a single activity, so secrets never enter this history.
+ */
+export async function connection(input: ConnectionInput): Promise<ConnectionResult> {
+  const { descriptor, options = {} } = input;
+  const { 'connectors.invoke': invoke } = proxyActivities<ConnectorActivities>({
+    startToCloseTimeout: options.timeout ?? (descriptor.timeout as Duration | undefined) ?? DEFAULT_TIMEOUT,
+    retry: { ...DEFAULT_RETRY, ...retryFromConnector(descriptor), ...options.retry },
+    summary: descriptor.summary,
+  });
+  try {
+    return await invoke(input);
+  } catch (err) {
+    // Fail with the connector's own failure (type, message, retry facts), not a wrapper around it.
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+    throw err;
+  }
+}
+
+function retryFromConnector({ retry }: ConnectorDescriptor): RetryPolicy {
+  if (!retry) return {};
+  const policy: RetryPolicy = {};
+  if (retry.maximum_attempts !== undefined) policy.maximumAttempts = retry.maximum_attempts;
+  if (retry.initial_interval !== undefined) policy.initialInterval = retry.initial_interval as RetryPolicy['initialInterval'];
+  if (retry.backoff_coefficient !== undefined) policy.backoffCoefficient = retry.backoff_coefficient;
+  if (retry.maximum_interval !== undefined) policy.maximumInterval = retry.maximum_interval as RetryPolicy['maximumInterval'];
+  return policy;
+}

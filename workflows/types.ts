@@ -1,0 +1,82 @@
+// Types shared by workflow code and the connector worker. Types only: this file is imported on both sides.
+import type { Duration, RetryPolicy } from '@temporalio/common';
+
+/** Task queue served by the connector worker. */
+export const DEFAULT_CONNECTORS_TASK_QUEUE = 'connectors';
+
+/** Inputs of one call, in the connector type's snake_case (e.g. `{ api_key: '...' }`). */
+export type ConnectorInputs = Record<string, unknown>;
+
+/** A connector defined in workflow code: disposable, never stored. `type` names the connector type. */
+export interface InlineConnector extends ConnectorInputs {
+  type: string;
+}
+
+/** Per-call options; they override the connector's own defaults. */
+export interface ConnectionOptions {
+  /** Per-attempt timeout of the external call, e.g. `'30s'` or milliseconds. Default: the connector's `timeout`, else 60 s. */
+  timeout?: Duration;
+  /**
+   * Retry policy of the external call. Default: the connector's `retry`, else 5 attempts from 1 s,
+   * doubling up to 1 min. Non-retryable failures (bad input, 4xx) are never retried.
+   */
+  retry?: RetryPolicy;
+  /** Task queue of the connector worker. Default: `connectors`. */
+  taskQueue?: string;
+  /** Workflow ID of the `connection` execution. Default: `<parent workflow ID>/connection/<n>`. */
+  workflowId?: string;
+  /** What happens to a running connection when the parent closes. Default: `TERMINATE`. */
+  parentClosePolicy?: 'TERMINATE' | 'ABANDON' | 'REQUEST_CANCEL';
+}
+
+/** What the connector worker needs to resolve a call. */
+export interface ConnectionRequest {
+  /** A stored connector's name, or an inline definition. */
+  connector: string | InlineConnector;
+  /** Inputs that win over the profile and Vault. */
+  overrides?: ConnectorInputs;
+}
+
+/** Secret-free facts about a connector, known before the call (for the child's options, summary and search attributes). */
+export interface ConnectorDescriptor {
+  /** Null for inline connectors. */
+  name: string | null;
+  type: string;
+  /** Null for inline connectors. */
+  version: number | null;
+  /** E.g. `REST billing_api POST /invoices`. */
+  summary: string;
+  /** The connector's per-attempt timeout, e.g. `30s`. */
+  timeout?: string | number;
+  retry?: {
+    maximum_attempts?: number;
+    initial_interval?: string | number;
+    backoff_coefficient?: number;
+    maximum_interval?: string | number;
+  };
+}
+
+/** Input of the `connection` workflow, shown in the Web UI. */
+export interface ConnectionInput extends ConnectionRequest {
+  descriptor: ConnectorDescriptor;
+  options?: Omit<ConnectionOptions, 'workflowId' | 'taskQueue' | 'parentClosePolicy'>;
+}
+
+/** Result of the `connection` workflow: the output plus a masked account of how it was produced. */
+export interface ConnectionResult<Output = unknown> {
+  output: Output;
+  connector: { name: string | null; type: string; version: number | null };
+  /** The effective inputs, sensitive and Vault-sourced values masked. */
+  inputs: ConnectorInputs;
+  /** Which layer each input came from: `profile`, `vault:<path>`, `override` or `inline`. */
+  sources: Record<string, string>;
+  duration_ms: number;
+  /** Which attempt of the external call succeeded, from 1. */
+  attempt: number;
+}
+
+/** The connector worker's activities, as workflow code sees them. */
+export interface ConnectorActivities {
+  'connectors.describe'(request: ConnectionRequest): Promise<ConnectorDescriptor>;
+  'connectors.invoke'(input: ConnectionInput): Promise<ConnectionResult>;
+}
