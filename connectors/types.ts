@@ -40,6 +40,11 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
   invoke(inputs: z.output<Schema>, context: InvokeContext): Promise<unknown>;
   /** A cheap liveness check. Never throws for an unreachable system: says so in `message`. */
   test(inputs: z.output<Schema>, context: InvokeContext): Promise<ConnectionTestResult>;
+  /**
+   * Describes the system: e.g. a database's schemas, tables and columns, or an API's OpenAPI document.
+   * Optional; the result must not contain secrets.
+   */
+  introspect?(inputs: z.output<Schema>, context: InvokeContext): Promise<unknown>;
   /** A short, secret-free description of the call, for summaries: e.g. `POST /invoices`. */
   describeCall?(inputs: Record<string, unknown>): string | undefined;
   /** Closes pools kept for `poolKey`, or all of them when no key is given. */
