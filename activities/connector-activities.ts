@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType, permanentFailure, transientFailure } from '../connectors/errors';
 import type { ConnectorRegistry } from '../connectors/registry';
-import type { ConnectorType, InvokeContext } from '../connectors/types';
+import { isDelegating, type AnyConnectorType, type ConnectorType, type InvokeContext } from '../connectors/types';
 import {
   getPath,
   isPlainObject,
@@ -13,6 +13,7 @@ import {
   Redactor,
   sensitiveValues,
   type InputLayer,
+  type InputSources,
   type PlainObject,
 } from '../worker/inputs';
 import { KeyringError } from '../worker/keyring';
@@ -34,17 +35,35 @@ export interface ConnectorActivityDeps {
   vault?: VaultSecretSource;
 }
 
-/** Resolved inputs of one call, with every secret it touched (for redaction). */
-interface ResolvedCall {
-  type: ConnectorType;
-  connector: ConnectionResult['connector'];
+/** How deep delegation may go (an agent through its OPENAI connector is 1). */
+const MAX_DELEGATION_DEPTH = 3;
+
+type ConnectorRef = ConnectionResult['connector'];
+
+/** One connector's part of a call: its layers before overrides, and what it lets a caller change. */
+interface ConnectorLayers {
+  type: AnyConnectorType;
+  connector: ConnectorRef;
   layers: InputLayer[];
   locked: string[];
-  /** Every secret value resolved so far: the profile's sensitive fields and whole Vault secrets. */
+  /** Every secret value resolved so far: sensitive fields and whole Vault secrets. */
   secrets: unknown[];
-  poolKey?: string;
   retry?: ConnectorDescriptor['retry'];
   timeout?: string;
+}
+
+/** A fully resolved call, ready for the type that performs it. */
+interface ResolvedCall {
+  /** The connector the workflow named (an agent, say). */
+  requested: ConnectorRef;
+  /** The connector whose type performs the call, when delegation led elsewhere. */
+  via?: ConnectorRef;
+  type: ConnectorType;
+  inputs: unknown;
+  value: PlainObject;
+  sources: InputSources;
+  redactor: Redactor;
+  poolKey?: string;
 }
 
 /** The connector worker's activities: `connectors.describe` (no secrets) and `connectors.invoke` (the whole call). */
@@ -53,75 +72,97 @@ export function createConnectorActivities({ service, vault }: ConnectorActivityD
   // Per connector name, the pool key of the version last used: pools of replaced versions get closed.
   const lastPoolKey = new Map<string, string>();
 
-  /**
-   * Steps 1-4 of the pipeline: load the profile (decrypted), apply its Vault secrets in order, then the
-   * overrides. `withVault: false` stops before Vault, for secret-free descriptions.
-   */
-  async function resolveConnectorInputs(request: ConnectionRequest, withVault: boolean): Promise<ResolvedCall> {
-    if (typeof request.connector !== 'string') {
-      const { type: typeName, ...inline } = request.connector;
+  /** Steps 1-3: the profile (loaded, decrypted) and, with `withVault`, its Vault secrets in order. */
+  async function loadConnectorLayers(connector: ConnectionRequest['connector'], withVault: boolean): Promise<ConnectorLayers> {
+    if (typeof connector !== 'string') {
+      const { type: typeName, ...inline } = connector;
       const type = requireType(registry, typeName, 'connector.type');
-      const secrets = sensitiveValues(inline, type.sensitive);
-      return { type, connector: { name: null, type: type.name, version: null }, layers: [{ source: 'inline', value: inline }], locked: [], secrets };
+      return {
+        type,
+        connector: { name: null, type: type.name, version: null },
+        layers: [{ source: 'inline', value: inline }],
+        locked: [],
+        secrets: sensitiveValues(inline, type.sensitive),
+      };
     }
-
-    const name = request.connector;
-    const profile = await service.load(name); // 1 + 2: load (cached) and decrypt
-    if (!profile) throw permanentFailure(FailureType.NotFound, `connector ${name} does not exist`, { connector: name });
-    const type = requireType(registry, profile.type, `connector ${name}: type`);
+    const profile = await service.load(connector); // 1 + 2: load (cached) and decrypt
+    if (!profile) throw permanentFailure(FailureType.NotFound, `connector ${connector} does not exist`, { connector });
+    const type = requireType(registry, profile.type, `connector ${connector}: type`);
     const secrets: unknown[] = sensitiveValues(profile.value, type.sensitive);
     const layers: InputLayer[] = [{ source: 'profile', value: profile.value }];
-
     if (withVault) {
       for (const ref of profile.vault_secrets) {
-        const secret = await readVaultSecret(vault, name, ref); // 3: Vault, in listed order
+        const secret = await readVaultSecret(vault, connector, ref); // 3: Vault, in listed order
         secrets.push(...Object.values(secret));
         layers.push({ source: `vault:${ref.path}`, value: applyVaultMap(secret, ref) });
       }
     }
     return {
       type,
-      connector: { name, type: type.name, version: profile.version },
+      connector: { name: connector, type: type.name, version: profile.version },
       layers,
       locked: profile.locked,
       secrets,
-      poolKey: `${name}@${profile.version}`,
       retry: profile.retry as ConnectorDescriptor['retry'],
       timeout: profile.timeout,
     };
   }
 
-  /** Step 4: overrides, refusing locked fields. Returns the layers with the override on top. */
-  function applyOverrides(call: ResolvedCall, overrides: unknown): InputLayer[] {
-    if (overrides === undefined || overrides === null) return call.layers;
-    if (!isPlainObject(overrides)) throw permanentFailure(FailureType.InvalidInput, 'overrides must be an object of input names to values');
-    const refused = lockedFieldsTouched(overrides, call.locked);
-    if (refused.length > 0) {
-      throw permanentFailure(
-        FailureType.LockedField,
-        `connector ${call.connector.name} locks ${refused.join(', ')}: a workflow may not override ${refused.length > 1 ? 'them' : 'it'}`,
-        { fields: refused },
-      );
+  /**
+   * The whole resolution, top to bottom: profile, Vault, overrides (locked fields refused), schema;
+   * a delegating type (an agent) then hands its call to another connector, resolved the same way.
+   */
+  async function resolveCall(
+    connector: ConnectionRequest['connector'],
+    overrides: unknown,
+    overrideSource: string,
+    chain: ConnectorRef[] = [],
+    inheritedSecrets: unknown[] = [],
+  ): Promise<ResolvedCall> {
+    const own = await loadConnectorLayers(connector, true);
+    const secrets = [...inheritedSecrets, ...own.secrets];
+    const layers = [...own.layers, ...overrideLayer(own, overrides, overrideSource)]; // 4: overrides
+    if (isPlainObject(overrides)) secrets.push(...sensitiveValues(overrides, own.type.sensitive));
+    const { value, sources } = mergeLayers(layers);
+    const inputs = validate(own, value, new Redactor(secrets)); // 5: schema
+    const requested = chain[0] ?? own.connector;
+
+    if (isDelegating(own.type)) {
+      const target = own.type.delegate(inputs as never);
+      const seen = [...chain, own.connector];
+      if (seen.length > MAX_DELEGATION_DEPTH || seen.some((c) => c.name === target.connector)) {
+        const path = [...seen.map((c) => c.name), target.connector].join(' → ');
+        throw permanentFailure(FailureType.InvalidInput, `connector ${own.connector.name}: delegation ${path} loops or is deeper than ${MAX_DELEGATION_DEPTH}`);
+      }
+      return resolveCall(target.connector, target.overrides, `${own.type.name.toLowerCase()}:${own.connector.name ?? 'inline'}`, seen, secrets);
     }
-    return [...call.layers, { source: 'override', value: overrides }];
+    return {
+      requested,
+      via: chain.length > 0 ? own.connector : undefined,
+      type: own.type,
+      inputs,
+      value,
+      sources,
+      redactor: new Redactor(secrets),
+      poolKey: own.connector.name ? `${own.connector.name}@${own.connector.version}` : undefined,
+    };
   }
 
   return {
     async 'connectors.describe'(request: ConnectionRequest): Promise<ConnectorDescriptor> {
-      let call: ResolvedCall | undefined;
+      let own: ConnectorLayers | undefined;
       try {
-        call = await resolveConnectorInputs(request, false);
-        const { value } = mergeLayers(applyOverrides(call, request.overrides));
-        const what = call.type.describeCall?.(value);
-        const label = call.connector.name ?? '(inline)';
+        own = await loadConnectorLayers(request.connector, false);
+        const { value } = mergeLayers([...own.layers, ...overrideLayer(own, request.overrides, 'override')]);
+        const action = request.action && request.action !== 'invoke' ? request.action : own.type.describeCall?.(value);
         return {
-          ...call.connector,
-          summary: new Redactor(call.secrets).text([call.type.name, label, what].filter(Boolean).join(' ')),
-          retry: call.retry,
-          timeout: call.timeout,
+          ...own.connector,
+          summary: new Redactor(own.secrets).text([own.type.name, own.connector.name ?? '(inline)', action].filter(Boolean).join(' ')),
+          retry: own.retry,
+          timeout: own.timeout,
         };
       } catch (err) {
-        throw toFailure(err, call && new Redactor(call.secrets));
+        throw toFailure(err, own && new Redactor(own.secrets));
       }
     },
 
@@ -129,64 +170,77 @@ export function createConnectorActivities({ service, vault }: ConnectorActivityD
       const started = performance.now();
       const activity = Context.current();
       let call: ResolvedCall | undefined;
-      let redactor: Redactor | undefined;
       try {
-        call = await resolveConnectorInputs(input, true);
-        const { type } = call;
-        redactor = new Redactor(call.secrets);
-        const layers = applyOverrides(call, input.overrides);
-        // Secrets a workflow passes as overrides are its own history data, but echoes of them are still redacted.
-        if (isPlainObject(input.overrides)) redactor = new Redactor([...call.secrets, ...sensitiveValues(input.overrides, type.sensitive)]);
-        const { value, sources } = mergeLayers(layers);
+        call = await resolveCall(input.connector, input.overrides, 'override');
+        const { type, poolKey } = call;
+        if (poolKey) closeReplacedPool(type, poolKey);
+        const context: InvokeContext = { signal: activity.cancellationSignal, heartbeat: (d) => activity.heartbeat(d), poolKey };
 
-        const parsed = type.schema.safeParse(value); // 5: validate the merged inputs
-        if (!parsed.success) {
-          const issues = zodIssues(parsed.error);
-          throw permanentFailure(
-            FailureType.InvalidInput,
-            `inputs of ${describeConnector(call)} are invalid: ${issues.map((i) => `${i.path || '(inputs)'}: ${i.message}`).join('; ')}`,
-            { issues },
-          );
-        }
-
-        if (call.poolKey && call.connector.name) {
-          const previous = lastPoolKey.get(call.connector.name);
-          if (previous && previous !== call.poolKey) void type.close?.(previous);
-          lastPoolKey.set(call.connector.name, call.poolKey);
-        }
-        const context: InvokeContext = {
-          signal: activity.cancellationSignal,
-          heartbeat: (details) => activity.heartbeat(details),
-          poolKey: call.poolKey,
-        };
-        const output = await type.invoke(parsed.data, context); // 6: the external call
+        let output: unknown; // 6: the action
+        const action = input.action ?? 'invoke';
+        if (action === 'test') output = await type.test(call.inputs, context);
+        else if (action === 'introspect') {
+          if (!type.introspect) throw permanentFailure(FailureType.InvalidInput, `connector type ${type.name} cannot introspect`);
+          output = await type.introspect(call.inputs, context);
+        } else output = await type.invoke(call.inputs, context);
 
         return {
-          output: redactor.value(output),
-          connector: call.connector,
-          inputs: redactor.value(maskInputs(value, sources, type.sensitive)),
-          sources,
+          output: call.redactor.value(output),
+          connector: call.requested,
+          ...(call.via ? { via: call.via as NonNullable<ConnectionResult['via']> } : {}),
+          inputs: call.redactor.value(maskInputs(call.value, call.sources, type.sensitive)),
+          sources: call.sources,
           duration_ms: Math.round(performance.now() - started),
           attempt: activity.info.attempt,
         };
       } catch (err) {
-        throw toFailure(err, redactor ?? (call && new Redactor(call.secrets)));
+        throw toFailure(err, call?.redactor ?? new Redactor([]));
       }
     },
   };
+
+  function closeReplacedPool(type: ConnectorType, poolKey: string): void {
+    const name = poolKey.slice(0, poolKey.lastIndexOf('@'));
+    const previous = lastPoolKey.get(name);
+    if (previous && previous !== poolKey) void type.close?.(previous);
+    lastPoolKey.set(name, poolKey);
+  }
 }
 
-function requireType(registry: ConnectorRegistry, name: unknown, field: string): ConnectorType {
+/** The override layer, after refusing malformed overrides and locked fields. */
+function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string): InputLayer[] {
+  if (overrides === undefined || overrides === null) return [];
+  if (!isPlainObject(overrides)) throw permanentFailure(FailureType.InvalidInput, 'overrides must be an object of input names to values');
+  const refused = lockedFieldsTouched(overrides, own.locked);
+  if (refused.length > 0) {
+    throw permanentFailure(
+      FailureType.LockedField,
+      `connector ${own.connector.name} locks ${refused.join(', ')}: ${source === 'override' ? 'a workflow' : source} may not override ${refused.length > 1 ? 'them' : 'it'}`,
+      { fields: refused },
+    );
+  }
+  return [{ source, value: overrides }];
+}
+
+function validate(own: ConnectorLayers, value: PlainObject, redactor: Redactor): unknown {
+  const parsed = own.type.schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = zodIssues(parsed.error);
+  const subject = own.connector.name ? `connector ${own.connector.name}` : `inline ${own.type.name} connector`;
+  throw permanentFailure(
+    FailureType.InvalidInput,
+    redactor.text(`inputs of ${subject} are invalid: ${issues.map((i) => `${i.path || '(inputs)'}: ${i.message}`).join('; ')}`),
+    { issues: redactor.value(issues) },
+  );
+}
+
+function requireType(registry: ConnectorRegistry, name: unknown, field: string): AnyConnectorType {
   const type = typeof name === 'string' ? registry.get(name) : undefined;
   if (!type) {
     const given = typeof name === 'string' ? ` "${name.slice(0, 64)}"` : '';
     throw permanentFailure(FailureType.UnknownType, `${field}${given} is not a known connector type; known types: ${registry.names().join(', ')}`);
   }
   return type;
-}
-
-function describeConnector(call: ResolvedCall): string {
-  return call.connector.name ? `connector ${call.connector.name}` : `inline ${call.type.name} connector`;
 }
 
 async function readVaultSecret(vault: VaultSecretSource | undefined, connector: string, ref: VaultSecretRef): Promise<PlainObject> {
@@ -215,15 +269,10 @@ function vaultFailure(err: VaultError, connector: string): ApplicationFailure {
 /** A Vault secret as an input layer: every key as is, or only the mapped keys at their input paths. */
 function applyVaultMap(secret: PlainObject, ref: VaultSecretRef): PlainObject {
   if (!ref.map) return secret;
-  let layer: PlainObject = {};
-  for (const [secretKey, inputPath] of Object.entries(ref.map)) {
-    if (!(secretKey in secret)) continue;
-    layer = mergeLayers([
-      { source: 'a', value: layer },
-      { source: 'b', value: objectAtPath(inputPath, secret[secretKey]) },
-    ]).value;
-  }
-  return layer;
+  const mapped = Object.entries(ref.map)
+    .filter(([secretKey]) => secretKey in secret)
+    .map(([secretKey, inputPath]) => ({ source: 'vault', value: objectAtPath(inputPath, secret[secretKey]) }));
+  return mergeLayers(mapped).value;
 }
 
 /** Dotted locked paths that `overrides` would set or replace. */
@@ -245,24 +294,20 @@ function lockedFieldsTouched(overrides: PlainObject, locked: readonly string[]):
 }
 
 /** Sensitive inputs and everything that came from Vault, masked. */
-function maskInputs(value: PlainObject, sources: Record<string, string>, sensitive: readonly string[]): PlainObject {
-  let masked = mapSensitive(value, sensitive, () => MASK);
-  for (const [path, source] of Object.entries(sources)) {
-    if (source.startsWith('vault:') && getPath(masked, path) !== undefined) {
-      masked = mergeLayers([
-        { source: 'a', value: masked },
-        { source: 'b', value: objectAtPath(path, MASK) },
-      ]).value;
-    }
-  }
-  return masked;
+function maskInputs(value: PlainObject, sources: InputSources, sensitive: readonly string[]): PlainObject {
+  const vaultPaths = Object.entries(sources)
+    .filter(([path, source]) => source.startsWith('vault:') && getPath(value, path) !== undefined)
+    .map(([path]) => ({ source: 'mask', value: objectAtPath(path, MASK) }));
+  return mergeLayers([{ source: 'value', value: mapSensitive(value, sensitive, () => MASK) }, ...vaultPaths]).value;
 }
 
 /**
  * Every failure that leaves the activity: an ApplicationFailure with a namespaced type, its message
  * and details redacted of every secret this call resolved, and no driver `cause` attached.
  */
-function toFailure(err: unknown, redactor: Redactor | undefined): ApplicationFailure {
+function toFailure(err: unknown, redactor: Redactor | undefined): Error {
+  // Cancellation is Temporal's own signal, not a connector failure: it must reach the SDK as it is.
+  if (err instanceof CancelledFailure) return err;
   const clean = (text: string) => (redactor ? redactor.text(text) : text);
   if (err instanceof ApplicationFailure) {
     return ApplicationFailure.create({

@@ -1,21 +1,22 @@
+import { agentConnector } from './agent';
 import { restConnector } from './rest';
-import type { ConnectorType } from './types';
+import { isDelegating, type AnyConnectorType } from './types';
 
 /** The connector types a worker knows, by upper-case name. */
 export class ConnectorRegistry {
-  private readonly types = new Map<string, ConnectorType>();
+  private readonly types = new Map<string, AnyConnectorType>();
 
-  constructor(types: Iterable<ConnectorType> = BUILT_IN_TYPES) {
+  constructor(types: Iterable<AnyConnectorType> = BUILT_IN_TYPES) {
     for (const type of types) this.register(type);
   }
 
-  register(type: ConnectorType): this {
+  register(type: AnyConnectorType): this {
     this.types.set(type.name.toUpperCase(), type);
     return this;
   }
 
   /** The type named `name` (case-insensitive), or undefined. */
-  get(name: string): ConnectorType | undefined {
+  get(name: string): AnyConnectorType | undefined {
     return this.types.get(String(name).toUpperCase());
   }
 
@@ -23,15 +24,15 @@ export class ConnectorRegistry {
     return [...this.types.keys()].sort();
   }
 
-  all(): ConnectorType[] {
+  all(): AnyConnectorType[] {
     return [...this.types.values()];
   }
 
   /** Closes every pool every type keeps (worker shutdown), or those of one connector version. */
   async close(poolKey?: string): Promise<void> {
-    await Promise.allSettled(this.all().map((t) => t.close?.(poolKey)));
+    await Promise.allSettled(this.all().map((t) => (isDelegating(t) ? undefined : t.close?.(poolKey))));
   }
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly ConnectorType[] = [restConnector as unknown as ConnectorType];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, agentConnector] as unknown as AnyConnectorType[];

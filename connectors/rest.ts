@@ -105,6 +105,11 @@ export const restSchema = z
      * Default: `url` or `base_url` itself.
      */
     health_path: z.string().optional(),
+    /**
+     * Path of the API's OpenAPI document, joined like `health_path`; `introspect()` returns it
+     * (parsed JSON, or the text of a YAML document). Default: none (introspection is refused).
+     */
+    openapi_path: z.string().optional(),
   })
   .superRefine((inputs, ctx) => {
     if (!inputs.url && !inputs.base_url) {
@@ -237,11 +242,16 @@ interface PreparedRequest {
   what: string;
 }
 
-function prepareRequest(inputs: RestInputs, options: { forTest?: boolean } = {}): PreparedRequest {
-  const method: HttpMethod = options.forTest ? 'GET' : inputs.method;
+/**
+ * The request for `inputs`; with `probe`, a bodiless GET of a side path of the same API instead
+ * (the health check, the OpenAPI document), with the same auth.
+ */
+function prepareRequest(inputs: RestInputs, options: { probe?: { path: string | undefined } } = {}): PreparedRequest {
+  const probing = options.probe !== undefined;
+  const method: HttpMethod = probing ? 'GET' : inputs.method;
   let url: URL;
   try {
-    url = requestUrl(inputs, options.forTest ? inputs.health_path : undefined);
+    url = requestUrl(inputs, options.probe?.path);
   } catch {
     // Node's URL error carries the input, which may hold credentials: say which field instead.
     throw permanentFailure(FailureType.InvalidInput, 'REST: url (or base_url joined with path) is not a usable URL');
@@ -260,7 +270,7 @@ function prepareRequest(inputs: RestInputs, options: { forTest?: boolean } = {})
     headers.Authorization = basicCredentials(userinfo[0], userinfo[1]);
   }
 
-  const encoded = options.forTest ? {} : encodeBody(inputs);
+  const encoded = probing ? {} : encodeBody(inputs);
   if (encoded.contentType && !hasHeader(headers, 'content-type')) headers['Content-Type'] = encoded.contentType;
   return { url, method, headers, body: encoded.body, what: describeTarget(method, url) };
 }
@@ -402,7 +412,10 @@ function sendFailure(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeC
 }
 
 async function invokeRest(inputs: RestInputs, ctx: InvokeContext): Promise<RestResponse> {
-  const prepared = prepareRequest(inputs);
+  return send(prepareRequest(inputs), inputs, ctx);
+}
+
+async function send(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeContext): Promise<RestResponse> {
   let answer: Exchange;
   try {
     answer = await exchange(prepared, inputs, ctx, true);
@@ -420,7 +433,7 @@ async function testRest(inputs: RestInputs, ctx: InvokeContext): Promise<Connect
   const elapsed = () => Math.round(performance.now() - started);
   let prepared: PreparedRequest;
   try {
-    prepared = prepareRequest(inputs, { forTest: true });
+    prepared = prepareRequest(inputs, { probe: { path: inputs.health_path } });
   } catch {
     return { ok: false, message: 'The URL to test is not usable: check url, base_url and health_path.', latency_ms: 0 };
   }
@@ -459,6 +472,14 @@ export const restConnector: ConnectorType<typeof restSchema> = {
   ],
   invoke: invokeRest,
   test: testRest,
+  async introspect(inputs, ctx) {
+    if (!inputs.openapi_path) {
+      throw permanentFailure(FailureType.InvalidInput, "REST: introspection needs openapi_path, the path of the API's OpenAPI document");
+    }
+    const prepared = prepareRequest(inputs, { probe: { path: inputs.openapi_path } });
+    const answer = await send(prepared, { ...inputs, response_format: 'auto' }, ctx);
+    return { openapi_url: `${prepared.url.origin}${prepared.url.pathname}`, document: answer.body };
+  },
   describeCall(inputs) {
     try {
       const method = inputs.method === undefined ? 'GET' : String(inputs.method).toUpperCase();

@@ -1,4 +1,8 @@
 import type { z } from 'zod';
+import type { ConnectionTestResult } from '../workflows/types';
+
+// Shared with workflow code, which receives test results.
+export type { ConnectionTestResult };
 
 /** What `invoke` receives besides the inputs: the activity's context, reduced to what a type needs. */
 export interface InvokeContext {
@@ -13,12 +17,6 @@ export interface InvokeContext {
   poolKey?: string;
 }
 
-/** Result of a connection test: a person reads `message`. */
-export interface ConnectionTestResult {
-  ok: boolean;
-  message: string;
-  latency_ms: number;
-}
 
 /**
  * One kind of external system. Adding a type is adding one file that exports one of these and
@@ -49,4 +47,33 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
   describeCall?(inputs: Record<string, unknown>): string | undefined;
   /** Closes pools kept for `poolKey`, or all of them when no key is given. */
   close?(poolKey?: string): Promise<void>;
+}
+
+/** Where a delegating type sends its call: another stored connector, with inputs that win over its profile. */
+export interface DelegatedCall {
+  /** Name of the stored connector that performs the call. */
+  connector: string;
+  /** Inputs applied on top of that connector's profile and Vault secrets (its locked fields still hold). */
+  overrides: Record<string, unknown>;
+}
+
+/**
+ * A type that performs no call of its own but shapes one for another stored connector: an agent
+ * profile calls through its OPENAI connector, so changing that connector's key changes every agent.
+ * Tests and introspection go to the target connector as well.
+ */
+export interface DelegatingConnectorType<Schema extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  schema: Schema;
+  sensitive: readonly string[];
+  delegate(inputs: z.output<Schema>): DelegatedCall;
+  describeCall?(inputs: Record<string, unknown>): string | undefined;
+}
+
+/** Every kind of type the registry holds. */
+export type AnyConnectorType = ConnectorType | DelegatingConnectorType;
+
+export function isDelegating(type: AnyConnectorType): type is DelegatingConnectorType {
+  return typeof (type as DelegatingConnectorType).delegate === 'function';
 }

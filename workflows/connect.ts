@@ -10,7 +10,9 @@ import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair
 import { connection } from './connection';
 import {
   DEFAULT_CONNECTORS_TASK_QUEUE,
+  type ConnectionAction,
   type ConnectionOptions,
+  type ConnectionTestResult,
   type ConnectionRequest,
   type ConnectionResult,
   type ConnectorActivities,
@@ -56,7 +58,16 @@ export async function startConnection<Output = unknown>(
   overridesOrOptions?: ConnectorInputs | ConnectionOptions,
   maybeOptions?: ConnectionOptions,
 ): Promise<ConnectionHandle<Output>> {
-  const request = toRequest(connector, overridesOrOptions);
+  return startAction<Output>('invoke', connector, overridesOrOptions, maybeOptions);
+}
+
+async function startAction<Output>(
+  action: ConnectionAction,
+  connector: string | InlineConnector,
+  overridesOrOptions?: ConnectorInputs | ConnectionOptions,
+  maybeOptions?: ConnectionOptions,
+): Promise<ConnectionHandle<Output>> {
+  const request: ConnectionRequest = { ...toRequest(connector, overridesOrOptions), ...(action === 'invoke' ? {} : { action }) };
   const options = ((typeof connector === 'string' ? maybeOptions : overridesOrOptions) ?? {}) as ConnectionOptions;
   const taskQueue = options.taskQueue ?? DEFAULT_CONNECTORS_TASK_QUEUE;
   const { 'connectors.describe': describe } = proxyActivities<ConnectorActivities>({
@@ -116,6 +127,35 @@ export async function connect<Output = unknown>(
     maybeOptions,
   );
   return handle.result();
+}
+
+/**
+ * Tests a connector with a cheap call (REST: its health path; OPENAI: list models; SQL: `SELECT 1`),
+ * as a `connection` execution. Never fails for an unreachable system: `ok` and `message` say so.
+ */
+export async function testConnection(connector: string | InlineConnector, options?: ConnectionOptions): Promise<ConnectionTestResult> {
+  return (await startAction<ConnectionTestResult>('test', connector, typeof connector === 'string' ? undefined : options, typeof connector === 'string' ? options : undefined)).result();
+}
+
+/** Describes the system behind a connector (SQL: schemas, tables, columns; REST: its OpenAPI document), as a `connection` execution. */
+export async function introspectConnector<Output = unknown>(connector: string | InlineConnector, options?: ConnectionOptions): Promise<Output> {
+  return (await startAction<Output>('introspect', connector, typeof connector === 'string' ? undefined : options, typeof connector === 'string' ? options : undefined)).result();
+}
+
+/** A chat message in the OpenAI format. */
+export interface AgentMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool' | string;
+  content: unknown;
+  [field: string]: unknown;
+}
+
+/**
+ * Runs the conversation `messages` through the stored agent profile `agent` (type AGENT): its model,
+ * system prompt, temperature and tools, called through the OPENAI connector it names. Returns the
+ * chat completion.
+ */
+export async function runAgent<Output = unknown>(agent: string, messages: AgentMessage[], options?: ConnectionOptions): Promise<Output> {
+  return connect<Output>(agent, { messages }, options);
 }
 
 function toRequest(connector: unknown, overridesOrOptions: unknown): ConnectionRequest {

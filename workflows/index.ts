@@ -1,4 +1,14 @@
 // temporal-connectors/workflows: the sandbox-safe entry point for workflow code.
-export { connect, startConnection, ConnectorNameKey, ConnectorTypeKey, type ConnectionHandle } from './connect';
+export {
+  connect,
+  startConnection,
+  testConnection,
+  introspectConnector,
+  runAgent,
+  ConnectorNameKey,
+  ConnectorTypeKey,
+  type AgentMessage,
+  type ConnectionHandle,
+} from './connect';
 export { connection, DEFAULT_RETRY, DEFAULT_TIMEOUT } from './connection';
 export * from './types';

@@ -35,6 +35,17 @@ export interface ConnectionRequest {
   connector: string | InlineConnector;
   /** Inputs that win over the profile and Vault. */
   overrides?: ConnectorInputs;
+  /** What to do: call the system (default), test the connection, or introspect the system. */
+  action?: ConnectionAction;
+}
+
+export type ConnectionAction = 'invoke' | 'test' | 'introspect';
+
+/** Result of a connection test: a person reads `message`. */
+export interface ConnectionTestResult {
+  ok: boolean;
+  message: string;
+  latency_ms: number;
 }
 
 /** Secret-free facts about a connector, known before the call (for the child's options, summary and search attributes). */
@@ -66,6 +77,8 @@ export interface ConnectionInput extends ConnectionRequest {
 export interface ConnectionResult<Output = unknown> {
   output: Output;
   connector: { name: string | null; type: string; version: number | null };
+  /** For a delegating connector (an agent profile): the connector that performed the call. */
+  via?: { name: string; type: string; version: number };
   /** The effective inputs, sensitive and Vault-sourced values masked. */
   inputs: ConnectorInputs;
   /** Which layer each input came from: `profile`, `vault:<path>`, `override` or `inline`. */

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import type { DelegatingConnectorType } from './types';
+
+/**
+ * An AI agent profile: a model, a system prompt, sampling settings and tools on top of a stored
+ * OPENAI connector, which it references by name. Calls go through that connector, so its key,
+ * base URL and Vault secrets apply to every agent that uses it.
+ */
+export const agentSchema = z
+  .object({
+    /** Name of the stored OPENAI (or OpenAI-compatible) connector to call through. Required. */
+    connector: z.string().min(1, 'must name a stored OPENAI connector'),
+    /** Model. Default: the connector's `default_model`. */
+    model: z.string().min(1).optional(),
+    /** System prompt, sent as the first message. Default: none. */
+    system_prompt: z.string().optional(),
+    /** Sampling temperature, 0 to 2. Default: the model's. */
+    temperature: z.number().min(0).max(2).optional(),
+    /** Most tokens to generate. Default: the model's. */
+    max_tokens: z.number().int().positive().optional(),
+    /** Tool (function) definitions in the Chat Completions format. Default: none. */
+    tools: z.array(z.record(z.string(), z.unknown())).optional(),
+    /** The conversation of this call; `runAgent(name, messages)` supplies it. */
+    messages: z
+      .array(z.object({ role: z.string().min(1), content: z.unknown() }).loose())
+      .min(1, 'must hold at least one message: pass them to runAgent(name, messages)'),
+  })
+  .strict();
+
+export const agentConnector: DelegatingConnectorType<typeof agentSchema> = {
+  name: 'AGENT',
+  description: 'An AI agent profile (model, system prompt, temperature, tools) that calls through a stored OPENAI connector',
+  schema: agentSchema,
+  sensitive: [],
+  delegate(inputs) {
+    const messages = inputs.system_prompt ? [{ role: 'system', content: inputs.system_prompt }, ...inputs.messages] : inputs.messages;
+    const overrides: Record<string, unknown> = { operation: 'chat.completions', messages };
+    for (const key of ['model', 'temperature', 'max_tokens', 'tools'] as const) {
+      if (inputs[key] !== undefined) overrides[key] = inputs[key];
+    }
+    return { connector: inputs.connector, overrides };
+  },
+  describeCall(inputs) {
+    return typeof inputs.connector === 'string' ? `via ${inputs.connector}${typeof inputs.model === 'string' ? ` ${inputs.model}` : ''}` : undefined;
+  },
+};
