@@ -10,6 +10,8 @@ export { VaultSecretSource, VaultError, type VaultSecretRef, type VaultSourceOpt
 export { connectorServicesFromEnv, openDatabaseFromEnv } from './worker/config';
 export { ConnectorRegistry, BUILT_IN_TYPES } from './connectors/registry';
 export { restConnector } from './connectors/rest';
+export { openaiConnector } from './connectors/openai';
+export { agentConnector } from './connectors/agent';
 export type { ConnectorType, InvokeContext, ConnectionTestResult } from './connectors/types';
 export { FailureType } from './connectors/errors';
 export { MASK } from './worker/inputs';

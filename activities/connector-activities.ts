@@ -21,7 +21,6 @@ import { ConnectorService, zodIssues } from '../worker/service';
 import { StoreUnavailableError } from '../worker/store/connector-store';
 import { VaultError, type VaultSecretRef, type VaultSecretSource } from '../worker/vault';
 import type {
-  ConnectionInput,
   ConnectionRequest,
   ConnectionResult,
   ConnectorActivities,
@@ -66,8 +65,33 @@ interface ResolvedCall {
   poolKey?: string;
 }
 
+/** Where a run happens: inside an activity, or directly (CLI, HTTP API). */
+export interface RunContext {
+  signal: AbortSignal;
+  /** Default: no-op. */
+  heartbeat?(details?: unknown): void;
+  /** Attempt number reported in the result. Default: 1. */
+  attempt?: number;
+}
+
 /** The connector worker's activities: `connectors.describe` (no secrets) and `connectors.invoke` (the whole call). */
-export function createConnectorActivities({ service, vault }: ConnectorActivityDeps): ConnectorActivities {
+export function createConnectorActivities(deps: ConnectorActivityDeps): ConnectorActivities {
+  const runner = createConnectionRunner(deps);
+  return {
+    'connectors.describe': (request) => runner.describe(request),
+    'connectors.invoke': (input) => {
+      const activity = Context.current();
+      return runner.run(input, { signal: activity.cancellationSignal, heartbeat: (d) => activity.heartbeat(d), attempt: activity.info.attempt });
+    },
+  };
+}
+
+/**
+ * The resolution pipeline and the call, usable outside Temporal too (the CLI's and the API's `test`
+ * and `introspect`): `describe` returns secret-free facts; `run` does load, decrypt, Vault,
+ * overrides, validate, invoke, and returns the masked result.
+ */
+export function createConnectionRunner({ service, vault }: ConnectorActivityDeps) {
   const registry = service.registry;
   // Per connector name, the pool key of the version last used: pools of replaced versions get closed.
   const lastPoolKey = new Map<string, string>();
@@ -149,7 +173,7 @@ export function createConnectorActivities({ service, vault }: ConnectorActivityD
   }
 
   return {
-    async 'connectors.describe'(request: ConnectionRequest): Promise<ConnectorDescriptor> {
+    async describe(request: ConnectionRequest): Promise<ConnectorDescriptor> {
       let own: ConnectorLayers | undefined;
       try {
         own = await loadConnectorLayers(request.connector, false);
@@ -166,15 +190,14 @@ export function createConnectorActivities({ service, vault }: ConnectorActivityD
       }
     },
 
-    async 'connectors.invoke'(input: ConnectionInput): Promise<ConnectionResult> {
+    async run(input: ConnectionRequest, runContext: RunContext): Promise<ConnectionResult> {
       const started = performance.now();
-      const activity = Context.current();
       let call: ResolvedCall | undefined;
       try {
         call = await resolveCall(input.connector, input.overrides, 'override');
         const { type, poolKey } = call;
         if (poolKey) closeReplacedPool(type, poolKey);
-        const context: InvokeContext = { signal: activity.cancellationSignal, heartbeat: (d) => activity.heartbeat(d), poolKey };
+        const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey };
 
         let output: unknown; // 6: the action
         const action = input.action ?? 'invoke';
@@ -191,7 +214,7 @@ export function createConnectorActivities({ service, vault }: ConnectorActivityD
           inputs: call.redactor.value(maskInputs(call.value, call.sources, type.sensitive)),
           sources: call.sources,
           duration_ms: Math.round(performance.now() - started),
-          attempt: activity.info.attempt,
+          attempt: runContext.attempt ?? 1,
         };
       } catch (err) {
         throw toFailure(err, call?.redactor ?? new Redactor([]));

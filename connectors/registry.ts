@@ -1,4 +1,5 @@
 import { agentConnector } from './agent';
+import { openaiConnector } from './openai';
 import { restConnector } from './rest';
 import { isDelegating, type AnyConnectorType } from './types';
 
@@ -35,4 +36,4 @@ export class ConnectorRegistry {
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, agentConnector] as unknown as AnyConnectorType[];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, agentConnector] as unknown as AnyConnectorType[];

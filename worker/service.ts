@@ -112,12 +112,54 @@ export class ConnectorService {
 
   /** Validates and stores `definition` as the connector's next version; returns the masked view. */
   async apply(definition: unknown, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
+    const [view] = await this.applyEach([{ definition, expectedVersion: options.expectedVersion }], options.actor);
+    return view;
+  }
+
+  /**
+   * Applies several definitions all-or-nothing: every one is validated first (issues are prefixed
+   * `documents.<i>`), then all are written in one transaction.
+   */
+  async applyMany(definitions: unknown[], options: { actor?: string } = {}): Promise<ConnectorView[]> {
+    return this.applyEach(definitions.map((definition) => ({ definition })), options.actor, true);
+  }
+
+  private async applyEach(items: Array<{ definition: unknown; expectedVersion?: number }>, actor?: string, numbered = false): Promise<ConnectorView[]> {
+    const issues: FieldIssue[] = [];
+    const prepared = items.map(({ definition, expectedVersion }, i) => {
+      try {
+        return { ...this.prepareRecord(definition), expectedVersion };
+      } catch (err) {
+        if (!(err instanceof ConnectorValidationError)) throw err;
+        issues.push(...err.issues.map((issue) => (numbered ? { ...issue, path: `documents.${i}${issue.path ? `.${issue.path}` : ''}` } : issue)));
+        return undefined;
+      }
+    });
+    if (issues.length > 0) throw new ConnectorValidationError(issues);
+    const names = prepared.map((p) => p!.record.name);
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+    if (duplicate) throw new ConnectorValidationError([{ path: 'name', message: `connector ${duplicate} appears more than once` }]);
+    const stored = await this.store.putMany(
+      prepared.map((p) => ({
+        record: p!.record,
+        expectedVersion: p!.expectedVersion,
+        // Inside the write transaction, so a masked value is matched against the version being replaced.
+        prepare: (current: StoredConnector | undefined) => ({ ...p!.record, value: this.encryptValue(p!.record.name, p!.record.value, p!.sensitive, current) }),
+      })),
+      actor,
+    );
+    return stored.map((c) => this.view(c));
+  }
+
+  /** Validates a definition into a record (sensitive values still plain). */
+  private prepareRecord(definition: unknown): { record: ConnectorRecord; sensitive: readonly string[] } {
     const parsed = connectorDefinitionSchema.safeParse(definition);
     if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error));
     const def = parsed.data;
     const type = this.registry.get(def.type);
     if (!type) {
-      throw new ConnectorValidationError([{ path: 'type', message: `unknown connector type; known types: ${this.registry.names().join(', ')}` }]);
+      const known = this.registry.names().join(', ');
+      throw new ConnectorValidationError([{ path: 'type', message: `"${def.type.slice(0, 64)}" is not a known connector type; known types: ${known}` }]);
     }
     const known = inputKeys(type.schema);
     const unknownKeys = known ? Object.keys(def.value).filter((k) => !known.includes(k)) : [];
@@ -134,12 +176,18 @@ export class ConnectorService {
       retry: def.retry as ConnectorRecord['retry'],
       timeout: def.timeout === undefined ? undefined : String(def.timeout),
     };
-    const stored = await this.store.put(record, {
-      ...options,
-      // Inside the write transaction, so a masked value is matched against the version being replaced.
-      prepare: (current) => ({ ...record, value: this.encryptValue(record.name, record.value, type.sensitive, current) }),
-    });
-    return this.view(stored);
+    return { record, sensitive: type.sensitive };
+  }
+
+  /** The connector types this service knows: fields, sensitive paths, and a JSON Schema for forms. */
+  types(): ConnectorTypeInfo[] {
+    return this.registry.all().map((type) => ({
+      name: type.name,
+      description: type.description,
+      fields: inputKeys(type.schema) ?? [],
+      sensitive: [...type.sensitive],
+      json_schema: z.toJSONSchema(type.schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>,
+    }));
   }
 
   async get(name: string, version?: number): Promise<ConnectorView> {
@@ -152,10 +200,11 @@ export class ConnectorService {
     return (await this.store.list()).map((c) => this.view(c));
   }
 
-  async history(name: string): Promise<ConnectorView[]> {
+  /** Every version, newest first, with the names of the fields each changed (never their values). */
+  async history(name: string): Promise<Array<ConnectorView & { deleted: boolean; changed: string[] }>> {
     const versions = await this.store.history(name);
     if (versions.length === 0) throw new ConnectorNotFoundError(name);
-    return versions.map((c) => this.view(c));
+    return versions.map((c, i) => ({ ...this.view(c), deleted: c.deleted, changed: changedFields(versions[i + 1], c) }));
   }
 
   async delete(name: string, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
@@ -256,6 +305,39 @@ export class ConnectorService {
     const { deleted: _deleted, created_at, ...rest } = stored;
     return { ...rest, value, created_at: created_at.toISOString() };
   }
+}
+
+/** A connector type as the CLI (`types`) and the API (`/v1/types`) describe it. */
+export interface ConnectorTypeInfo {
+  name: string;
+  description: string;
+  /** Top-level input names. */
+  fields: string[];
+  /** Dotted input paths that are encrypted at rest and masked on read. */
+  sensitive: string[];
+  /** JSON Schema (draft 2020-12) of the inputs, generated from the type's zod schema. */
+  json_schema: Record<string, unknown>;
+}
+
+/**
+ * Dotted names of what `next` changed relative to `previous` (everything, for a first version).
+ * Ciphertexts compare as they are: a secret written back masked keeps its ciphertext, a re-entered
+ * one gets a new one, so both cases read right without decrypting.
+ */
+function changedFields(previous: StoredConnector | undefined, next: StoredConnector): string[] {
+  if (!previous) return ['created'];
+  if (next.deleted) return ['deleted'];
+  const changed: string[] = previous.deleted ? ['restored'] : [];
+  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'retry', 'timeout'] as const) {
+    if (JSON.stringify(previous[field] ?? null) !== JSON.stringify(next[field] ?? null)) changed.push(field);
+  }
+  const walk = (a: unknown, b: unknown, path: string[]): void => {
+    if (isPlainObject(a) && isPlainObject(b)) {
+      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[key], b[key], [...path, key]);
+    } else if (JSON.stringify(a ?? null) !== JSON.stringify(b ?? null)) changed.push(path.join('.'));
+  };
+  walk(previous.value, next.value, ['value']);
+  return changed;
 }
 
 /** Associated data binding a ciphertext to its connector and field. */

@@ -126,7 +126,7 @@ describe.each([
     const cases: Array<[unknown, RegExp]> = [
       [{ ...billing(), name: '../etc/passwd' }, /name: must be 1-128 characters/],
       [{ ...billing(), name: 'Billing API' }, /name:/],
-      [{ ...billing(), type: 'SMOKE' }, /type: unknown connector type; known types: REST/],
+      [{ ...billing(), type: 'SMOKE' }, /type: "SMOKE" is not a known connector type; known types: .*REST/],
       [{ ...billing(), value: { base_url: 'x', colour: 'red' } }, /value\.colour: is not an input of type REST/],
       [{ ...billing(), vault_secrets: [{ path: 'secret data' }] }, /vault_secrets\.0\.path/],
       [{ ...billing(), retry: { maximum_attempts: 0 } }, /retry\.maximum_attempts/],

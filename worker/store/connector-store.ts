@@ -138,10 +138,8 @@ export class ConnectorStore {
     record: ConnectorRecord,
     options: { expectedVersion?: number; actor?: string; prepare?: (current: StoredConnector | undefined) => ConnectorRecord } = {},
   ): Promise<StoredConnector> {
-    return this.write(record.name, options.expectedVersion, options.actor, (current) => ({
-      ...(options.prepare ? options.prepare(current) : record),
-      deleted: false,
-    }));
+    const [written] = await this.putMany([{ record, expectedVersion: options.expectedVersion, prepare: options.prepare }], options.actor);
+    return written;
   }
 
   /** Writes a tombstone version; history stays readable. False when there was nothing to delete. */
@@ -178,46 +176,34 @@ export class ConnectorStore {
     return this.db.close();
   }
 
+  /**
+   * Writes several connectors in one transaction: all of them, or (on any error, conflicts
+   * included) none. For multi-document `apply`.
+   */
+  async putMany(
+    writes: ReadonlyArray<{ record: ConnectorRecord; expectedVersion?: number; prepare?: (current: StoredConnector | undefined) => ConnectorRecord }>,
+    actor?: string,
+  ): Promise<StoredConnector[]> {
+    return this.guard(() =>
+      this.db.transaction(async (tx) => {
+        const written: StoredConnector[] = [];
+        for (const { record, expectedVersion, prepare } of writes) {
+          written.push(
+            await writeVersion(tx, record.name, expectedVersion, actor, (current) => ({ ...(prepare ? prepare(current) : record), deleted: false })),
+          );
+        }
+        return written;
+      }),
+    );
+  }
+
   private async write(
     name: string,
     expectedVersion: number | undefined,
     actor: string | undefined,
     build: (current: StoredConnector | undefined) => ConnectorRecord & { deleted: boolean },
   ): Promise<StoredConnector> {
-    return this.guard(() =>
-      this.db.transaction(async (tx: SqlExecutor) => {
-        // One writer per connector at a time, so "check version, insert next" cannot interleave.
-        await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
-        const [latest] = (
-          await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 ORDER BY version DESC LIMIT 1`, [name])
-        ).map(normalise);
-        const live = latest && !latest.deleted ? latest : undefined;
-        const currentVersion = live?.version ?? 0;
-        if (expectedVersion !== undefined && expectedVersion !== currentVersion) {
-          throw new StoreConflictError(name, expectedVersion, currentVersion);
-        }
-        const next = build(live);
-        const [row] = await tx.query<StoredConnector>(
-          `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_by)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11) RETURNING ${COLUMNS}`,
-          [
-            name,
-            (latest?.version ?? 0) + 1,
-            next.type,
-            next.description ?? '',
-            JSON.stringify(next.value ?? {}),
-            JSON.stringify(next.vault_secrets ?? []),
-            JSON.stringify(next.locked ?? []),
-            next.retry === undefined ? null : JSON.stringify(next.retry),
-            next.timeout ?? null,
-            next.deleted,
-            actor ?? '',
-          ],
-        );
-        await tx.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, name]);
-        return normalise(row);
-      }),
-    );
+    return this.guard(() => this.db.transaction((tx) => writeVersion(tx, name, expectedVersion, actor, build)));
   }
 
   // Turns "cannot reach the database" into one clear error; other errors (conflicts, bugs) pass through.
@@ -236,6 +222,46 @@ export class ConnectorStore {
       throw err;
     }
   }
+}
+
+/** Inserts the next version of `name` inside transaction `tx`, checking `expectedVersion` first. */
+async function writeVersion(
+  tx: SqlExecutor,
+  name: string,
+  expectedVersion: number | undefined,
+  actor: string | undefined,
+  build: (current: StoredConnector | undefined) => ConnectorRecord & { deleted: boolean },
+): Promise<StoredConnector> {
+  // One writer per connector at a time, so "check version, insert next" cannot interleave.
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
+  const [latest] = (
+    await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 ORDER BY version DESC LIMIT 1`, [name])
+  ).map(normalise);
+  const live = latest && !latest.deleted ? latest : undefined;
+  const currentVersion = live?.version ?? 0;
+  if (expectedVersion !== undefined && expectedVersion !== currentVersion) {
+    throw new StoreConflictError(name, expectedVersion, currentVersion);
+  }
+  const next = build(live);
+  const [row] = await tx.query<StoredConnector>(
+    `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_by)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11) RETURNING ${COLUMNS}`,
+    [
+      name,
+      (latest?.version ?? 0) + 1,
+      next.type,
+      next.description ?? '',
+      JSON.stringify(next.value ?? {}),
+      JSON.stringify(next.vault_secrets ?? []),
+      JSON.stringify(next.locked ?? []),
+      next.retry === undefined ? null : JSON.stringify(next.retry),
+      next.timeout ?? null,
+      next.deleted,
+      actor ?? '',
+    ],
+  );
+  await tx.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, name]);
+  return normalise(row);
 }
 
 function normalise(row: StoredConnector): StoredConnector {
