@@ -18,8 +18,10 @@ export interface HarnessOptions {
   vaultCacheTtlMs?: number;
   /** Vault address the worker uses. Default: the run's Vault dev server. */
   vaultAddress?: string;
-  /** Store the worker uses, not migrated (e.g. an unreachable one). Default: a fresh, migrated scratch database. */
+  /** Store the worker uses, not migrated (e.g. an unreachable one, or one the CLI filled). Default: a fresh, migrated scratch database. */
   databaseUrl?: string;
+  /** The worker's keyring. Default: one random key. */
+  keyring?: Keyring;
 }
 
 /**
@@ -31,7 +33,7 @@ export async function startHarness(options: HarnessOptions = {}) {
   const database: ScratchDatabase | undefined = options.databaseUrl ? undefined : await createScratchDatabase('tc_file');
   const store = new ConnectorStore(new PgDatabase({ connectionString: options.databaseUrl ?? database!.url }));
   if (database) await store.migrate();
-  const keyring = new Keyring([{ id: 'test-key', key: randomBytes(32) }]);
+  const keyring = options.keyring ?? new Keyring([{ id: 'test-key', key: randomBytes(32) }]);
   const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
   const vault = new VaultSecretSource({
     address: options.vaultAddress ?? stack.vault.address,

@@ -1,0 +1,192 @@
+// The `connectors` CLI: operators manage connectors without touching workflows. It works on the store
+// named by the environment (DATABASE_URL, else the embedded store in TC_DATA_DIR) through the same
+// service layer as the HTTP API and the runtime.
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { stringify } from 'yaml';
+import { createConnectionRunner } from '../activities/connector-activities';
+import { connectorServicesFromEnv } from '../worker/config';
+import { parseDefinitions } from '../worker/definitions-file';
+import { ConnectorValidationError } from '../worker/service';
+
+type Services = Awaited<ReturnType<typeof connectorServicesFromEnv>>;
+
+/** Runs `action` with the store open, and closes it after: an open embedded store keeps the process alive. */
+async function withServices<T>(action: (services: Services) => Promise<T>): Promise<T> {
+  const services = await connectorServicesFromEnv();
+  try {
+    return await action(services);
+  } finally {
+    await services.store.close();
+  }
+}
+
+function actor(option?: string): string {
+  if (option) return option;
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+function readSource(file: string): string {
+  if (file === '-') return readFileSync(0, 'utf8');
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+function print(value: unknown, format: string): void {
+  process.stdout.write(format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value));
+}
+
+function positiveInt(label: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${label} must be a whole number, not "${value}"`);
+    return n;
+  };
+}
+
+export function buildCli(): Command {
+  const program = new Command('connectors')
+    .description('Manage temporal-connectors connector profiles (store: DATABASE_URL, else the embedded store in TC_DATA_DIR).')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) });
+  const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml');
+
+  program
+    .command('apply')
+    .description('create or update connectors from a YAML or JSON file (several documents allowed; all or nothing)')
+    .requiredOption('-f, --file <file>', 'file to read, or - for standard input')
+    .option('--actor <name>', 'who is applying, recorded in history (default: cli:<user>)')
+    .action(async (opts: { file: string; actor?: string }) => {
+      const definitions = parseDefinitions(readSource(opts.file), opts.file === '-' ? 'stdin' : opts.file);
+      if (definitions.length === 0) throw new Error(`${opts.file} holds no connector definitions`);
+      const applied = await withServices(({ service }) => service.applyMany(definitions, { actor: actor(opts.actor) }));
+      for (const c of applied) console.log(`${c.name}: ${c.version === 1 ? 'created' : 'updated to'} version ${c.version}`);
+    });
+
+  program
+    .command('get <name>')
+    .description('show a connector, sensitive values masked')
+    .option('--version <n>', 'a specific version', positiveInt('--version'))
+    .addOption(outputOption())
+    .action(async (name: string, opts: { version?: number; output: string }) => {
+      print(await withServices(({ service }) => service.get(name, opts.version)), opts.output);
+    });
+
+  program
+    .command('list')
+    .description('list connectors')
+    .option('--json', 'JSON instead of a table')
+    .action(async (opts: { json?: boolean }) => {
+      const list = await withServices(({ service }) => service.list());
+      if (opts.json) return print(list, 'json');
+      if (list.length === 0) return console.log('no connectors');
+      console.log(table([['NAME', 'TYPE', 'VERSION', 'UPDATED', 'BY', 'DESCRIPTION'], ...list.map((c) => [c.name, c.type, String(c.version), c.created_at, c.created_by, c.description])]));
+    });
+
+  program
+    .command('delete <name>')
+    .description('delete a connector (its history stays readable; rollback restores it)')
+    .option('--expected-version <n>', 'fail unless the connector is at this version', positiveInt('--expected-version'))
+    .option('--actor <name>', 'who is deleting, recorded in history')
+    .action(async (name: string, opts: { expectedVersion?: number; actor?: string }) => {
+      const deleted = await withServices(({ service }) => service.delete(name, { expectedVersion: opts.expectedVersion, actor: actor(opts.actor) }));
+      console.log(`${name}: deleted (version ${deleted.version})`);
+    });
+
+  program
+    .command('history <name>')
+    .description('every version: when, who, and which fields changed (never values)')
+    .option('--json', 'JSON instead of a table')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const history = await withServices(({ service }) => service.history(name));
+      if (opts.json) return print(history.map(({ version, created_at, created_by, deleted, changed }) => ({ version, created_at, created_by, deleted, changed })), 'json');
+      console.log(table([['VERSION', 'WHEN', 'WHO', 'CHANGED'], ...history.map((v) => [String(v.version), v.created_at, v.created_by, v.changed.join(', ')])]));
+    });
+
+  program
+    .command('rollback <name> <version>')
+    .description("write an old version's content (secrets included) as the newest version")
+    .option('--actor <name>', 'who is rolling back, recorded in history')
+    .action(async (name: string, version: string, opts: { actor?: string }) => {
+      const restored = await withServices(({ service }) => service.rollback(name, positiveInt('VERSION')(version), { actor: actor(opts.actor) }));
+      console.log(`${name}: version ${version} restored as version ${restored.version}`);
+    });
+
+  program
+    .command('rotate-key')
+    .description('re-encrypt every stored secret under the first key of the keyring (TC_KEYRING / TC_KEYRING_FILE)')
+    .action(async () => {
+      const { rewritten, keyId } = await withServices(async ({ service }) => ({ rewritten: await service.rotateKeys(), keyId: service.keyring?.primaryId }));
+      console.log(`re-encrypted ${rewritten} value(s) under key ${keyId}`);
+    });
+
+  program
+    .command('types')
+    .description("connector types: their fields and which are sensitive")
+    .option('--json', 'JSON (with each type\'s JSON Schema) instead of a table')
+    .action(async (opts: { json?: boolean }) => {
+      const types = await withServices(async ({ service }) => service.types());
+      if (opts.json) return print(types, 'json');
+      console.log(table([['TYPE', 'SENSITIVE', 'FIELDS'], ...types.map((t) => [t.name, t.sensitive.join(', ') || '-', t.fields.join(', ')])]));
+    });
+
+  for (const action of ['test', 'introspect'] as const) {
+    program
+      .command(`${action} <name>`)
+      .description(action === 'test' ? 'check that a connector reaches its system (exit code 1 when not)' : "describe the connector's system (SQL: schemas, tables, columns; REST: OpenAPI)")
+      .option('--timeout <seconds>', 'give up after this many seconds', positiveInt('--timeout'), 60)
+      .action(async (name: string, opts: { timeout: number }) => {
+        const result = await withServices(({ service, vault }) =>
+          createConnectionRunner({ service, vault }).run({ connector: name, action }, { signal: AbortSignal.timeout(opts.timeout * 1000) }),
+        );
+        if (action === 'introspect') return print(result.output, 'json');
+        const outcome = result.output as { ok: boolean; message: string };
+        console.log(`${outcome.ok ? 'ok' : 'FAILED'}: ${outcome.message}`);
+        if (!outcome.ok) process.exitCode = 1;
+      });
+  }
+
+  program
+    .command('worker')
+    .description('run a connector worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TC_TASK_QUEUE, store, keyring and Vault from the environment)')
+    .action(async () => {
+      // Loaded here, not at the top: the Temporal worker runtime is heavy and only this command needs it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { runStandaloneConnectorWorker } = require('../worker/standalone') as typeof import('../worker/standalone');
+      await runStandaloneConnectorWorker();
+    });
+
+  return program;
+}
+
+/** One line on stderr, never a stack trace: validation issues, driver errors and failures all say what is wrong. */
+export function describeCliError(err: unknown): string {
+  if (err instanceof ConnectorValidationError) return err.message;
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0];
+}
+
+/** Parses `argv` and runs the command; failures set exit code 1 with one line on stderr. */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    process.stderr.write(`connectors: ${describeCliError(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module) void runCli(process.argv);

@@ -1,0 +1,174 @@
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { Keyring } from '../../worker/keyring';
+import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { startHarness } from '../support/harness';
+
+const BIN = path.resolve(__dirname, '..', '..', 'cli', 'bin.js');
+const SECRET = 'tok-cli-SECRET-4242';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+// The real `connectors` binary against a PostgreSQL database of this file's own.
+describe('connectors CLI', () => {
+  let db: ScratchDatabase;
+  let api: TestHttpServer;
+  const key1 = Keyring.generateEntry('k1');
+  const key2 = Keyring.generateEntry('k2');
+  let keyring = key1;
+  const outputs: string[] = [];
+
+  function cli(args: string[], input?: string): Promise<Run> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: keyring, TC_KEYRING_FILE: '', VAULT_ADDR: '' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      child.on('close', (code) => {
+        outputs.push(stdout, stderr);
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.end(input ?? '');
+    });
+  }
+
+  const definition = (description: string, token = SECRET) =>
+    `name: billing_api\ntype: REST\ndescription: ${description}\nvalue:\n  base_url: ${api.url}\n  health_path: /health\n  auth: { type: bearer, token: ${token} }\n`;
+
+  beforeAll(async () => {
+    [db, api] = await Promise.all([createScratchDatabase('tc_cli'), startTestHttpServer()]);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await db?.drop();
+  });
+
+  test('apply creates from YAML on stdin; get and list show the secret masked', async () => {
+    const applied = await cli(['apply', '-f', '-'], definition('first'));
+    expect(applied).toMatchObject({ code: 0, stdout: 'billing_api: created version 1\n' });
+    const get = await cli(['get', 'billing_api', '-o', 'json']);
+    expect(get.code).toBe(0);
+    expect(JSON.parse(get.stdout)).toMatchObject({ name: 'billing_api', version: 1, value: { auth: { type: 'bearer', token: '********' } } });
+    const yaml = await cli(['get', 'billing_api']);
+    expect(yaml.stdout).toContain('token: "********"');
+    const list = await cli(['list']);
+    expect(list.stdout).toMatch(/^NAME\s+TYPE\s+VERSION/);
+    expect(list.stdout).toMatch(/billing_api\s+REST\s+1/);
+    expect(JSON.parse((await cli(['list', '--json'])).stdout)[0].value.auth.token).toBe('********');
+  });
+
+  test('the row holds ciphertext only', async () => {
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    const { rows } = await client.query('SELECT value::text AS v FROM tc_connector_versions');
+    await client.end();
+    expect(rows.map((r) => r.v).join()).not.toContain(SECRET);
+  });
+
+  test('test reaches the system with the stored secret; exit code 1 when it cannot', async () => {
+    const ok = await cli(['test', 'billing_api']);
+    expect(ok).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ok: HTTP 200/) });
+    expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${SECRET}`);
+    await cli(['apply', '-f', '-'], 'name: nowhere\ntype: REST\nvalue: { url: "http://127.0.0.1:9/" }\n');
+    const failed = await cli(['test', 'nowhere']);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/^FAILED: .*ECONNREFUSED/);
+  });
+
+  test('writing the mask back keeps the secret; history names changed fields, never values', async () => {
+    const current = JSON.parse((await cli(['get', 'billing_api', '-o', 'json'])).stdout);
+    const masked = await cli(['apply', '-f', '-'], JSON.stringify({ name: 'billing_api', type: 'REST', description: 'second', value: current.value }));
+    expect(masked).toMatchObject({ code: 0, stdout: 'billing_api: updated to version 2\n' });
+    await cli(['test', 'billing_api']);
+    expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${SECRET}`);
+    await cli(['apply', '-f', '-'], definition('third', 'tok-cli-NEW-0001'));
+
+    const history = await cli(['history', 'billing_api', '--json']);
+    const versions = JSON.parse(history.stdout) as Array<{ version: number; changed: string[]; created_by: string }>;
+    expect(versions.map((v) => v.version)).toEqual([3, 2, 1]);
+    expect(versions[0].changed).toEqual(['description', 'value.auth.token']);
+    expect(versions[1].changed).toEqual(['description']);
+    expect(versions[2].changed).toEqual(['created']);
+    expect(versions[0].created_by).toMatch(/^cli:/);
+    expect((await cli(['history', 'billing_api'])).stdout).toMatch(/^VERSION\s+WHEN\s+WHO\s+CHANGED/);
+  });
+
+  test('rollback restores an old version, secret included', async () => {
+    const rolled = await cli(['rollback', 'billing_api', '1']);
+    expect(rolled).toMatchObject({ code: 0, stdout: 'billing_api: version 1 restored as version 4\n' });
+    await cli(['test', 'billing_api']);
+    expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${SECRET}`);
+  });
+
+  test('a multi-document apply with one bad document applies nothing, and says where', async () => {
+    const good = 'name: good_one\ntype: REST\nvalue: { url: "http://127.0.0.1:9/" }\n';
+    const unknownField = await cli(['apply', '-f', '-'], `${good}---\nname: bad_one\ntype: REST\ncolour: red\n`);
+    expect(unknownField.code).toBe(1);
+    expect(unknownField.stderr).toMatch(/^connectors: connector definition is invalid: documents\.1: Unrecognized key: "colour"\n$/);
+    const syntax = await cli(['apply', '-f', '-'], `${good}---\nname: bad_one\n  value: [\n`);
+    expect(syntax.code).toBe(1);
+    expect(syntax.stderr).toMatch(/^connectors: stdin:5:\d+: /);
+    expect((await cli(['get', 'good_one'])).stderr).toBe('connectors: connector good_one does not exist\n');
+  });
+
+  test('errors are one line on stderr with exit code 1; --help works everywhere', async () => {
+    for (const args of [['get', 'missing'], ['delete', 'missing'], ['rollback', 'billing_api', '99'], ['apply', '-f', '/nonexistent.yaml'], ['get', 'billing_api', '--version', 'x']]) {
+      const run = await cli(args);
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
+    const stale = await cli(['delete', 'billing_api', '--expected-version', '1']);
+    expect(stale.stderr).toContain('is at version 4, not 1');
+    expect(JSON.parse((await cli(['get', 'billing_api', '-o', 'json'])).stdout).version).toBe(4);
+    for (const args of [['--help'], ['apply', '--help'], ['history', '--help'], ['rotate-key', '--help']]) {
+      const help = await cli(args);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: connectors/);
+    }
+  });
+
+  test('types lists every type with its sensitive fields', async () => {
+    const types = await cli(['types']);
+    expect(types.stdout).toMatch(/REST\s+auth\.password, auth\.token/);
+    expect(types.stdout).toMatch(/OPENAI\s+api_key/);
+    const json = JSON.parse((await cli(['types', '--json'])).stdout) as Array<{ name: string; json_schema: { properties: object } }>;
+    expect(json.find((t) => t.name === 'REST')!.json_schema.properties).toHaveProperty('base_url');
+  });
+
+  test('rotate-key re-encrypts everything; workflows still use the connector with only the new key', async () => {
+    keyring = `${key2},${key1}`;
+    const rotated = await cli(['rotate-key']);
+    expect(rotated).toMatchObject({ code: 0, stdout: expect.stringMatching(/^re-encrypted \d+ value\(s\) under key k2\n$/) });
+    keyring = key2;
+    expect((await cli(['test', 'billing_api'])).code).toBe(0);
+
+    const h = await startHarness({ databaseUrl: db.url, keyring: Keyring.parse(key2) });
+    try {
+      const { result } = await h.call('billing_api', { path: '/after-rotation' });
+      expect(result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1]).toMatchObject({ path: '/after-rotation', headers: { authorization: `Bearer ${SECRET}` } });
+    } finally {
+      await h.shutdown();
+    }
+  });
+
+  test('no CLI output ever contained a secret', () => {
+    expect(outputs.length).toBeGreaterThan(30);
+    for (const text of outputs) {
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain('tok-cli-NEW-0001');
+    }
+  });
+});
+
