@@ -160,6 +160,25 @@ export function buildCli(): Command {
   }
 
   program
+    .command('serve')
+    .description('run the HTTP management API (tokens: TC_API_TOKENS read-write, TC_API_READ_TOKENS read-only, comma-separated)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', positiveInt('--port'), 8080)
+    .action(async (opts: { host: string; port: number }) => {
+      const { startManagementApi, tokensFromEnv } = require('../api/server') as typeof import('../api/server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      const tokens = tokensFromEnv(process.env);
+      const services = await connectorServicesFromEnv();
+      const api = await startManagementApi({ service: services.service, runner: createConnectionRunner(services), tokens, host: opts.host, port: opts.port });
+      console.log(`management API on ${api.url} (store ${services.store.db.description})`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await api.close();
+      await services.store.close();
+    });
+
+  program
     .command('worker')
     .description('run a connector worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TC_TASK_QUEUE, store, keyring and Vault from the environment)')
     .action(async () => {

@@ -1,0 +1,464 @@
+/**
+ * The HTTP management API: the service's operations over JSON, behind bearer tokens, with every
+ * response masked (the service only ever hands out masked views) and optimistic concurrency by
+ * version (`ETag` / `If-Match`).
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { createConnectionRunner } from '../activities/connector-activities';
+import { DefinitionsParseError, parseDefinitions } from '../worker/definitions-file';
+import { isPlainObject } from '../worker/inputs';
+import { KeyringError } from '../worker/keyring';
+import { CONNECTOR_NAME, ConnectorNotFoundError, ConnectorService, ConnectorValidationError, zodIssues, type FieldIssue } from '../worker/service';
+import { StoreConflictError, StoreUnavailableError } from '../worker/store/connector-store';
+
+/** Runs `test` and `introspect` for the API: the same pipeline the connector worker's activity uses. */
+export type ConnectionRunner = ReturnType<typeof createConnectionRunner>;
+
+/** Bearer tokens the API accepts. Compared in constant time; never logged. */
+export interface ApiTokens {
+  /** Tokens allowed every route. */
+  readWrite: string[];
+  /** Tokens allowed the GET routes and `POST .../test` and `.../introspect`, which change nothing. */
+  readOnly: string[];
+}
+
+export interface ManagementApiOptions {
+  /** The service every route goes through. Required. */
+  service: ConnectorService;
+  /**
+   * Runs connection tests and introspection. Default: none, and those routes answer
+   * 501 Not Implemented.
+   */
+  runner?: ConnectionRunner;
+  /** Who may call. At least one token in all is required. */
+  tokens: ApiTokens;
+  /** Largest request body accepted, in bytes; a larger one is refused with 413. Default: 1 MiB (1048576). */
+  bodyLimitBytes?: number;
+  /**
+   * Fastify's logger (pino options, or `true` for level `info`). The Authorization header is
+   * redacted whatever is given. Default: `false` (no logging).
+   */
+  logger?: boolean | Exclude<FastifyServerOptions['logger'], boolean | undefined>;
+  /** How long a `test` or `introspect` may run before the API gives up with 504, in milliseconds. Default: 60000 (60 s). */
+  runTimeoutMs?: number;
+}
+
+export interface StartManagementApiOptions extends ManagementApiOptions {
+  /** Interface to listen on. Default: `127.0.0.1` (this machine only). */
+  host?: string;
+  /** TCP port; `0` picks a free one. Default: 8080. */
+  port?: number;
+}
+
+export interface RunningManagementApi {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  app: FastifyInstance;
+  /** Stops accepting requests, lets in-flight ones finish, then closes. */
+  close(): Promise<void>;
+}
+
+/** 1 MiB: far above any connector definition, small enough that a flood of large bodies costs little. */
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+/** 60 s: a connection test or introspection that takes longer is better reported as a timeout. */
+export const DEFAULT_RUN_TIMEOUT_MS = 60_000;
+/** Written as `created_by` of every version the API writes. */
+const API_ACTOR = 'api';
+
+/**
+ * The API tokens configured by the environment: `TC_API_TOKENS` (read-write) and
+ * `TC_API_READ_TOKENS` (read-only), each comma-separated. Throws when there is none at all.
+ */
+export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): ApiTokens {
+  const list = (value: string | undefined) =>
+    (value ?? '')
+      .split(',')
+      .map((token) => token.trim())
+      .filter(Boolean);
+  const tokens = { readWrite: list(env.TC_API_TOKENS), readOnly: list(env.TC_API_READ_TOKENS) };
+  requireTokens(tokens);
+  return tokens;
+}
+
+function requireTokens(tokens: ApiTokens | undefined): void {
+  const all = [...(tokens?.readWrite ?? []), ...(tokens?.readOnly ?? [])];
+  if (all.length === 0) {
+    throw new Error(
+      'the management API needs at least one bearer token: set TC_API_TOKENS (read-write) and/or TC_API_READ_TOKENS (read-only), comma-separated',
+    );
+  }
+  // A token with whitespace or a comma could never be presented as `Bearer <token>` or configured from the environment.
+  if (all.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
+    throw new Error('the management API tokens must be non-empty and contain no whitespace or commas');
+  }
+}
+
+type Access = 'read' | 'write';
+
+/** An answer other than success, raised by a route and shaped by the one error handler. */
+class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly type: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+interface ErrorBody {
+  error: { type: string; message: string; issues?: FieldIssue[]; current_version?: number };
+}
+
+/** Status codes of the runner's failure types, by longest matching prefix. */
+const FAILURE_STATUS: ReadonlyArray<[prefix: string, status: number]> = [
+  ['Connector.NotFound', 404],
+  ['Connector.InvalidInput', 400],
+  ['Connector.LockedField', 400],
+  ['Connector.UnknownType', 400],
+  ['Connector.Vault.Unavailable', 503],
+  ['Connector.Store.Unavailable', 503],
+  // Vault answered, but refused or has no such secret: the failure is upstream of the API.
+  ['Connector.Vault.', 502],
+  ['Connector.Keyring', 500],
+  ['Connector.External.Timeout', 504],
+  ['Connector.External.', 502],
+];
+
+const VERSION_TEXT = /^[0-9]{1,10}$/;
+const MAX_VERSION = 2_147_483_647; // the store's integer column
+
+const runBodySchema = z.strictObject({ overrides: z.record(z.string(), z.unknown()).optional() }).optional();
+const rollbackBodySchema = z.strictObject({ version: z.number().int().min(1).max(MAX_VERSION) });
+
+/** The API as a Fastify instance, not listening (`inject()` it, or {@link startManagementApi}). */
+export function createManagementApi(options: ManagementApiOptions): FastifyInstance {
+  requireTokens(options.tokens);
+  const { service, runner } = options;
+  const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+  const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+  const readWriteDigests = options.tokens.readWrite.map(digest);
+  const readOnlyDigests = (options.tokens.readOnly ?? []).map(digest);
+
+  const app = Fastify({
+    logger: loggerOptions(options.logger),
+    bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    // Names may be 128 characters; the router's default of 100 would turn longer ones into a 404.
+    routerOptions: { maxParamLength: 256 },
+    // A malformed URL (bad %-escape, over-long segment) gets the same error shape as everything else.
+    frameworkErrors: (error, _request, reply) => {
+      // The reply's generics here are the framework's, not a route's; the plain reply type suffices.
+      const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a segment of the request path is too long' : 'the request URL is malformed';
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send(errorBody('Request.InvalidUrl', message));
+    },
+  });
+
+  // Keep the request's access level off the request object's shape (no decorator typing needed).
+  const access = new WeakMap<FastifyRequest, Access>();
+
+  // Empty JSON bodies are allowed (test and introspect take an optional one); anything else goes
+  // through Fastify's own parser, which refuses __proto__ and constructor poisoning.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if ((body as string).trim() === '') done(null, undefined);
+    else void defaultJson(request, body as string, done);
+  });
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'], { parseAs: 'string' }, (_request, body, done) =>
+    done(null, body),
+  );
+
+  // Authentication comes first, before routing and body parsing: an unauthenticated caller
+  // learns nothing about routes and gets no body parsed.
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('cache-control', 'no-store');
+    const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(request.headers.authorization ?? '');
+    if (!match) {
+      throw new ApiError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {
+        'www-authenticate': 'Bearer realm="temporal-connectors"',
+      });
+    }
+    const presented = digest(match[1]);
+    // Every configured token is compared, matched or not, so timing says nothing about which or how many.
+    let readWrite = false;
+    let readOnly = false;
+    for (const known of readWriteDigests) readWrite = timingSafeEqual(presented, known) || readWrite;
+    for (const known of readOnlyDigests) readOnly = timingSafeEqual(presented, known) || readOnly;
+    if (!readWrite && !readOnly) {
+      throw new ApiError(401, 'Request.Unauthorized', 'the bearer token is not valid for this API', {
+        'www-authenticate': 'Bearer realm="temporal-connectors", error="invalid_token"',
+      });
+    }
+    access.set(request, readWrite ? 'write' : 'read');
+  });
+
+  /** Route-level check, after authentication and before the body is read. */
+  const requireWrite = async (request: FastifyRequest) => {
+    if (access.get(request) !== 'write') {
+      throw new ApiError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them, but not change them');
+    }
+  };
+  const write = { onRequest: requireWrite };
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(errorBody('Request.NoRoute', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`));
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body, headers } = describeError(error);
+    if (status >= 500 && body.error.type === 'Internal') {
+      // Name and code only: a driver's message may carry hosts, users or SQL.
+      const err = error as { name?: string; code?: string } | undefined;
+      request.log.error({ error: { class: err?.constructor?.name, name: err?.name, code: err?.code } }, 'internal error');
+    }
+    void reply.code(status).headers(headers).send(body);
+  });
+
+  // ---- types ----
+
+  app.get('/v1/types', async () => ({ types: service.types() }));
+
+  app.get('/v1/types/:type', async (request) => {
+    const wanted = String((request.params as { type: string }).type).toUpperCase();
+    const types = service.types();
+    const type = types.find((t) => t.name.toUpperCase() === wanted);
+    if (!type) throw new ApiError(404, 'Connector.UnknownType', `no connector type of that name; known types: ${types.map((t) => t.name).join(', ')}`);
+    return type;
+  });
+
+  // ---- connectors ----
+
+  app.get('/v1/connectors', async () => ({ connectors: await service.list() }));
+
+  app.get('/v1/connectors/:name', async (request, reply) => {
+    const name = connectorName(request);
+    const version = optionalVersion((request.query as { version?: unknown }).version);
+    const view = await service.get(name, version);
+    // Only the current version is something an If-Match can name.
+    if (version === undefined) void reply.header('etag', etag(view.version));
+    return view;
+  });
+
+  app.get('/v1/connectors/:name/history', async (request) => ({ versions: await service.history(connectorName(request)) }));
+
+  app.post('/v1/connectors', write, async (request, reply) => {
+    const definition = singleDefinition(request.body);
+    const view = await service.apply(definition, { expectedVersion: 0, actor: API_ACTOR });
+    return reply
+      .code(201)
+      .header('etag', etag(view.version))
+      .header('location', `/v1/connectors/${view.name}`)
+      .send(view);
+  });
+
+  app.put('/v1/connectors/:name', write, async (request, reply) => {
+    const name = connectorName(request);
+    const expectedVersion = ifMatchVersion(request, true);
+    let definition = singleDefinition(request.body);
+    if (isPlainObject(definition)) {
+      if (definition.name !== undefined && definition.name !== name) {
+        throw new ConnectorValidationError([{ path: 'name', message: `must equal the name in the path (${name}), or be omitted` }], 'request body');
+      }
+      definition = { ...definition, name };
+    }
+    const view = await service.apply(definition, { expectedVersion, actor: API_ACTOR });
+    return reply.header('etag', etag(view.version)).send(view);
+  });
+
+  app.delete('/v1/connectors/:name', write, async (request) => {
+    const name = connectorName(request);
+    return service.delete(name, { expectedVersion: ifMatchVersion(request, false), actor: API_ACTOR });
+  });
+
+  app.post('/v1/connectors/:name/rollback', write, async (request, reply) => {
+    const name = connectorName(request);
+    const parsed = rollbackBodySchema.safeParse(request.body);
+    if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error), 'request body');
+    const view = await service.rollback(name, parsed.data.version, { expectedVersion: ifMatchVersion(request, false), actor: API_ACTOR });
+    return reply.header('etag', etag(view.version)).send(view);
+  });
+
+  for (const action of ['test', 'introspect'] as const) {
+    app.post(`/v1/connectors/:name/${action}`, async (request, reply) => {
+      const name = connectorName(request);
+      const parsed = runBodySchema.safeParse(request.body);
+      if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error), 'request body');
+      if (!runner) {
+        throw new ApiError(501, 'Request.NotImplemented', `this API runs no connections, so it cannot ${action} connectors: start it with a runner`);
+      }
+      const deadline = AbortSignal.timeout(runTimeoutMs);
+      // A caller who hangs up should not keep a connection attempt running.
+      const hungUp = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) hungUp.abort(new Error('the caller closed the connection'));
+      });
+      try {
+        const result = await runner.run(
+          { connector: name, action, overrides: parsed.data?.overrides },
+          { signal: AbortSignal.any([deadline, hungUp.signal]) },
+        );
+        return result.output;
+      } catch (err) {
+        if (deadline.aborted) {
+          throw new ApiError(504, 'Request.Timeout', `the ${action} of connector ${name} did not finish within ${Math.round(runTimeoutMs / 1000)} s`);
+        }
+        throw err;
+      }
+    });
+  }
+
+  app.post('/v1/apply', write, async (request) => {
+    const definitions = definitionsFromBody(request.body);
+    if (definitions.length === 0) {
+      throw new ConnectorValidationError([{ path: '', message: 'holds no connector definitions' }], 'request body');
+    }
+    return { applied: await service.applyMany(definitions, { actor: API_ACTOR }) };
+  });
+
+  app.post('/v1/rotate-key', write, async () => ({ rewritten: await service.rotateKeys() }));
+
+  return app;
+}
+
+/** {@link createManagementApi}, listening. */
+export async function startManagementApi(options: StartManagementApiOptions): Promise<RunningManagementApi> {
+  const app = createManagementApi(options);
+  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { url: `http://${host}:${address.port}`, app, close: () => app.close() };
+}
+
+function loggerOptions(logger: ManagementApiOptions['logger']): FastifyServerOptions['logger'] {
+  if (!logger) return false;
+  const base = logger === true ? { level: 'info' } : logger;
+  // Fastify's default serializers leave headers out; this holds even if someone adds them back.
+  return { ...base, redact: ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie'] };
+}
+
+function errorBody(type: string, message: string, extra: Omit<ErrorBody['error'], 'type' | 'message'> = {}): ErrorBody {
+  return { error: { type, message, ...extra } };
+}
+
+/**
+ * The one mapping from errors to answers. Messages come from errors that are written to name
+ * fields and problems, never values; anything unknown becomes a bare 500.
+ */
+function describeError(error: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
+  const answer = (status: number, body: ErrorBody, headers: Record<string, string> = {}) => ({ status, body, headers });
+  if (error instanceof ApiError) return answer(error.statusCode, errorBody(error.type, error.message), error.headers);
+  if (error instanceof ConnectorValidationError) {
+    return answer(400, errorBody('Connector.InvalidInput', error.message, { issues: error.issues }));
+  }
+  if (error instanceof DefinitionsParseError) return answer(400, errorBody('Connector.InvalidDocument', error.message));
+  if (error instanceof ConnectorNotFoundError) return answer(404, errorBody('Connector.NotFound', error.message));
+  if (error instanceof StoreConflictError) return answer(409, errorBody('Connector.Conflict', conflictMessage(error), { current_version: error.currentVersion }));
+  // A missing or wrong key is the server's configuration, not the caller's request.
+  if (error instanceof KeyringError) return answer(500, errorBody('Connector.Keyring', error.message));
+  if (error instanceof StoreUnavailableError) return answer(503, errorBody('Connector.Store.Unavailable', error.message));
+  if (error instanceof ApplicationFailure) {
+    const type = error.type ?? 'Connector.External.Error';
+    const status = FAILURE_STATUS.find(([prefix]) => type.startsWith(prefix))?.[1] ?? 502;
+    const issues = (error.details?.[0] as { issues?: FieldIssue[] } | undefined)?.issues;
+    return answer(status, errorBody(type, error.message, Array.isArray(issues) ? { issues } : {}));
+  }
+  const fastifyError = error as { code?: unknown; statusCode?: unknown };
+  if (typeof fastifyError.code === 'string' && fastifyError.code.startsWith('FST_')) {
+    switch (fastifyError.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return answer(413, errorBody('Request.TooLarge', 'the request body is larger than this API accepts'));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return answer(
+          415,
+          errorBody('Request.UnsupportedMediaType', 'the request body must be application/json, or YAML as application/yaml, text/yaml or text/plain'),
+        );
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return answer(400, errorBody('Request.InvalidJson', 'the request body is not valid JSON (or holds a __proto__ or constructor.prototype key)'));
+    }
+    // Fastify's own 4xx messages are fixed sentences (they never quote the body).
+    const status = typeof fastifyError.statusCode === 'number' ? fastifyError.statusCode : 500;
+    if (status >= 400 && status < 500) return answer(status, errorBody('Request.Invalid', (error as Error).message));
+  }
+  return answer(500, errorBody('Internal', 'internal error'));
+}
+
+function conflictMessage(error: StoreConflictError): string {
+  const name = error.connector;
+  if (error.expectedVersion === 0) {
+    return `connector ${name} already exists at version ${error.currentVersion}: change it with PUT /v1/connectors/${name} and If-Match: "${error.currentVersion}"`;
+  }
+  if (error.currentVersion === 0) return `connector ${name} does not exist (any more): create it with POST /v1/connectors`;
+  return `connector ${name} is at version ${error.currentVersion}, not ${error.expectedVersion}: nothing was changed; reload it and apply your change again`;
+}
+
+/**
+ * The connector name from the path, checked before it reaches the store. Fastify has decoded it
+ * already, so `..%2F..` arrives as `../..` and is refused here.
+ */
+function connectorName(request: FastifyRequest): string {
+  const name = (request.params as { name?: unknown }).name;
+  if (typeof name !== 'string' || !CONNECTOR_NAME.test(name)) {
+    throw new ConnectorValidationError(
+      [{ path: 'name', message: 'must be 1-128 characters of a-z 0-9 _ . -, starting with a letter or digit' }],
+      'the connector name in the path',
+    );
+  }
+  return name;
+}
+
+function optionalVersion(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const version = typeof value === 'string' && VERSION_TEXT.test(value) ? Number(value) : NaN;
+  if (!(version >= 1 && version <= MAX_VERSION)) {
+    throw new ConnectorValidationError([{ path: 'version', message: 'must be a version number, a whole number from 1' }], 'query');
+  }
+  return version;
+}
+
+function etag(version: number): string {
+  return `"${version}"`;
+}
+
+/** The version an `If-Match` header names (`"3"`, quotes optional); with `required`, its absence is 428. */
+function ifMatchVersion(request: FastifyRequest, required: true): number;
+function ifMatchVersion(request: FastifyRequest, required: false): number | undefined;
+function ifMatchVersion(request: FastifyRequest, required: boolean): number | undefined {
+  const header = request.headers['if-match'];
+  if (header === undefined || header === '') {
+    if (!required) return undefined;
+    throw new ApiError(
+      428,
+      'Request.PreconditionRequired',
+      'this change needs an If-Match header with the version being changed, e.g. If-Match: "3" (the ETag of GET /v1/connectors/<name>)',
+    );
+  }
+  const match = /^\s*(?:"([0-9]{1,10})"|([0-9]{1,10}))\s*$/.exec(header);
+  const version = match ? Number(match[1] ?? match[2]) : NaN;
+  if (!(version >= 0 && version <= MAX_VERSION)) {
+    throw new ApiError(400, 'Request.InvalidHeader', 'If-Match must be one version number, e.g. "3", as the ETag gives it');
+  }
+  return version;
+}
+
+/** Connector definitions in a body: a JSON array or object, or YAML text with any number of documents. */
+function definitionsFromBody(body: unknown): unknown[] {
+  if (body === undefined || body === null) return [];
+  if (typeof body === 'string') return parseDefinitions(body, 'request body');
+  return Array.isArray(body) ? body : [body];
+}
+
+function singleDefinition(body: unknown): unknown {
+  const definitions = definitionsFromBody(body);
+  if (definitions.length !== 1) {
+    throw new ConnectorValidationError(
+      [{ path: '', message: `must hold exactly one connector definition, not ${definitions.length} (POST /v1/apply takes several)` }],
+      'request body',
+    );
+  }
+  return definitions[0];
+}
