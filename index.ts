@@ -12,6 +12,8 @@ export { ConnectorRegistry, BUILT_IN_TYPES } from './connectors/registry';
 export { restConnector } from './connectors/rest';
 export { openaiConnector } from './connectors/openai';
 export { agentConnector } from './connectors/agent';
+export { postgresConnector } from './connectors/postgres';
+export { mysqlConnector } from './connectors/mysql';
 export type { ConnectorType, InvokeContext, ConnectionTestResult } from './connectors/types';
 export { FailureType } from './connectors/errors';
 export { MASK } from './worker/inputs';

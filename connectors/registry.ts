@@ -1,5 +1,7 @@
 import { agentConnector } from './agent';
+import { mysqlConnector } from './mysql';
 import { openaiConnector } from './openai';
+import { postgresConnector } from './postgres';
 import { restConnector } from './rest';
 import { isDelegating, type AnyConnectorType } from './types';
 
@@ -36,4 +38,4 @@ export class ConnectorRegistry {
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, agentConnector] as unknown as AnyConnectorType[];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, agentConnector] as unknown as AnyConnectorType[];
