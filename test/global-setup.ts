@@ -1,5 +1,6 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { ensureChromium } from '../scripts/devstack/chromium';
 import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
 import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
@@ -26,10 +27,11 @@ function logTo(file: string): (line: string) => void {
 /** Starts the real servers once for the whole run; test files share them through environment variables. */
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
-  const [temporal, vault, database] = await Promise.allSettled([
+  const [temporal, vault, database, chromium] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),
     createScratchDatabase(),
+    ensureChromium(),
   ]);
   const stack: RunningStack = {
     temporal: temporal.status === 'fulfilled' ? temporal.value : undefined,
@@ -37,7 +39,7 @@ export default async function globalSetup(): Promise<void> {
     database: database.status === 'fulfilled' ? database.value : undefined,
   };
   globalThis.__TC_STACK__ = stack;
-  const failures = [temporal, vault, database].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failures = [temporal, vault, database, chromium].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     await stopStack(stack);
     const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;
@@ -50,6 +52,7 @@ export default async function globalSetup(): Promise<void> {
   process.env[STACK_ENV.vaultAddress] = stack.vault!.address;
   process.env[STACK_ENV.vaultToken] = stack.vault!.rootToken;
   process.env[STACK_ENV.databaseUrl] = stack.database!.url;
+  process.env[STACK_ENV.chromiumPath] = (chromium as PromiseFulfilledResult<string>).value;
   process.stderr.write(
     `\n[devstack] ready in ${((Date.now() - started) / 1000).toFixed(1)} s: Temporal ${stack.temporal!.address} ` +
       `(UI ${stack.temporal!.uiUrl}, CLI from ${stack.temporal!.source}), Vault ${stack.vault!.address} ` +

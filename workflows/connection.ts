@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, type RetryPolicy } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, type RetryPolicy } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorDescriptor } from './types';
 
@@ -19,8 +19,12 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
     retry: { ...DEFAULT_RETRY, ...retryFromConnector(descriptor), ...options.retry },
     summary: descriptor.summary,
   });
+  // Shown in the Web UI while the call runs (and after), next to the static summary.
+  setCurrentDetails(`${input.action ?? 'invoke'}: ${descriptor.summary} (connector version ${descriptor.version ?? 'inline'})`);
   try {
-    return await invoke(input);
+    const result = await invoke(input);
+    setCurrentDetails(`done: ${descriptor.summary} in ${result.duration_ms} ms, attempt ${result.attempt}`);
+    return result;
   } catch (err) {
     // Fail with the connector's own failure (type, message, retry facts), not a wrapper around it.
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;

@@ -126,7 +126,7 @@ async function goBuild(go: string, spec: BinarySpec, outFile: string, log: (line
   log(`[devstack] built ${spec.displayName} in ${Math.round((Date.now() - started) / 1000)} s: ${outFile}`);
 }
 
-async function isExecutable(file: string): Promise<boolean> {
+export async function isExecutable(file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK);
     return (await stat(file)).isFile();
@@ -135,7 +135,7 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-async function findOnPath(command: string): Promise<string | undefined> {
+export async function findOnPath(command: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, command);

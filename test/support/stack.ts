@@ -5,6 +5,7 @@ export const STACK_ENV = {
   vaultAddress: 'TC_TEST_VAULT_ADDR',
   vaultToken: 'TC_TEST_VAULT_TOKEN',
   databaseUrl: 'TC_TEST_DATABASE_URL',
+  chromiumPath: 'TC_TEST_CHROMIUM_PATH',
 } as const;
 
 function required(name: string): string {
@@ -19,6 +20,7 @@ export function testStack() {
     temporal: { address: required(STACK_ENV.temporalAddress), uiUrl: process.env[STACK_ENV.temporalUiUrl] || undefined, namespace: 'default' },
     vault: { address: required(STACK_ENV.vaultAddress), token: required(STACK_ENV.vaultToken) },
     databaseUrl: required(STACK_ENV.databaseUrl),
+    chromiumPath: required(STACK_ENV.chromiumPath),
   };
 }
 
