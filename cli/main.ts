@@ -179,6 +179,27 @@ export function buildCli(): Command {
     });
 
   program
+    .command('codec-server')
+    .description(
+      'run the codec server for encrypted payloads, for the Web UI (keys: TC_PAYLOAD_KEYRING, else TC_KEYRING / TC_KEYRING_FILE; TC_CODEC_TOKENS, TC_CODEC_CORS_ORIGINS, TC_CODEC_PORT)',
+    )
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (default: TC_CODEC_PORT, else 8888)', positiveInt('--port'))
+    .action(async (opts: { host: string; port?: number }) => {
+      const { startCodecServer, codecServerOptionsFromEnv } = require('../api/codec-server') as typeof import('../api/codec-server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      const options = codecServerOptionsFromEnv(process.env);
+      const server = await startCodecServer({ ...options, host: opts.host, port: opts.port ?? options.port });
+      console.log(`codec server on ${server.url} (CORS origins: ${options.corsOrigins.join(', ') || 'none'})`);
+      // Without tokens, whoever reaches the port can decrypt payloads: say so rather than stay quiet.
+      if (!options.tokens?.length) console.log('no TC_CODEC_TOKENS: /encode and /decode need no token; keep this server on a trusted address');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+    });
+
+  program
     .command('worker')
     .description('run a connector worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TC_TASK_QUEUE, store, keyring and Vault from the environment)')
     .action(async () => {

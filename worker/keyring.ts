@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 
 const PREFIX = 'tcenc:v1:';
 const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+// AES-GCM's standard nonce and full-length tag, for the binary form of encryptBytes.
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 /** Raised for keyring configuration and decryption problems; never carries key material or plaintext. */
 export class KeyringError extends Error {
@@ -95,6 +98,35 @@ export class Keyring {
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
     return `${PREFIX}${this.primaryId}:${iv.toString('base64')}:${body.toString('base64')}:${tag.toString('base64')}`;
+  }
+
+  /**
+   * Encrypts bytes under the primary key, for binary payloads (the payload codec): the result is
+   * `iv (12 bytes) | ciphertext | tag (16 bytes)` and the id of the key, which the caller stores beside
+   * it. `context` is bound as associated data, as in {@link Keyring.encrypt}.
+   */
+  encryptBytes(plain: Uint8Array, context: string): { keyId: string; data: Uint8Array } {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.primaryId)!, iv);
+    cipher.setAAD(Buffer.from(context));
+    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return { keyId: this.primaryId, data: Buffer.concat([iv, body, cipher.getAuthTag()]) };
+  }
+
+  /** Decrypts what {@link Keyring.encryptBytes} made with key `keyId`, which must still be in the ring. */
+  decryptBytes(keyId: string, data: Uint8Array, context: string): Uint8Array {
+    const key = this.keys.get(keyId);
+    if (!key) throw new KeyringError(`no key "${keyId}" in the keyring (it encrypted a ${context}); add it back to decrypt`);
+    if (data.length < IV_BYTES + TAG_BYTES) throw new KeyringError(`a ${context} encrypted with key "${keyId}" is truncated`);
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, IV_BYTES));
+      decipher.setAAD(Buffer.from(context));
+      decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+      return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]);
+    } catch {
+      throw new KeyringError(`a ${context} does not decrypt with key "${keyId}": wrong key or tampered ciphertext`);
+    }
   }
 
   decrypt(ciphertext: string, context: string): string {

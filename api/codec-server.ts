@@ -1,0 +1,290 @@
+/**
+ * The codec server: Temporal's remote codec protocol (`POST /encode`, `POST /decode`) over the payload
+ * encryption codec, so the Web UI and `temporal workflow show --codec-endpoint` can show encrypted
+ * payloads decoded. Decoded JSON is shown with the values of sensitive connector inputs masked: an
+ * override a workflow passes (an API key, a token) is readable to whoever can decrypt history, but
+ * not to whoever merely looks at the UI.
+ */
+import type { Payload } from '@temporalio/common';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { ConnectorRegistry } from '../connectors/registry';
+import { createEncryptionCodec } from '../worker/codec';
+import { isPlainObject, isSensitivePath, MASK } from '../worker/inputs';
+import { Keyring, KeyringError } from '../worker/keyring';
+
+/** Options of {@link createCodecServer} and {@link startCodecServer}. */
+export interface CodecServerOptions {
+  /** Keys of payload encryption, the same ring the workers' `ConnectorsPlugin({ encryption })` uses. Required. */
+  keyring: Keyring;
+  /**
+   * Bearer tokens accepted on `/encode` and `/decode` (`Authorization: Bearer <token>`), compared in
+   * constant time. Default: none, and every caller that can reach the server may decode: keep it on
+   * loopback then.
+   */
+  tokens?: string[];
+  /**
+   * Browser origins allowed to call (the Web UI's), e.g. `http://localhost:8233`. Only these get CORS
+   * headers; a browser refuses the answer for every other origin. Required (may be empty).
+   */
+  corsOrigins: string[];
+  /**
+   * Masks, in decoded `json/plain` payloads, the values of the sensitive inputs of every connector
+   * type (`api_key`, `auth.token`, `headers.authorization`, `password`, ...) at any depth.
+   * Default: `true`.
+   */
+  maskSensitive?: boolean;
+  /** Connector types whose sensitive fields are masked. Default: the built-in types. */
+  registry?: ConnectorRegistry;
+  /** Largest request body accepted, in bytes; a larger one is refused with 413. Default: 16 MiB (16777216). */
+  bodyLimitBytes?: number;
+}
+
+export interface StartCodecServerOptions extends CodecServerOptions {
+  /** Interface to listen on. Default: `127.0.0.1` (this machine only). */
+  host?: string;
+  /** TCP port; `0` picks a free one. Default: 8888. */
+  port?: number;
+}
+
+export interface RunningCodecServer {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8888`: the codec endpoint to configure. */
+  url: string;
+  app: FastifyInstance;
+  /** Stops accepting requests, lets in-flight ones finish, then closes. */
+  close(): Promise<void>;
+}
+
+/** Default port of the codec server. */
+export const DEFAULT_CODEC_PORT = 8888;
+/** The Web UI of `temporal server start-dev`, by both of its usual names. */
+export const DEFAULT_CODEC_CORS_ORIGINS = ['http://127.0.0.1:8233', 'http://localhost:8233'];
+/** 16 MiB: a batch of payloads near Temporal's 2 MB payload limit fits; far larger bodies are refused. */
+export const DEFAULT_CODEC_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/** Headers the Web UI sends: the body's type, the namespace it shows, and an access token if configured. */
+const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
+
+/**
+ * The codec server's options from the environment: `TC_PAYLOAD_KEYRING` (entries as in `TC_KEYRING`;
+ * falls back to `TC_KEYRING` / `TC_KEYRING_FILE`), `TC_CODEC_TOKENS` (comma-separated, default none),
+ * `TC_CODEC_CORS_ORIGINS` (comma-separated, default the dev server's Web UI on port 8233),
+ * `TC_CODEC_PORT` (default 8888). Throws when there is no keyring.
+ */
+export function codecServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): StartCodecServerOptions {
+  const keyring = env.TC_PAYLOAD_KEYRING ? Keyring.parse(env.TC_PAYLOAD_KEYRING, 'TC_PAYLOAD_KEYRING') : Keyring.fromEnv(env);
+  if (!keyring) {
+    throw new Error('the codec server needs the payload keyring: set TC_PAYLOAD_KEYRING (or TC_KEYRING / TC_KEYRING_FILE) to the keys the workers encrypt with');
+  }
+  const list = (value: string | undefined) =>
+    (value ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
+  const options: StartCodecServerOptions = {
+    keyring,
+    tokens: list(env.TC_CODEC_TOKENS),
+    corsOrigins: env.TC_CODEC_CORS_ORIGINS === undefined ? [...DEFAULT_CODEC_CORS_ORIGINS] : list(env.TC_CODEC_CORS_ORIGINS),
+  };
+  if (env.TC_CODEC_PORT !== undefined && env.TC_CODEC_PORT !== '') {
+    const port = Number(env.TC_CODEC_PORT);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`TC_CODEC_PORT must be a port number (0-65535), not "${env.TC_CODEC_PORT}"`);
+    options.port = port;
+  }
+  return options;
+}
+
+/** The remote codec protocol's body: payloads in proto JSON form, bytes as base64. */
+const codecBodySchema = z.object({
+  payloads: z.array(
+    z.object({
+      metadata: z.record(z.string(), z.string()).nullish(),
+      data: z.string().nullish(),
+    }),
+  ),
+});
+type JsonPayload = z.infer<typeof codecBodySchema>['payloads'][number];
+
+/** An answer other than success, shaped by the one error handler. */
+class CodecRequestError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly type: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The codec server as a Fastify instance, not listening (`inject()` it, or {@link startCodecServer}). */
+export function createCodecServer(options: CodecServerOptions): FastifyInstance {
+  const codec = createEncryptionCodec(options.keyring);
+  const tokens = checkedTokens(options.tokens ?? []);
+  const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+  const tokenDigests = tokens.map(digest);
+  const allowedOrigins = new Set(options.corsOrigins.map(normalizeOrigin));
+  const maskSensitive = options.maskSensitive ?? true;
+  const patterns = [...new Set((options.registry ?? new ConnectorRegistry()).all().flatMap((type) => type.sensitive))];
+
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimitBytes ?? DEFAULT_CODEC_BODY_LIMIT_BYTES });
+
+  // CORS first, so that even a 401 reaches the UI as a 401 rather than as an opaque network error.
+  app.addHook('onRequest', async (request, reply) => {
+    // Decoded payloads must not linger in caches; the answer also differs by Origin.
+    void reply.header('cache-control', 'no-store').header('vary', 'Origin');
+    const origin = request.headers.origin;
+    if (origin === undefined || !allowedOrigins.has(origin)) return;
+    void reply.header('access-control-allow-origin', origin).header('access-control-allow-credentials', 'true');
+    if (request.method === 'OPTIONS') {
+      void reply
+        .header('access-control-allow-methods', 'POST, OPTIONS')
+        .header('access-control-allow-headers', ALLOWED_HEADERS)
+        .header('access-control-max-age', '600');
+    }
+  });
+
+  // A browser's preflight never carries credentials, so OPTIONS is never authenticated.
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'OPTIONS' || tokenDigests.length === 0) return;
+    const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(request.headers.authorization ?? '');
+    if (!match) {
+      throw new CodecRequestError(401, 'Request.Unauthorized', 'this codec server needs an Authorization: Bearer <token> header', {
+        'www-authenticate': 'Bearer realm="temporal-connectors-codec"',
+      });
+    }
+    const presented = digest(match[1]);
+    // Every configured token is compared, so timing says nothing about which or how many there are.
+    let valid = false;
+    for (const known of tokenDigests) valid = timingSafeEqual(presented, known) || valid;
+    if (!valid) {
+      throw new CodecRequestError(401, 'Request.Unauthorized', 'the bearer token is not valid for this codec server', {
+        'www-authenticate': 'Bearer realm="temporal-connectors-codec", error="invalid_token"',
+      });
+    }
+  });
+
+  app.route({ method: 'OPTIONS', url: '/*', handler: async (_request, reply) => reply.code(204).send() });
+
+  app.post('/encode', async (request) => {
+    const payloads = parsePayloads(request.body);
+    return { payloads: (await codec.encode(payloads)).map(toJsonPayload) };
+  });
+
+  app.post('/decode', async (request) => {
+    const payloads = parsePayloads(request.body);
+    let decoded: Payload[];
+    try {
+      decoded = await codec.decode(payloads);
+    } catch (err) {
+      // Names a key id or says the ciphertext is damaged; never key material or plaintext.
+      if (err instanceof KeyringError) throw new CodecRequestError(400, 'Codec.DecodeFailed', err.message);
+      throw new CodecRequestError(400, 'Codec.DecodeFailed', 'a payload is not a valid encrypted payload');
+    }
+    return { payloads: decoded.map((payload) => toJsonPayload(maskSensitive ? maskPayload(payload, patterns) : payload)) };
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(errorBody('Request.NoRoute', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}; this server has POST /encode and POST /decode`));
+  });
+
+  app.setErrorHandler((error, _request, reply) => {
+    if (error instanceof CodecRequestError) {
+      return void reply.code(error.statusCode).headers(error.headers).send(errorBody(error.type, error.message));
+    }
+    const fastifyError = error as { code?: unknown; statusCode?: unknown; message?: unknown };
+    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return void reply.code(413).send(errorBody('Request.TooLarge', 'the request body is larger than this server accepts'));
+    if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+      // Fastify's own 4xx messages are fixed sentences (they never quote the body).
+      return void reply.code(fastifyError.statusCode).send(errorBody('Request.Invalid', String(fastifyError.message)));
+    }
+    void reply.code(500).send(errorBody('Internal', 'internal error'));
+  });
+
+  return app;
+}
+
+/** {@link createCodecServer}, listening. */
+export async function startCodecServer(options: StartCodecServerOptions): Promise<RunningCodecServer> {
+  const app = createCodecServer(options);
+  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? DEFAULT_CODEC_PORT });
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { url: `http://${host}:${address.port}`, app, close: () => app.close() };
+}
+
+/**
+ * A copy of `value` in which every value whose object path ends in a sensitive pattern is `MASK`:
+ * `api_key` anywhere, `auth.token` under `overrides`, `headers.authorization` in a list of calls.
+ * Array elements keep their index as a path segment, so a suffix never spans one.
+ */
+export function maskSensitiveValues(value: unknown, patterns: readonly string[], path: string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((item, i) => maskSensitiveValues(item, patterns, [...path, String(i)]));
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    const childPath = [...path, key];
+    const sensitive = child !== null && child !== undefined && childPath.some((_, i) => isSensitivePath(childPath.slice(i), patterns));
+    out[key] = sensitive ? MASK : maskSensitiveValues(child, patterns, childPath);
+  }
+  return out;
+}
+
+/** A `json/plain` payload with sensitive values masked and re-encoded; any other payload as it is. */
+function maskPayload(payload: Payload, patterns: readonly string[]): Payload {
+  const encoding = payload.metadata?.encoding;
+  if (!encoding || Buffer.from(encoding).toString('utf8') !== 'json/plain' || !payload.data) return payload;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(payload.data).toString('utf8'));
+  } catch {
+    return payload;
+  }
+  return { ...payload, data: Buffer.from(JSON.stringify(maskSensitiveValues(parsed, patterns)), 'utf8') };
+}
+
+function parsePayloads(body: unknown): Payload[] {
+  const parsed = codecBodySchema.safeParse(body);
+  if (!parsed.success) {
+    throw new CodecRequestError(400, 'Request.InvalidBody', 'the body must be {"payloads": [{"metadata": {"<key>": "<base64>"}, "data": "<base64>"}]}');
+  }
+  return parsed.data.payloads.map((payload) => ({
+    metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64')])),
+    data: Buffer.from(payload.data ?? '', 'base64'),
+  }));
+}
+
+function toJsonPayload(payload: Payload): JsonPayload {
+  return {
+    metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([key, value]) => [key, Buffer.from(value ?? new Uint8Array()).toString('base64')])),
+    data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64'),
+  };
+}
+
+function errorBody(type: string, message: string) {
+  return { error: { type, message } };
+}
+
+function checkedTokens(tokens: string[]): string[] {
+  // A token with whitespace or a comma could never be presented as `Bearer <token>` or configured from the environment.
+  if (tokens.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
+    throw new Error('the codec server tokens must be non-empty and contain no whitespace or commas');
+  }
+  return tokens;
+}
+
+/** `http://localhost:8233/` → `http://localhost:8233`: browsers send the origin without path or slash. */
+function normalizeOrigin(origin: string): string {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new Error(`CORS origin "${origin}" is not an origin such as http://localhost:8233`);
+  }
+  if (url.origin === 'null' || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    throw new Error(`CORS origin "${origin}" must be scheme://host[:port] only, such as http://localhost:8233`);
+  }
+  return url.origin;
+}
