@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import vault from 'node-vault';
@@ -36,7 +35,8 @@ describe('the Temporal Web UI shows connections', () => {
 
   /** Everything the page holds: HTML and visible text of every frame (the UI renders metadata in iframes). */
   async function everything(page: Page): Promise<string> {
-    const parts = [await page.evaluate(() => document.body.innerText)];
+    // The callback runs in the browser; typed loosely so this Node project needs no DOM typings.
+    const parts = [await page.evaluate(() => (globalThis as unknown as { document: { body: { innerText: string } } }).document.body.innerText)];
     for (const frame of page.frames()) parts.push(await frame.content().catch(() => ''));
     return parts.join('\n');
   }
