@@ -17,3 +17,6 @@ export { mysqlConnector } from './connectors/mysql';
 export type { ConnectorType, InvokeContext, ConnectionTestResult } from './connectors/types';
 export { FailureType } from './connectors/errors';
 export { MASK } from './worker/inputs';
+export { createEncryptionCodec } from './worker/codec';
+export { startCodecServer, createCodecServer, codecServerOptionsFromEnv } from './api/codec-server';
+export { startManagementApi, createManagementApi, tokensFromEnv } from './api/server';
