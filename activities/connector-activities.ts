@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType, permanentFailure, transientFailure } from '../connectors/errors';
 import type { ConnectorRegistry } from '../connectors/registry';
@@ -17,6 +17,7 @@ import {
   type PlainObject,
 } from '../worker/inputs';
 import { KeyringError } from '../worker/keyring';
+import { secretRedactions } from '../worker/logging';
 import { ConnectorService, zodIssues } from '../worker/service';
 import { StoreUnavailableError } from '../worker/store/connector-store';
 import { VaultError, type VaultSecretRef, type VaultSecretSource } from '../worker/vault';
@@ -72,6 +73,8 @@ export interface RunContext {
   heartbeat?(details?: unknown): void;
   /** Attempt number reported in the result. Default: 1. */
   attempt?: number;
+  /** Told which connector performs the call once it is resolved, before the external call. Default: none. */
+  onResolved?(call: { connector: ConnectorRef; via?: ConnectorRef }): void;
 }
 
 /** The connector worker's activities: `connectors.describe` (no secrets) and `connectors.invoke` (the whole call). */
@@ -79,9 +82,45 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
   const runner = createConnectionRunner(deps);
   return {
     'connectors.describe': (request) => runner.describe(request),
-    'connectors.invoke': (input) => {
+    'connectors.invoke': async (input) => {
       const activity = Context.current();
-      return runner.run(input, { signal: activity.cancellationSignal, heartbeat: (d) => activity.heartbeat(d), attempt: activity.info.attempt });
+      const started = performance.now();
+      let resolved: { connector: ConnectorRef; via?: ConnectorRef } | undefined;
+      // One line per finished call: who was called and how it went, never inputs or outputs. Before
+      // resolution (connector not found, say) only what the request names is known.
+      const finished = (outcome: Record<string, unknown>) => {
+        const named = typeof input.connector === 'string' ? { name: input.connector, type: null } : { name: null, type: input.connector.type };
+        const connector = resolved?.connector ?? { ...named, version: null };
+        log.info('connector call finished', {
+          connector: connector.name,
+          connector_type: connector.type,
+          connector_version: connector.version,
+          ...(resolved?.via ? { via: resolved.via.name } : {}),
+          action: input.action ?? 'invoke',
+          duration_ms: Math.round(performance.now() - started),
+          attempt: activity.info.attempt,
+          ...outcome,
+        });
+      };
+      try {
+        const result = await runner.run(input, {
+          signal: activity.cancellationSignal,
+          heartbeat: (d) => activity.heartbeat(d),
+          attempt: activity.info.attempt,
+          onResolved: (call) => (resolved = call),
+        });
+        finished({ outcome: 'ok' });
+        return result;
+      } catch (err) {
+        const failure =
+          err instanceof CancelledFailure
+            ? { failure_type: 'Cancelled' }
+            : err instanceof ApplicationFailure
+              ? { failure_type: err.type ?? null, retryable: !err.nonRetryable }
+              : { failure_type: (err as Error)?.name ?? null };
+        finished({ outcome: 'failed', ...failure });
+        throw err;
+      }
     },
   };
 }
@@ -145,8 +184,11 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
   ): Promise<ResolvedCall> {
     const own = await loadConnectorLayers(connector, true);
     const secrets = [...inheritedSecrets, ...own.secrets];
-    const layers = [...own.layers, ...overrideLayer(own, overrides, overrideSource)]; // 4: overrides
     if (isPlainObject(overrides)) secrets.push(...sensitiveValues(overrides, own.type.sensitive));
+    // Every secret of the call, now that all are known and before the external call: any log line
+    // from here on (the SDK's, a driver's) is redacted of them, not only what this call returns.
+    secretRedactions.add(secrets);
+    const layers = [...own.layers, ...overrideLayer(own, overrides, overrideSource)]; // 4: overrides
     const { value, sources } = mergeLayers(layers);
     const inputs = validate(own, value, new Redactor(secrets)); // 5: schema
     const requested = chain[0] ?? own.connector;
@@ -195,6 +237,7 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
       let call: ResolvedCall | undefined;
       try {
         call = await resolveCall(input.connector, input.overrides, 'override');
+        runContext.onResolved?.({ connector: call.requested, via: call.via });
         const { type, poolKey } = call;
         if (poolKey) closeReplacedPool(type, poolKey);
         const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey };

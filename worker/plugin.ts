@@ -96,6 +96,11 @@ function withEncryption(codec: ReturnType<typeof createEncryptionCodec>) {
   };
 }
 
+/** A data converter that encrypts payloads under `keyring`, on top of `existing` (default: the SDK's). */
+export function encryptedDataConverter(keyring: Keyring, existing?: DataConverter): DataConverter {
+  return withEncryption(createEncryptionCodec(keyring))(existing);
+}
+
 function isLoaded(converter: DataConverter | LoadedDataConverter): converter is LoadedDataConverter {
   return 'payloadConverter' in converter && 'failureConverter' in converter;
 }

@@ -53,16 +53,33 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   });
   running.add(child);
   const tail: string[] = [];
-  const onChunk = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line) continue;
-      tail.push(line);
-      if (tail.length > 40) tail.shift();
-      options.onLine?.(line);
-    }
+  const emit = (line: string) => {
+    if (!line) return;
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    options.onLine?.(line);
   };
-  child.stdout!.on('data', onChunk);
-  child.stderr!.on('data', onChunk);
+  // A pipe chunk may end mid-line: keep the rest of each stream's last line for its next chunk.
+  const lineReader = () => {
+    let rest = '';
+    return {
+      chunk(data: Buffer) {
+        const lines = (rest + data.toString()).split('\n');
+        rest = lines.pop() ?? '';
+        lines.forEach(emit);
+      },
+      end() {
+        emit(rest);
+        rest = '';
+      },
+    };
+  };
+  const out = lineReader();
+  const err = lineReader();
+  child.stdout!.on('data', (d: Buffer) => out.chunk(d));
+  child.stderr!.on('data', (d: Buffer) => err.chunk(d));
+  child.stdout!.on('end', () => out.end());
+  child.stderr!.on('end', () => err.end());
 
   let exited: string | undefined;
   const exit = new Promise<void>((resolve) => {
