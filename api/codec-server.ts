@@ -6,8 +6,8 @@
  * not to whoever merely looks at the UI.
  */
 import type { Payload } from '@temporalio/common';
+import { bearerToken, TokenSet } from './bearer';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ConnectorRegistry } from '../connectors/registry';
@@ -123,8 +123,7 @@ class CodecRequestError extends Error {
 export function createCodecServer(options: CodecServerOptions): FastifyInstance {
   const codec = createEncryptionCodec(options.keyring);
   const tokens = checkedTokens(options.tokens ?? []);
-  const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
-  const tokenDigests = tokens.map(digest);
+  const acceptedTokens = new TokenSet(tokens);
   const allowedOrigins = new Set(options.corsOrigins.map(normalizeOrigin));
   const maskSensitive = options.maskSensitive ?? true;
   const patterns = [...new Set((options.registry ?? new ConnectorRegistry()).all().flatMap((type) => type.sensitive))];
@@ -148,17 +147,14 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
 
   // A browser's preflight never carries credentials, so OPTIONS is never authenticated.
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'OPTIONS' || tokenDigests.length === 0) return;
-    const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(request.headers.authorization ?? '');
-    if (!match) {
+    if (request.method === 'OPTIONS' || acceptedTokens.size === 0) return;
+    const presented = bearerToken(request.headers.authorization);
+    if (presented === undefined) {
       throw new CodecRequestError(401, 'Request.Unauthorized', 'this codec server needs an Authorization: Bearer <token> header', {
         'www-authenticate': 'Bearer realm="temporal-connectors-codec"',
       });
     }
-    const presented = digest(match[1]);
-    // Every configured token is compared, so timing says nothing about which or how many there are.
-    let valid = false;
-    for (const known of tokenDigests) valid = timingSafeEqual(presented, known) || valid;
+    const valid = acceptedTokens.matches(presented);
     if (!valid) {
       throw new CodecRequestError(401, 'Request.Unauthorized', 'the bearer token is not valid for this codec server', {
         'www-authenticate': 'Bearer realm="temporal-connectors-codec", error="invalid_token"',

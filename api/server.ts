@@ -4,8 +4,8 @@
  * version (`ETag` / `If-Match`).
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { bearerToken, TokenSet } from './bearer';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { createConnectionRunner } from '../activities/connector-activities';
@@ -141,9 +141,8 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   requireTokens(options.tokens);
   const { service, runner } = options;
   const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
-  const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
-  const readWriteDigests = options.tokens.readWrite.map(digest);
-  const readOnlyDigests = (options.tokens.readOnly ?? []).map(digest);
+  const readWriteTokens = new TokenSet(options.tokens.readWrite);
+  const readOnlyTokens = new TokenSet(options.tokens.readOnly ?? []);
 
   const app = Fastify({
     logger: loggerOptions(options.logger),
@@ -177,18 +176,14 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   // learns nothing about routes and gets no body parsed.
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('cache-control', 'no-store');
-    const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(request.headers.authorization ?? '');
-    if (!match) {
+    const presented = bearerToken(request.headers.authorization);
+    if (presented === undefined) {
       throw new ApiError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {
         'www-authenticate': 'Bearer realm="temporal-connectors"',
       });
     }
-    const presented = digest(match[1]);
-    // Every configured token is compared, matched or not, so timing says nothing about which or how many.
-    let readWrite = false;
-    let readOnly = false;
-    for (const known of readWriteDigests) readWrite = timingSafeEqual(presented, known) || readWrite;
-    for (const known of readOnlyDigests) readOnly = timingSafeEqual(presented, known) || readOnly;
+    const readWrite = readWriteTokens.matches(presented);
+    const readOnly = readOnlyTokens.matches(presented);
     if (!readWrite && !readOnly) {
       throw new ApiError(401, 'Request.Unauthorized', 'the bearer token is not valid for this API', {
         'www-authenticate': 'Bearer realm="temporal-connectors", error="invalid_token"',
