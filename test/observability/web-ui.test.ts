@@ -4,6 +4,7 @@ import vault from 'node-vault';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../../scripts/devstack/chromium';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { pageText, waitForText } from '../support/browser';
 import { startHarness, type Harness } from '../support/harness';
 import { testStack, uniqueName } from '../support/stack';
 
@@ -33,25 +34,9 @@ describe('the Temporal Web UI shows connections', () => {
     await api?.close();
   });
 
-  /** Everything the page holds: HTML and visible text of every frame (the UI renders metadata in iframes). */
-  async function everything(page: Page): Promise<string> {
-    // The callback runs in the browser; typed loosely so this Node project needs no DOM typings.
-    const parts = [await page.evaluate(() => (globalThis as unknown as { document: { body: { innerText: string } } }).document.body.innerText)];
-    for (const frame of page.frames()) parts.push(await frame.content().catch(() => ''));
-    return parts.join('\n');
-  }
-
-  async function waitForText(page: Page, text: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await everything(page)).includes(text)) {
-      if (Date.now() > deadline) throw new Error(`the page never showed: ${text}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
   async function capture(page: Page, name: string): Promise<string> {
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
-    const text = await everything(page);
+    const text = await pageText(page);
     pagesSeen.push(text);
     return text;
   }
