@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ConnectorRegistry } from '../connectors/registry';
-import { isPlainObject, isSensitivePath, mapSensitive, MASK, type PlainObject } from './inputs';
+import { getPath, isPlainObject, mapSensitive, MASK, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import type { ConnectorRecord, ConnectorStore, StoredConnector } from './store/connector-store';
 
@@ -266,19 +266,18 @@ export class ConnectorService {
   private async loadFromStore(name: string): Promise<DecryptedConnector | undefined> {
     const stored = await this.store.get(name);
     if (!stored) return undefined;
-    const hasSecrets = mapCiphertexts(stored.value, () => undefined) !== stored.value;
-    if (!hasSecrets) return stored;
-    const keyring = this.requireKeyring(`read the secrets of connector ${name}`);
-    return {
-      ...stored,
-      value: mapCiphertexts(stored.value, (ciphertext, path) => JSON.parse(keyring.decrypt(ciphertext, cipherContext(name, path)))),
-    };
+    // One pass: the keyring is required only when a ciphertext is actually met.
+    const value = mapCiphertexts(stored.value, (ciphertext, path) => {
+      const keyring = this.requireKeyring(`read the secrets of connector ${name}`);
+      return JSON.parse(keyring.decrypt(ciphertext, cipherContext(name, path)));
+    });
+    return value === stored.value ? stored : { ...stored, value };
   }
 
   private encryptValue(name: string, value: PlainObject, sensitive: readonly string[], current: StoredConnector | undefined): PlainObject {
     return mapSensitive(value, sensitive, (secret, path) => {
       if (secret === MASK) {
-        const kept = current ? valueAt(current.value, path) : undefined;
+        const kept = current ? getPath(current.value, path) : undefined;
         if (!Keyring.isCiphertext(kept)) {
           throw new ConnectorValidationError([
             { path: `value.${path}`, message: `is the mask ${MASK}, which keeps a stored value, but connector ${name} has none stored there` },
@@ -345,12 +344,6 @@ function cipherContext(name: string, path: string): string {
   return `connector:${name}:${path}`;
 }
 
-function valueAt(value: PlainObject, dotted: string): unknown {
-  let cursor: unknown = value;
-  for (const key of dotted.split('.')) cursor = isPlainObject(cursor) ? cursor[key] : undefined;
-  return cursor;
-}
-
 /** Applies `fn` to every ciphertext string in `value`; returns `value` itself when there is none. */
 function mapCiphertexts(value: PlainObject, fn: (ciphertext: string, path: string) => unknown, prefix: string[] = []): PlainObject {
   let changed = false;
@@ -372,4 +365,3 @@ export function inputKeys(schema: z.ZodType): string[] | undefined {
   return shape ? Object.keys(shape) : undefined;
 }
 
-export { isSensitivePath };
