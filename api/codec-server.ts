@@ -6,7 +6,7 @@
  * not to whoever merely looks at the UI.
  */
 import type { Payload } from '@temporalio/common';
-import { bearerToken, TokenSet } from './bearer';
+import { bearerToken, HttpError, TokenSet } from './http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -107,18 +107,6 @@ const codecBodySchema = z.object({
 });
 type JsonPayload = z.infer<typeof codecBodySchema>['payloads'][number];
 
-/** An answer other than success, shaped by the one error handler. */
-class CodecRequestError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly type: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 /** The codec server as a Fastify instance, not listening (`inject()` it, or {@link startCodecServer}). */
 export function createCodecServer(options: CodecServerOptions): FastifyInstance {
   const codec = createEncryptionCodec(options.keyring);
@@ -150,13 +138,13 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
     if (request.method === 'OPTIONS' || acceptedTokens.size === 0) return;
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
-      throw new CodecRequestError(401, 'Request.Unauthorized', 'this codec server needs an Authorization: Bearer <token> header', {
+      throw new HttpError(401, 'Request.Unauthorized', 'this codec server needs an Authorization: Bearer <token> header', {
         'www-authenticate': 'Bearer realm="temporal-connectors-codec"',
       });
     }
     const valid = acceptedTokens.matches(presented);
     if (!valid) {
-      throw new CodecRequestError(401, 'Request.Unauthorized', 'the bearer token is not valid for this codec server', {
+      throw new HttpError(401, 'Request.Unauthorized', 'the bearer token is not valid for this codec server', {
         'www-authenticate': 'Bearer realm="temporal-connectors-codec", error="invalid_token"',
       });
     }
@@ -176,8 +164,8 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
       decoded = await codec.decode(payloads);
     } catch (err) {
       // Names a key id or says the ciphertext is damaged; never key material or plaintext.
-      if (err instanceof KeyringError) throw new CodecRequestError(400, 'Codec.DecodeFailed', err.message);
-      throw new CodecRequestError(400, 'Codec.DecodeFailed', 'a payload is not a valid encrypted payload');
+      if (err instanceof KeyringError) throw new HttpError(400, 'Codec.DecodeFailed', err.message);
+      throw new HttpError(400, 'Codec.DecodeFailed', 'a payload is not a valid encrypted payload');
     }
     return { payloads: decoded.map((payload) => toJsonPayload(maskSensitive ? maskPayload(payload, patterns) : payload)) };
   });
@@ -187,7 +175,7 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
   });
 
   app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof CodecRequestError) {
+    if (error instanceof HttpError) {
       return void reply.code(error.statusCode).headers(error.headers).send(errorBody(error.type, error.message));
     }
     const fastifyError = error as { code?: unknown; statusCode?: unknown; message?: unknown };
@@ -244,7 +232,7 @@ function maskPayload(payload: Payload, patterns: readonly string[]): Payload {
 function parsePayloads(body: unknown): Payload[] {
   const parsed = codecBodySchema.safeParse(body);
   if (!parsed.success) {
-    throw new CodecRequestError(400, 'Request.InvalidBody', 'the body must be {"payloads": [{"metadata": {"<key>": "<base64>"}, "data": "<base64>"}]}');
+    throw new HttpError(400, 'Request.InvalidBody', 'the body must be {"payloads": [{"metadata": {"<key>": "<base64>"}, "data": "<base64>"}]}');
   }
   return parsed.data.payloads.map((payload) => ({
     metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64')])),

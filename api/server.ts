@@ -4,7 +4,7 @@
  * version (`ETag` / `If-Match`).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { bearerToken, TokenSet } from './bearer';
+import { bearerToken, HttpError, TokenSet } from './http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -99,18 +99,6 @@ function requireTokens(tokens: ApiTokens | undefined): void {
 
 type Access = 'read' | 'write';
 
-/** An answer other than success, raised by a route and shaped by the one error handler. */
-class ApiError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly type: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 interface ErrorBody {
   error: { type: string; message: string; issues?: FieldIssue[]; current_version?: number };
 }
@@ -178,14 +166,14 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     void reply.header('cache-control', 'no-store');
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
-      throw new ApiError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {
+      throw new HttpError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {
         'www-authenticate': 'Bearer realm="temporal-connectors"',
       });
     }
     const readWrite = readWriteTokens.matches(presented);
     const readOnly = readOnlyTokens.matches(presented);
     if (!readWrite && !readOnly) {
-      throw new ApiError(401, 'Request.Unauthorized', 'the bearer token is not valid for this API', {
+      throw new HttpError(401, 'Request.Unauthorized', 'the bearer token is not valid for this API', {
         'www-authenticate': 'Bearer realm="temporal-connectors", error="invalid_token"',
       });
     }
@@ -195,7 +183,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   /** Route-level check, after authentication and before the body is read. */
   const requireWrite = async (request: FastifyRequest) => {
     if (access.get(request) !== 'write') {
-      throw new ApiError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them, but not change them');
+      throw new HttpError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them, but not change them');
     }
   };
   const write = { onRequest: requireWrite };
@@ -222,7 +210,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     const wanted = String((request.params as { type: string }).type).toUpperCase();
     const types = service.types();
     const type = types.find((t) => t.name.toUpperCase() === wanted);
-    if (!type) throw new ApiError(404, 'Connector.UnknownType', `no connector type of that name; known types: ${types.map((t) => t.name).join(', ')}`);
+    if (!type) throw new HttpError(404, 'Connector.UnknownType', `no connector type of that name; known types: ${types.map((t) => t.name).join(', ')}`);
     return type;
   });
 
@@ -284,7 +272,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       const parsed = runBodySchema.safeParse(request.body);
       if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error), 'request body');
       if (!runner) {
-        throw new ApiError(501, 'Request.NotImplemented', `this API runs no connections, so it cannot ${action} connectors: start it with a runner`);
+        throw new HttpError(501, 'Request.NotImplemented', `this API runs no connections, so it cannot ${action} connectors: start it with a runner`);
       }
       const deadline = AbortSignal.timeout(runTimeoutMs);
       // A caller who hangs up should not keep a connection attempt running.
@@ -300,7 +288,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
         return result.output;
       } catch (err) {
         if (deadline.aborted) {
-          throw new ApiError(504, 'Request.Timeout', `the ${action} of connector ${name} did not finish within ${Math.round(runTimeoutMs / 1000)} s`);
+          throw new HttpError(504, 'Request.Timeout', `the ${action} of connector ${name} did not finish within ${Math.round(runTimeoutMs / 1000)} s`);
         }
         throw err;
       }
@@ -346,7 +334,7 @@ function errorBody(type: string, message: string, extra: Omit<ErrorBody['error']
  */
 function describeError(error: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   const answer = (status: number, body: ErrorBody, headers: Record<string, string> = {}) => ({ status, body, headers });
-  if (error instanceof ApiError) return answer(error.statusCode, errorBody(error.type, error.message), error.headers);
+  if (error instanceof HttpError) return answer(error.statusCode, errorBody(error.type, error.message), error.headers);
   if (error instanceof ConnectorValidationError) {
     return answer(400, errorBody('Connector.InvalidInput', error.message, { issues: error.issues }));
   }
@@ -426,7 +414,7 @@ function ifMatchVersion(request: FastifyRequest, required: boolean): number | un
   const header = request.headers['if-match'];
   if (header === undefined || header === '') {
     if (!required) return undefined;
-    throw new ApiError(
+    throw new HttpError(
       428,
       'Request.PreconditionRequired',
       'this change needs an If-Match header with the version being changed, e.g. If-Match: "3" (the ETag of GET /v1/connectors/<name>)',
@@ -435,7 +423,7 @@ function ifMatchVersion(request: FastifyRequest, required: boolean): number | un
   const match = /^\s*(?:"([0-9]{1,10})"|([0-9]{1,10}))\s*$/.exec(header);
   const version = match ? Number(match[1] ?? match[2]) : NaN;
   if (!(version >= 0 && version <= MAX_VERSION)) {
-    throw new ApiError(400, 'Request.InvalidHeader', 'If-Match must be one version number, e.g. "3", as the ETag gives it');
+    throw new HttpError(400, 'Request.InvalidHeader', 'If-Match must be one version number, e.g. "3", as the ETag gives it');
   }
   return version;
 }

@@ -1,3 +1,4 @@
+// What both HTTP servers (the management API and the codec server) share: bearer tokens and error answers.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** The token of an `Authorization: Bearer <token>` header; undefined when the header is missing or of another form. */
@@ -31,4 +32,19 @@ export class TokenSet {
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * An answer other than success, raised by a route or hook of the management API or the codec
+ * server and shaped by that server's one error handler.
+ */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly type: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
 }
