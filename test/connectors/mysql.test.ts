@@ -1,28 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
 import { mysqlConnector, mysqlSchema } from '../../connectors/mysql';
 import type { SqlIntrospection, SqlQueryResult, SqlTransactionResult } from '../../connectors/sql-common';
 import type { InvokeContext } from '../../connectors/types';
 import { unusedLocalUrl } from '../fixtures/http-server';
+import { failureOf, invokeContext as context } from '../support/connector-calls';
 
 /** The MariaDB server of this machine: root with an empty password, as the dev stack sets it up. */
 const SERVER = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
-
-function context(overrides: Partial<InvokeContext> = {}): InvokeContext {
-  return { signal: new AbortController().signal, heartbeat: () => undefined, ...overrides };
-}
-
-/** The failure a promise ends with; fails the test when it succeeds. */
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 3_000): Promise<void> {
   const until = Date.now() + timeoutMs;

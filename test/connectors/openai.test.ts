@@ -1,8 +1,8 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { createOpenAiConnector, openaiConnector, openaiSchema } from '../../connectors/openai';
 import type { ConnectorType, InvokeContext } from '../../connectors/types';
 import { unusedLocalUrl } from '../fixtures/http-server';
 import { FIXTURE_MODELS, fixtureEmbedding, startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
+import { failureOf, invokeContext as context } from '../support/connector-calls';
 
 // Distinctive, so a leak into a message cannot be a coincidence.
 const API_KEY = 'sk-test-Zq7Kx2vB9mN4pL8w';
@@ -10,23 +10,12 @@ const WRONG_KEY = 'sk-wrong-Hd83Jf02Kq9zX7Lm';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- results are read field by field
 
-function context(overrides: Partial<InvokeContext> = {}): InvokeContext {
-  return { signal: new AbortController().signal, heartbeat: () => undefined, ...overrides };
-}
-
 async function invoke(inputs: Record<string, unknown>, ctx: InvokeContext = context(), type: ConnectorType<typeof openaiSchema> = openaiConnector): Promise<Json> {
   return (await type.invoke(openaiSchema.parse(inputs), ctx)) as Json;
 }
 
 /** The failure an invoke ends with; fails the test when the call succeeds. */
-async function failureOf(inputs: Record<string, unknown>, ctx: InvokeContext = context()): Promise<ApplicationFailure> {
-  const err = await invoke(inputs, ctx).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+const invokeFailure = (inputs: Record<string, unknown>, ctx: InvokeContext = context()) => failureOf(invoke(inputs, ctx));
 
 /** The zod issues of `inputs`, as `path: message` lines; fails the test when they are valid. */
 function issuesOf(inputs: Record<string, unknown>): string[] {
@@ -148,7 +137,7 @@ describe('OPENAI connector', () => {
   describe('failures', () => {
     test.each([400, 401, 403, 404])('HTTP %i is a non-retryable Connector.External.Http failure with the status in details', async (status) => {
       server.failNext(status);
-      const failure = await failureOf({ ...base, default_model: 'gpt-4o-mini', ...chat });
+      const failure = await invokeFailure({ ...base, default_model: 'gpt-4o-mini', ...chat });
       expect(failure.type).toBe('Connector.External.Http');
       expect(failure.nonRetryable).toBe(true);
       expect(failure.details).toEqual([{ status }]);
@@ -158,7 +147,7 @@ describe('OPENAI connector', () => {
 
     test('429 with retry-after: 3 is retryable after 3 s, and the SDK did not retry on its own', async () => {
       server.failNext(429, undefined, { 'retry-after': '3' });
-      const failure = await failureOf(base);
+      const failure = await invokeFailure(base);
       expect(failure.type).toBe('Connector.External.Http');
       expect(failure.nonRetryable).toBe(false);
       expect(failure.nextRetryDelay).toBe(3_000);
@@ -167,12 +156,12 @@ describe('OPENAI connector', () => {
 
     test('retry-after-ms wins over retry-after', async () => {
       server.failNext(429, undefined, { 'retry-after': '3', 'retry-after-ms': '1500' });
-      expect((await failureOf(base)).nextRetryDelay).toBe(1_500);
+      expect((await invokeFailure(base)).nextRetryDelay).toBe(1_500);
     });
 
     test('500 is retryable, and the SDK did not retry on its own', async () => {
       server.failNext(500);
-      const failure = await failureOf({ ...base, operation: 'embeddings', model: 'm', input: 'x' });
+      const failure = await invokeFailure({ ...base, operation: 'embeddings', model: 'm', input: 'x' });
       expect(failure.type).toBe('Connector.External.Http');
       expect(failure.nonRetryable).toBe(false);
       expect(failure.details).toEqual([{ status: 500 }]);
@@ -180,7 +169,7 @@ describe('OPENAI connector', () => {
     });
 
     test('a refused key says so, and the key never appears in the message although the API quoted it', async () => {
-      const failure = await failureOf({ ...base, api_key: WRONG_KEY });
+      const failure = await invokeFailure({ ...base, api_key: WRONG_KEY });
       expect(failure.message).toContain('answered HTTP 401 Unauthorized');
       expect(failure.message).toContain('the API refused the key');
       expect(failure.message).toContain('Incorrect API key provided: ***');
@@ -190,12 +179,12 @@ describe('OPENAI connector', () => {
 
     test('an error body that is not OpenAI-shaped is not quoted', async () => {
       server.failNext(502, '<html>proxy page with internal-host-name</html>');
-      const failure = await failureOf(base);
+      const failure = await invokeFailure(base);
       expect(failure.message).toBe(`OPENAI models.list ${server.url} answered HTTP 502 Bad Gateway`);
     });
 
     test('a refused connection is a retryable Connector.External.Network failure', async () => {
-      const failure = await failureOf({ ...base, base_url: `${await unusedLocalUrl()}/v1` });
+      const failure = await invokeFailure({ ...base, base_url: `${await unusedLocalUrl()}/v1` });
       expect(failure.type).toBe('Connector.External.Network');
       expect(failure.nonRetryable).toBe(false);
       expect(failure.message).toContain('ECONNREFUSED');
@@ -204,7 +193,7 @@ describe('OPENAI connector', () => {
     test('a timeout shorter than the answer gives a retryable Connector.External.Timeout failure', async () => {
       server.delayNext(2_000);
       const started = Date.now();
-      const failure = await failureOf({ ...base, timeout: '200ms' });
+      const failure = await invokeFailure({ ...base, timeout: '200ms' });
       expect(Date.now() - started).toBeLessThan(1_500);
       expect(failure.type).toBe('Connector.External.Timeout');
       expect(failure.nonRetryable).toBe(false);
@@ -259,7 +248,7 @@ describe('OPENAI connector', () => {
 
     test('a new key under the same pool key is used at once (e.g. rotated in Vault)', async () => {
       const ctx = context({ poolKey: 'my_openai@1' });
-      await failureOf({ ...base, api_key: WRONG_KEY }, ctx);
+      await invokeFailure({ ...base, api_key: WRONG_KEY }, ctx);
       await invoke(base, ctx);
       expect(server.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${WRONG_KEY}`, `Bearer ${API_KEY}`]);
     });

@@ -1,37 +1,12 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { Client } from 'pg';
 import { postgresConnector, postgresSchema } from '../../connectors/postgres';
 import type { SqlIntrospection, SqlQueryResult, SqlTransactionResult } from '../../connectors/sql-common';
 import type { InvokeContext } from '../../connectors/types';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { unusedLocalUrl } from '../fixtures/http-server';
-
-function context(overrides: Partial<InvokeContext> = {}): InvokeContext {
-  return { signal: new AbortController().signal, heartbeat: () => undefined, ...overrides };
-}
-
-/** Connection inputs of a scratch database, taken from its URL (so DATABASE_URL and PG* settings apply). */
-function connectionInputs(database: ScratchDatabase): Record<string, unknown> {
-  const url = new URL(database.url);
-  return {
-    host: url.hostname,
-    port: Number(url.port || 5432),
-    database: decodeURIComponent(url.pathname.slice(1)),
-    user: decodeURIComponent(url.username),
-    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-  };
-}
-
-/** The failure a promise ends with; fails the test when it succeeds. */
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+import { failureOf, invokeContext as context, postgresInputs } from '../support/connector-calls';
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 3_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -57,7 +32,7 @@ describe('POSTGRES connector', () => {
   beforeAll(async () => {
     scratch = await createScratchDatabase('tc_pg');
     other = await createScratchDatabase('tc_pg_other');
-    base = connectionInputs(scratch);
+    base = postgresInputs(scratch);
     admin = new Client({ connectionString: scratch.url });
     await admin.connect();
   });

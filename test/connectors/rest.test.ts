@@ -1,27 +1,16 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { parseDurationMs, restConnector, restSchema, type RestResponse } from '../../connectors/rest';
 import type { InvokeContext } from '../../connectors/types';
 import { startTestHttpServer, unusedLocalUrl, type TestHttpServer } from '../fixtures/http-server';
+import { failureOf, invokeContext as context } from '../support/connector-calls';
 
 type Echo = { method: string; path: string; query: Record<string, unknown>; headers: Record<string, string>; body: string };
-
-function context(overrides: Partial<InvokeContext> = {}): InvokeContext {
-  return { signal: new AbortController().signal, heartbeat: () => undefined, ...overrides };
-}
 
 async function invoke(inputs: Record<string, unknown>, ctx: InvokeContext = context()): Promise<RestResponse> {
   return (await restConnector.invoke(restSchema.parse(inputs), ctx)) as RestResponse;
 }
 
 /** The failure an invoke ends with; fails the test when the call succeeds. */
-async function failureOf(inputs: Record<string, unknown>, ctx: InvokeContext = context()): Promise<ApplicationFailure> {
-  const err = await invoke(inputs, ctx).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+const invokeFailure = (inputs: Record<string, unknown>, ctx: InvokeContext = context()) => failureOf(invoke(inputs, ctx));
 
 async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -95,7 +84,7 @@ describe('REST connector', () => {
 
     test('a body declared JSON that does not parse fails naming response_format, without the body', async () => {
       server.respondWith({ headers: { 'content-type': 'application/json' }, body: '{"secret-body' });
-      const failure = await failureOf({ url: server.url });
+      const failure = await invokeFailure({ url: server.url });
       expect(failure.message).toContain('response_format');
       expect(failure.message).not.toContain('secret-body');
       server.respondWith({ headers: { 'content-type': 'application/json' }, body: '{"secret-body' });
@@ -123,7 +112,7 @@ describe('REST connector', () => {
 
     test('credentials in the URL are sent as Basic auth and kept out of messages', async () => {
       server.respondWith({ status: 500 });
-      const failure = await failureOf({ url: `http://ada:pw-SECRET@127.0.0.1:${server.port}/x` });
+      const failure = await invokeFailure({ url: `http://ada:pw-SECRET@127.0.0.1:${server.port}/x` });
       expect(server.requests[0].headers.authorization).toBe(`Basic ${Buffer.from('ada:pw-SECRET').toString('base64')}`);
       expect(failure.message).not.toContain('pw-SECRET');
       expect(failure.message).not.toContain('ada');
@@ -134,7 +123,7 @@ describe('REST connector', () => {
     test('a timeout gives a retryable Connector.External.Timeout failure', async () => {
       server.respondWith({ delayMs: 2_000 });
       const started = Date.now();
-      const failure = await failureOf({ url: `${server.url}/slow`, timeout: '200ms' });
+      const failure = await invokeFailure({ url: `${server.url}/slow`, timeout: '200ms' });
       expect(Date.now() - started).toBeLessThan(1_500);
       expect(failure.type).toBe('Connector.External.Timeout');
       expect(failure.nonRetryable).toBe(false);
@@ -143,7 +132,7 @@ describe('REST connector', () => {
 
     test('404 is a non-retryable Connector.External.Http failure with the status in details', async () => {
       server.respondWith({ status: 404, body: { error: 'no such invoice' } });
-      const failure = await failureOf({ url: `${server.url}/invoices/7`, method: 'post', data: { a: 1 } });
+      const failure = await invokeFailure({ url: `${server.url}/invoices/7`, method: 'post', data: { a: 1 } });
       expect(failure.type).toBe('Connector.External.Http');
       expect(failure.nonRetryable).toBe(true);
       expect(failure.details).toEqual([{ status: 404 }]);
@@ -152,7 +141,7 @@ describe('REST connector', () => {
 
     test('503 with Retry-After: 2 is retryable after 2000 ms', async () => {
       server.respondWith({ status: 503, headers: { 'Retry-After': '2' } });
-      const failure = await failureOf({ url: server.url });
+      const failure = await invokeFailure({ url: server.url });
       expect(failure.type).toBe('Connector.External.Http');
       expect(failure.nonRetryable).toBe(false);
       expect(failure.nextRetryDelay).toBe(2_000);
@@ -160,13 +149,13 @@ describe('REST connector', () => {
 
     test('429 is retryable', async () => {
       server.respondWith({ status: 429 });
-      const failure = await failureOf({ url: server.url });
+      const failure = await invokeFailure({ url: server.url });
       expect(failure.nonRetryable).toBe(false);
       expect(failure.details).toEqual([{ status: 429 }]);
     });
 
     test('a refused connection is a retryable Connector.External.Network failure mentioning ECONNREFUSED', async () => {
-      const failure = await failureOf({ url: `${await unusedLocalUrl()}/x` });
+      const failure = await invokeFailure({ url: `${await unusedLocalUrl()}/x` });
       expect(failure.type).toBe('Connector.External.Network');
       expect(failure.nonRetryable).toBe(false);
       expect(failure.message).toMatch(/connection was refused.*ECONNREFUSED/);
@@ -183,7 +172,7 @@ describe('REST connector', () => {
       ];
       server.respondWith({ status: 500, body: 'tok-SECRET-1' }, { status: 401 }, { status: 400, body: { echo: 'key-SECRET-3' } });
       for (const call of calls) {
-        const failure = await failureOf(call);
+        const failure = await invokeFailure(call);
         const everything = `${failure.message} ${JSON.stringify(failure.details)} ${failure.stack}`;
         for (const secret of secrets) expect(everything).not.toContain(secret);
         expect(failure.message).not.toContain('?');

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import type { CallOutcome } from '../fixtures/connector-workflows';
+import { postgresInputs } from '../support/connector-calls';
 import { startHarness, type Harness } from '../support/harness';
 import { uniqueName } from '../support/stack';
 
@@ -9,10 +10,7 @@ describe('POSTGRES connectors from workflows', () => {
   let h: Harness;
   let dbA: ScratchDatabase;
   let dbB: ScratchDatabase;
-  const connectorValue = (db: ScratchDatabase) => {
-    const url = new URL(db.url);
-    return { host: url.hostname, port: Number(url.port || 5432), user: decodeURIComponent(url.username), database: url.pathname.slice(1), password: 'pg-secret-771' };
-  };
+  const connectorValue = (db: ScratchDatabase) => ({ ...postgresInputs(db), password: 'pg-secret-771' });
 
   beforeAll(async () => {
     [h, dbA, dbB] = await Promise.all([startHarness(), createScratchDatabase('tc_sql_a'), createScratchDatabase('tc_sql_b')]);
