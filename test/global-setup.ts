@@ -4,6 +4,7 @@ import { ensureChromium } from '../scripts/devstack/chromium';
 import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
 import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
+import { LOG_DIR, resetLeakSweep } from './support/leak-sweep';
 import { STACK_ENV } from './support/stack';
 
 /** Handles shared with global-teardown.ts, which jest runs in this same process. */
@@ -16,8 +17,6 @@ declare global {
   var __TC_STACK__: RunningStack | undefined;
 }
 
-export const LOG_DIR = path.resolve(__dirname, '..', 'test-artifacts', 'logs');
-
 function logTo(file: string): (line: string) => void {
   mkdirSync(LOG_DIR, { recursive: true });
   const stream = createWriteStream(path.join(LOG_DIR, file), { flags: 'w' });
@@ -27,6 +26,7 @@ function logTo(file: string): (line: string) => void {
 /** Starts the real servers once for the whole run; test files share them through environment variables. */
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
+  resetLeakSweep();
   const [temporal, vault, database, chromium] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),

@@ -9,6 +9,7 @@ import { ConnectorService } from '../../worker/service';
 import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
+import { recordResponse, recordSecrets } from '../support/leak-sweep';
 
 // Response bodies are whatever JSON the API sends; the tests read fields loosely and check them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,6 +26,7 @@ const TOKEN_READ_ONLY_WRITE = `tok-readonly-${hex()}`;
 const OPENAI_KEY = `sk-apply-${hex()}`;
 /** Every value no response may ever contain: connector secrets and the API tokens themselves. */
 const SECRETS = [RW_TOKEN, RO_TOKEN, TOKEN_1, TOKEN_2, TOKEN_STALE, TOKEN_IN_BAD_JSON, TOKEN_READ_ONLY_WRITE, OPENAI_KEY];
+recordSecrets('the tokens and secrets of api.test.ts', SECRETS);
 const TRICKY = "x'); DROP TABLE tc_connector_versions; --";
 
 const key1 = { id: 'k1', key: randomBytes(32) };
@@ -88,6 +90,7 @@ describe('management API over HTTP', () => {
     const res = await fetch(`${options.base ?? api.url}${path}`, { method, headers: { ...headers, ...options.headers }, body });
     const text = await res.text();
     responses.push(`${res.status} ${JSON.stringify([...res.headers])} ${text}`);
+    recordResponse(`management API ${method} ${path}`, responses[responses.length - 1]);
     let json: Json;
     try {
       json = JSON.parse(text);

@@ -5,9 +5,11 @@ import { Keyring } from '../../worker/keyring';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { startHarness } from '../support/harness';
+import { recordResponse, recordSecrets } from '../support/leak-sweep';
 
 const BIN = path.resolve(__dirname, '..', '..', 'cli', 'bin.js');
 const SECRET = 'tok-cli-SECRET-4242';
+recordSecrets('the token of cli.test.ts', [SECRET]);
 
 interface Run {
   code: number | null;
@@ -36,6 +38,7 @@ describe('connectors CLI', () => {
       child.stderr.on('data', (c) => (stderr += c));
       child.on('close', (code) => {
         outputs.push(stdout, stderr);
+        recordResponse(`connectors ${args[0]}`, `${stdout}\n${stderr}`);
         resolve({ code, stdout, stderr });
       });
       child.stdin.end(input ?? '');

@@ -8,9 +8,9 @@ import { MASK, Redactor } from '../../worker/inputs';
 import { installJsonLogging, JsonLogger, parseLogLevel, SecretRedactions, secretRedactions, type LogStream } from '../../worker/logging';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { startHarness, type Harness } from '../support/harness';
+import { LOG_DIR } from '../support/leak-sweep';
 import { testStack, uniqueName } from '../support/stack';
 
-const LOG_DIR = path.resolve(__dirname, '..', '..', 'test-artifacts', 'logs');
 
 type Line = Record<string, unknown>;
 

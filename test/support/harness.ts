@@ -4,13 +4,34 @@ import { randomBytes } from 'node:crypto';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { createConnectorWorker, runConnectorWorker } from '../../worker/connector-worker';
 import { Keyring } from '../../worker/keyring';
+import { isPlainObject, sensitiveValues } from '../../worker/inputs';
 import { ConnectorService } from '../../worker/service';
 import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { VaultSecretSource } from '../../worker/vault';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
+import { decodedHistoryText, recordSecrets } from './leak-sweep';
 import { testStack, uniqueName } from './stack';
+
+/** A ConnectorService that records every secret stored through it, for the suite-wide leak sweep. */
+class SweptConnectorService extends ConnectorService {
+  override async applyMany(definitions: unknown[], options: { actor?: string } = {}) {
+    for (const definition of definitions) this.record(definition);
+    return super.applyMany(definitions, options);
+  }
+
+  override async apply(definition: unknown, options: { expectedVersion?: number; actor?: string } = {}) {
+    this.record(definition);
+    return super.apply(definition, options);
+  }
+
+  private record(definition: unknown): void {
+    const { type, value } = (definition ?? {}) as { type?: unknown; value?: unknown };
+    const sensitive = typeof type === 'string' ? this.registry.get(type)?.sensitive : undefined;
+    if (sensitive && isPlainObject(value)) recordSecrets('stored by a harness test', sensitiveValues(value, sensitive));
+  }
+}
 
 /** Options of {@link startHarness}. */
 export interface HarnessOptions {
@@ -34,7 +55,7 @@ export async function startHarness(options: HarnessOptions = {}) {
   const store = new ConnectorStore(new PgDatabase({ connectionString: options.databaseUrl ?? database!.url }));
   if (database) await store.migrate();
   const keyring = options.keyring ?? new Keyring([{ id: 'test-key', key: randomBytes(32) }]);
-  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
+  const service = new SweptConnectorService({ store, registry: new ConnectorRegistry(), keyring });
   const vault = new VaultSecretSource({
     address: options.vaultAddress ?? stack.vault.address,
     token: stack.vault.token,
@@ -92,11 +113,9 @@ export async function startHarness(options: HarnessOptions = {}) {
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
-/** Every payload and failure of a workflow's history as one string, for "contains no secret" checks. */
+/** Every string of a workflow's history, payloads decoded, for "contains no secret" checks (see {@link decodedHistoryText}). */
 export async function historyText(client: Client, workflowId: string): Promise<string> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  // Payload data are bytes: JSON.stringify of a Uint8Array lists numbers, so decode them to text first.
-  return JSON.stringify(history, (_key, value) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+  return decodedHistoryText(await client.workflow.getHandle(workflowId).fetchHistory());
 }
 
 export { WorkflowFailedError };
