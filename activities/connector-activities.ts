@@ -11,6 +11,7 @@ import {
   MASK,
   objectAtPath,
   Redactor,
+  secretParts,
   sensitiveValues,
   type InputLayer,
   type InputSources,
@@ -40,16 +41,43 @@ const MAX_DELEGATION_DEPTH = 3;
 
 type ConnectorRef = ConnectionResult['connector'];
 
+/** Vault values this long are treated as secrets even where nothing says so: they look like keys. */
+export const LONG_VAULT_VALUE = 20;
+
 /** One connector's part of a call: its layers before overrides, and what it lets a caller change. */
 interface ConnectorLayers {
   type: AnyConnectorType;
   connector: ConnectorRef;
   layers: InputLayer[];
+  /** The same layers with every secret taken out, and the dotted paths taken: what a call sent elsewhere may use. */
+  withoutSecrets: { layers: InputLayer[]; paths: string[] };
   locked: string[];
-  /** Every secret value resolved so far: sensitive fields and whole Vault secrets. */
+  allowedDestinations: string[];
+  /**
+   * Every secret value resolved so far: sensitive fields, URLs with credentials, and the Vault
+   * values that land at sensitive inputs, are declared secret or are long. Never a plain value such
+   * as a user name or a port, which redaction would otherwise cut out of ordinary text.
+   */
   secrets: unknown[];
   retry?: ConnectorDescriptor['retry'];
   timeout?: string;
+}
+
+/** Splits one layer into its secrets and the rest. */
+function splitSecrets(layer: InputLayer, patterns: readonly string[], isSecret?: (value: unknown) => boolean) {
+  const secrets: unknown[] = [];
+  const paths: string[] = [];
+  const rest = mapSensitive(
+    layer.value,
+    patterns,
+    (secret, path) => {
+      secrets.push(secret, ...secretParts(secret));
+      paths.push(path);
+      return undefined;
+    },
+    { isSecret },
+  );
+  return { secrets, paths, rest: { source: layer.source, value: rest } };
 }
 
 /** A fully resolved call, ready for the type that performs it. */
@@ -136,36 +164,49 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
   const lastPoolKey = new Map<string, string>();
 
   /** Steps 1-3: the profile (loaded, decrypted) and, with `withVault`, its Vault secrets in order. */
-  async function loadConnectorLayers(connector: ConnectionRequest['connector'], withVault: boolean): Promise<ConnectorLayers> {
+  async function loadConnectorLayers(connector: ConnectionRequest['connector'], withVault: boolean, version?: number): Promise<ConnectorLayers> {
     if (typeof connector !== 'string') {
       const { type: typeName, ...inline } = connector;
       const type = requireType(registry, typeName, 'connector.type');
+      const layer: InputLayer = { source: 'inline', value: inline };
       return {
         type,
         connector: { name: null, type: type.name, version: null },
-        layers: [{ source: 'inline', value: inline }],
+        layers: [layer],
+        // An inline connector brings every secret it uses: there is nothing stored to withhold.
+        withoutSecrets: { layers: [layer], paths: [] },
         locked: [],
+        allowedDestinations: [],
         secrets: sensitiveValues(inline, type.sensitive),
       };
     }
-    const profile = await service.load(connector); // 1 + 2: load (cached) and decrypt
-    if (!profile) throw permanentFailure(FailureType.NotFound, `connector ${connector} does not exist`, { connector });
+    // 1 + 2: load (cached) and decrypt; a `connection` runs the version it started with, on every attempt.
+    const profile = version === undefined ? await service.load(connector) : await service.loadVersion(connector, version);
+    if (!profile) {
+      const gone = version === undefined ? 'does not exist' : `does not exist any more (this connection started on its version ${version})`;
+      throw permanentFailure(FailureType.NotFound, `connector ${connector} ${gone}`, { connector });
+    }
     const type = requireType(registry, profile.type, `connector ${connector}: type`);
-    const secrets: unknown[] = sensitiveValues(profile.value, type.sensitive);
     const layers: InputLayer[] = [{ source: 'profile', value: profile.value }];
+    const parts = [splitSecrets(layers[0], type.sensitive)];
     if (withVault) {
+      const long = (value: unknown) => typeof value === 'string' && value.length >= LONG_VAULT_VALUE;
       for (const ref of profile.vault_secrets) {
         const secret = await readVaultSecret(vault, connector, ref); // 3: Vault, in listed order
-        secrets.push(...Object.values(secret));
-        layers.push({ source: `vault:${ref.path}`, value: applyVaultMap(secret, ref) });
+        const declared = (ref.secret_keys ?? []).map((key) => (ref.map ? ref.map[key] : key)).filter((path): path is string => Boolean(path));
+        const layer = { source: `vault:${ref.path}`, value: applyVaultMap(secret, ref) };
+        layers.push(layer);
+        parts.push(splitSecrets(layer, [...type.sensitive, ...declared], long));
       }
     }
     return {
       type,
       connector: { name: connector, type: type.name, version: profile.version },
       layers,
+      withoutSecrets: { layers: parts.map((p) => p.rest), paths: parts.flatMap((p) => p.paths) },
       locked: profile.locked,
-      secrets,
+      allowedDestinations: profile.allowed_destinations ?? [],
+      secrets: parts.flatMap((p) => p.secrets),
       retry: profile.retry as ConnectorDescriptor['retry'],
       timeout: profile.timeout,
     };
@@ -181,15 +222,16 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
     overrideSource: string,
     chain: ConnectorRef[] = [],
     inheritedSecrets: unknown[] = [],
+    version?: number,
   ): Promise<ResolvedCall> {
-    const own = await loadConnectorLayers(connector, true);
+    const own = await loadConnectorLayers(connector, true, chain.length === 0 ? version : undefined);
     const secrets = [...inheritedSecrets, ...own.secrets];
     if (isPlainObject(overrides)) secrets.push(...sensitiveValues(overrides, own.type.sensitive));
     // Every secret of the call, now that all are known and before the external call: any log line
     // from here on (the SDK's, a driver's) is redacted of them, not only what this call returns.
     secretRedactions.add(secrets);
-    const layers = [...own.layers, ...overrideLayer(own, overrides, overrideSource)]; // 4: overrides
-    const { value, sources } = mergeLayers(layers);
+    const override = overrideLayer(own, overrides, overrideSource); // 4: overrides
+    const { value, sources } = mergeLayers([...bindSecretsToDestination(own, override), ...override]);
     const inputs = validate(own, value, new Redactor(secrets)); // 5: schema
     const requested = chain[0] ?? own.connector;
 
@@ -202,6 +244,8 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
       }
       return resolveCall(target.connector, target.overrides, `${own.type.name.toLowerCase()}:${own.connector.name ?? 'inline'}`, seen, secrets);
     }
+    const sent = own.type.secretForms?.(inputs as never) ?? [];
+    secretRedactions.add(sent);
     return {
       requested,
       via: chain.length > 0 ? own.connector : undefined,
@@ -209,7 +253,7 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
       inputs,
       value,
       sources,
-      redactor: new Redactor(secrets),
+      redactor: new Redactor([...secrets, ...sent]),
       poolKey: own.connector.name ? `${own.connector.name}@${own.connector.version}` : undefined,
     };
   }
@@ -221,9 +265,12 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
         own = await loadConnectorLayers(request.connector, false);
         const { value } = mergeLayers([...own.layers, ...overrideLayer(own, request.overrides, 'override')]);
         const action = request.action && request.action !== 'invoke' ? request.action : own.type.describeCall?.(value);
+        // The summary lands in the parent's history, the child's and the Web UI: redact it of every
+        // secret this request carries, the overrides' as much as the profile's.
+        const secrets = [...own.secrets, ...(isPlainObject(request.overrides) ? sensitiveValues(request.overrides, own.type.sensitive) : [])];
         return {
           ...own.connector,
-          summary: new Redactor(own.secrets).text([own.type.name, own.connector.name ?? '(inline)', action].filter(Boolean).join(' ')),
+          summary: new Redactor(secrets).text([own.type.name, own.connector.name ?? '(inline)', action].filter(Boolean).join(' ')),
           retry: own.retry,
           timeout: own.timeout,
         };
@@ -232,11 +279,15 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
       }
     },
 
-    async run(input: ConnectionRequest, runContext: RunContext): Promise<ConnectionResult> {
+    /**
+     * Runs one call. With `descriptor.version` (a `connection`'s input), a stored connector runs
+     * that version on every attempt; without it (CLI, API), its newest.
+     */
+    async run(input: ConnectionRequest & { descriptor?: Pick<ConnectorDescriptor, 'version'> }, runContext: RunContext): Promise<ConnectionResult> {
       const started = performance.now();
       let call: ResolvedCall | undefined;
       try {
-        call = await resolveCall(input.connector, input.overrides, 'override');
+        call = await resolveCall(input.connector, input.overrides, 'override', [], [], input.descriptor?.version ?? undefined);
         runContext.onResolved?.({ connector: call.requested, via: call.via });
         const { type, poolKey } = call;
         if (poolKey) closeReplacedPool(type, poolKey);
@@ -286,6 +337,37 @@ function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string)
     );
   }
   return [{ source, value: overrides }];
+}
+
+/**
+ * The connector's own layers, or, when the overrides send the call somewhere its profile and Vault
+ * secrets do not name and its `allowed_destinations` do not list, the same layers without their
+ * secrets. Like a browser dropping credentials on a redirect to another origin: whoever may
+ * override a URL must not thereby receive the key that goes with it. Such a call must bring its own
+ * secrets; one that does not is refused, so it never goes out half-authenticated.
+ */
+function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]): InputLayer[] {
+  const destinationOf = isDelegating(own.type) ? undefined : own.type.destination?.bind(own.type);
+  if (override.length === 0 || !destinationOf || own.withoutSecrets.paths.length === 0) return own.layers;
+  const home = destinationOf(mergeLayers(own.layers).value);
+  const target = destinationOf(mergeLayers([...own.layers, ...override]).value);
+  if (target === home || (target !== undefined && (own.allowedDestinations.includes(target) || own.allowedDestinations.includes('*')))) {
+    return own.layers;
+  }
+  // Inputs that name no usable destination fail validation, which names the field better than we could.
+  if (target === undefined) return own.withoutSecrets.layers;
+  const missing = [...new Set(own.withoutSecrets.paths)].filter((path) => getPath(override[0].value, path) === undefined);
+  if (missing.length > 0) {
+    const them = missing.length > 1 ? 'them' : 'it';
+    throw permanentFailure(
+      FailureType.DestinationNotAllowed,
+      `connector ${own.connector.name}: the overrides send this call to ${target} instead of ${home ?? 'the destination the connector names'}, ` +
+        `and the connector's secrets (${missing.join(', ')}) never go to another destination: give ${them} in the overrides, ` +
+        `or add ${target} to the connector's allowed_destinations`,
+      { fields: missing, destination: target },
+    );
+  }
+  return own.withoutSecrets.layers;
 }
 
 function validate(own: ConnectorLayers, value: PlainObject, redactor: Redactor): unknown {

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ConnectorRegistry } from '../connectors/registry';
 import { createEncryptionCodec } from '../worker/codec';
-import { isPlainObject, isSensitivePath, MASK } from '../worker/inputs';
+import { hasUrlCredentials, isPlainObject, isSensitivePath, MASK } from '../worker/inputs';
 import { Keyring, KeyringError } from '../worker/keyring';
 
 /** Options of {@link createCodecServer} and {@link startCodecServer}. */
@@ -210,7 +210,7 @@ export function maskSensitiveValues(value: unknown, patterns: readonly string[],
   const out: Record<string, unknown> = {};
   for (const [key, child] of Object.entries(value)) {
     const childPath = [...path, key];
-    const sensitive = child !== null && child !== undefined && childPath.some((_, i) => isSensitivePath(childPath.slice(i), patterns));
+    const sensitive = hasUrlCredentials(child) || (child !== null && child !== undefined && childPath.some((_, i) => isSensitivePath(childPath.slice(i), patterns)));
     out[key] = sensitive ? MASK : maskSensitiveValues(child, patterns, childPath);
   }
   return out;

@@ -108,6 +108,7 @@ const FAILURE_STATUS: ReadonlyArray<[prefix: string, status: number]> = [
   ['Connector.NotFound', 404],
   ['Connector.InvalidInput', 400],
   ['Connector.LockedField', 400],
+  ['Connector.DestinationNotAllowed', 403],
   ['Connector.UnknownType', 400],
   ['Connector.Vault.Unavailable', 503],
   ['Connector.Store.Unavailable', 503],

@@ -9,6 +9,7 @@ export const FailureType = {
   UnknownType: 'Connector.UnknownType',
   InvalidInput: 'Connector.InvalidInput',
   LockedField: 'Connector.LockedField',
+  DestinationNotAllowed: 'Connector.DestinationNotAllowed',
   VaultNotFound: 'Connector.Vault.NotFound',
   VaultDenied: 'Connector.Vault.PermissionDenied',
   VaultUnavailable: 'Connector.Vault.Unavailable',

@@ -30,6 +30,7 @@ import {
   relabelFailure,
   runCancellable,
   sqlConnectionFields,
+  sqlDestination,
   sqlOperationFields,
   toJsonSafe,
   type IntrospectionRow,
@@ -469,6 +470,7 @@ export const mysqlConnector: ConnectorType<typeof mysqlSchema> = {
   test: testMysql,
   introspect: introspectMysql,
   describeCall: describeSqlCall,
+  destination: sqlDestination(3306),
   async close(poolKey) {
     const keys = poolKey === undefined ? [...pools.keys()] : [poolKey];
     await Promise.all(

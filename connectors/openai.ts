@@ -394,6 +394,13 @@ export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): Con
       }
     },
     test: testOpenAi,
+    destination(inputs) {
+      try {
+        return new URL(String(inputs.base_url ?? OPENAI_DEFAULT_BASE_URL)).origin;
+      } catch {
+        return undefined;
+      }
+    },
     describeCall(inputs) {
       const operation = inputs.operation ?? 'models.list';
       if (!(OPENAI_OPERATIONS as readonly unknown[]).includes(operation)) return undefined;

@@ -29,6 +29,7 @@ import {
   relabelFailure,
   runCancellable,
   sqlConnectionFields,
+  sqlDestination,
   sqlOperationFields,
   type IntrospectionRow,
   type SqlIntrospection,
@@ -357,6 +358,7 @@ export const postgresConnector: ConnectorType<typeof postgresSchema> = {
   test: testPostgres,
   introspect: introspectPostgres,
   describeCall: describeSqlCall,
+  destination: sqlDestination(5432),
   async close(poolKey) {
     const keys = poolKey === undefined ? [...pools.keys()] : [poolKey];
     await Promise.all(

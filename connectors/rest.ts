@@ -484,7 +484,30 @@ export const restConnector: ConnectorType<typeof restSchema> = {
     try {
       const method = inputs.method === undefined ? 'GET' : String(inputs.method).toUpperCase();
       if (!(HTTP_METHODS as readonly string[]).includes(method)) return undefined;
-      return `${method} ${requestUrl(inputs).pathname}`;
+      // A whole `url` is often a webhook whose path is its key: name its host only. With base_url,
+      // the path is the API's route (`/invoices`), which is what a person looks for in a summary.
+      const url = requestUrl({ ...inputs, query: undefined });
+      return `${method} ${typeof inputs.url === 'string' ? url.host : url.pathname}`;
+    } catch {
+      return undefined;
+    }
+  },
+  secretForms(inputs) {
+    let userinfo: [string, string] | undefined;
+    if (inputs.auth?.type === 'basic') userinfo = [inputs.auth.username, inputs.auth.password];
+    else if (!inputs.auth) {
+      try {
+        const url = requestUrl({ ...inputs, query: undefined });
+        if (url.password) userinfo = [decodeUserinfo(url.username), decodeUserinfo(url.password)];
+      } catch {
+        // No usable URL: nothing will be sent.
+      }
+    }
+    return userinfo ? [basicCredentials(...userinfo).slice('Basic '.length)] : [];
+  },
+  destination(inputs) {
+    try {
+      return requestUrl({ ...inputs, query: undefined }).origin;
     } catch {
       return undefined;
     }

@@ -34,6 +34,11 @@ const duration = z.union([
 /** Any JSON value: sent as a driver parameter, never spliced into the SQL text. */
 const sqlParams = z.array(z.json());
 
+/** Where a SQL connector's calls go, `host:port`, for binding its password to that server. */
+export function sqlDestination(defaultPort: number): (inputs: Record<string, unknown>) => string {
+  return (inputs) => `${String(inputs.host ?? '127.0.0.1').toLowerCase()}:${String(inputs.port ?? defaultPort)}`;
+}
+
 /** Settings of the connection itself; `defaultPort` is the database's usual port. */
 export function sqlConnectionFields(defaultPort: number) {
   return {

@@ -45,6 +45,18 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
   introspect?(inputs: z.output<Schema>, context: InvokeContext): Promise<unknown>;
   /** A short, secret-free description of the call, for summaries: e.g. `POST /invoices`. */
   describeCall?(inputs: Record<string, unknown>): string | undefined;
+  /**
+   * Secrets in the form the type sends them, when that differs from the inputs (the Base64 of a
+   * Basic credential), so that a system echoing the request is redacted of them too. Default: none.
+   */
+  secretForms?(inputs: z.output<Schema>): string[];
+  /**
+   * Where a call with these (merged, not yet validated) inputs goes, e.g. `https://api.example.com`
+   * or `db.internal:5432`; undefined when the inputs do not say. A connector's secrets go only to
+   * the destination its profile and Vault secrets name (or one it allows), so an override cannot
+   * send them elsewhere. A type without it can reach only what its inputs name, whoever gives them.
+   */
+  destination?(inputs: Record<string, unknown>): string | undefined;
   /** Closes pools kept for `poolKey`, or all of them when no key is given. */
   close?(poolKey?: string): Promise<void>;
 }

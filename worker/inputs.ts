@@ -20,31 +20,69 @@ export function isSensitivePath(path: readonly string[], patterns: readonly stri
   });
 }
 
+// `scheme://user:password@host` or `scheme://token@host`: whatever stands before `@` authenticates.
+const URL_WITH_CREDENTIALS = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]*@/i;
+
+/** True for a string URL that carries credentials (`user:password@` or `token@`). */
+export function hasUrlCredentials(value: unknown): value is string {
+  return typeof value === 'string' && URL_WITH_CREDENTIALS.test(value);
+}
+
 /**
- * A copy of `value` in which every value at a sensitive path is replaced by `fn(value, dottedPath)`.
- * A sensitive object is handed over whole; nothing below it is visited.
+ * A copy of `value` in which every secret is replaced by `fn(value, dottedPath)`: values at a
+ * sensitive path, and URLs with credentials wherever they stand (a password in a `url` is as secret
+ * as one in a `password` field). A sensitive object is handed over whole; nothing below it is visited.
  */
 export function mapSensitive(
   value: PlainObject,
   patterns: readonly string[],
   fn: (sensitive: unknown, path: string) => unknown,
-  prefix: string[] = [],
+  options: { prefix?: string[]; isSecret?: (value: unknown) => boolean } = {},
 ): PlainObject {
+  const { prefix = [], isSecret } = options;
   const out: PlainObject = {};
   for (const [key, child] of Object.entries(value)) {
     const path = [...prefix, key];
-    if (isSensitivePath(path, patterns)) out[key] = child === undefined || child === null ? child : fn(child, path.join('.'));
-    else if (isPlainObject(child)) out[key] = mapSensitive(child, patterns, fn, path);
+    if (isSensitivePath(path, patterns) || hasUrlCredentials(child) || isSecret?.(child)) {
+      out[key] = child === undefined || child === null ? child : fn(child, path.join('.'));
+    } else if (isPlainObject(child)) out[key] = mapSensitive(child, patterns, fn, { prefix: path, isSecret });
     else out[key] = child;
   }
   return out;
 }
 
-/** Every value at a sensitive path. */
+/** Every secret in `value` (see {@link mapSensitive}), with the parts of it that an echo may carry alone. */
 export function sensitiveValues(value: PlainObject, patterns: readonly string[]): unknown[] {
   const found: unknown[] = [];
-  mapSensitive(value, patterns, (v) => found.push(v));
+  mapSensitive(value, patterns, (v) => found.push(v, ...secretParts(v)));
   return found;
+}
+
+/**
+ * What a secret URL gives away on its own: the credentials in it (a server that echoes the request
+ * line, or a Basic header, shows them without the rest), and its path, which for webhooks is the key.
+ * Messages name a call by origin and path, so a secret URL's path must be redacted from them too.
+ */
+export function secretParts(secret: unknown): string[] {
+  if (typeof secret !== 'string' || !/^https?:\/\/|^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]*@/i.test(secret)) return [];
+  let url: URL;
+  try {
+    url = new URL(secret);
+  } catch {
+    return [];
+  }
+  const parts: string[] = [];
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  };
+  // A user name alone (`https://token@host`) is the credential; beside a password it is only a name.
+  for (const part of url.password ? [url.password] : [url.username]) if (part) parts.push(part, decode(part));
+  if (url.pathname.length >= 8 && !hasUrlCredentials(secret)) parts.push(url.pathname + url.search, url.origin + url.pathname);
+  return parts;
 }
 
 /** The value at dotted `path`, or undefined. */

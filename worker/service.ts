@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ConnectorRegistry } from '../connectors/registry';
-import { getPath, isPlainObject, mapSensitive, MASK, type PlainObject } from './inputs';
+import { getPath, isPlainObject, isSensitivePath, mapSensitive, MASK, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import type { ConnectorRecord, ConnectorStore, StoredConnector } from './store/connector-store';
 
@@ -35,11 +35,19 @@ export const connectorDefinitionSchema = z
           .object({
             path: z.string().regex(/^[A-Za-z0-9_.\-/]+$/, 'must be a Vault API path such as secret/data/name'),
             map: z.record(z.string(), z.string().min(1)).optional(),
+            secret_keys: z.array(z.string().min(1)).optional(),
           })
           .strict(),
       )
       .default([]),
     locked: z.array(z.string().min(1)).default([]),
+    allowed_destinations: z
+      .array(z.string().min(1).max(300))
+      .max(100)
+      .default([])
+      .describe(
+        "Destinations besides the connector's own to which its stored and Vault secrets may follow an override: an origin such as https://api-eu.example.com, a host:port for SQL, or * for any",
+      ),
     retry: retrySchema.optional(),
     timeout: durationSchema.optional(),
   })
@@ -173,6 +181,7 @@ export class ConnectorService {
       value: def.value as PlainObject,
       vault_secrets: def.vault_secrets,
       locked: def.locked,
+      allowed_destinations: def.allowed_destinations,
       retry: def.retry as ConnectorRecord['retry'],
       timeout: def.timeout === undefined ? undefined : String(def.timeout),
     };
@@ -250,6 +259,19 @@ export class ConnectorService {
     return entry;
   }
 
+  /**
+   * Version `version` with secrets decrypted, for a `connection` pinned to it. Undefined when the
+   * connector has been deleted since (deleting a connector stops every call through it) or never
+   * had that version.
+   */
+  async loadVersion(name: string, version: number): Promise<DecryptedConnector | undefined> {
+    const latest = await this.load(name);
+    if (!latest || latest.version === version) return latest;
+    // Only a retry that outlived an update gets here: rare, so not cached.
+    const stored = await this.store.get(name, version);
+    return stored && !stored.deleted ? this.decrypt(stored) : undefined;
+  }
+
   /** Starts the profile cache, invalidated through the store's change notifications. */
   async watch(): Promise<void> {
     if (this.unwatch) return;
@@ -265,20 +287,26 @@ export class ConnectorService {
 
   private async loadFromStore(name: string): Promise<DecryptedConnector | undefined> {
     const stored = await this.store.get(name);
-    if (!stored) return undefined;
+    return stored && this.decrypt(stored);
+  }
+
+  private decrypt(stored: StoredConnector): DecryptedConnector {
     // One pass: the keyring is required only when a ciphertext is actually met.
     const value = mapCiphertexts(stored.value, (ciphertext, path) => {
-      const keyring = this.requireKeyring(`read the secrets of connector ${name}`);
-      return JSON.parse(keyring.decrypt(ciphertext, cipherContext(name, path)));
+      const keyring = this.requireKeyring(`read the secrets of connector ${stored.name}`);
+      return JSON.parse(keyring.decrypt(ciphertext, cipherContext(stored.name, path)));
     });
     return value === stored.value ? stored : { ...stored, value };
   }
 
   private encryptValue(name: string, value: PlainObject, sensitive: readonly string[], current: StoredConnector | undefined): PlainObject {
+    // The mask is met like a secret wherever it stands: a URL with credentials is a secret only by
+    // its content, so the mask written back in its place must keep it as well.
     return mapSensitive(value, sensitive, (secret, path) => {
       if (secret === MASK) {
         const kept = current ? getPath(current.value, path) : undefined;
         if (!Keyring.isCiphertext(kept)) {
+          if (!isSensitivePath(path.split('.'), sensitive)) return MASK; // ordinary data that happens to read ********
           throw new ConnectorValidationError([
             { path: `value.${path}`, message: `is the mask ${MASK}, which keeps a stored value, but connector ${name} has none stored there` },
           ]);
@@ -287,7 +315,7 @@ export class ConnectorService {
       }
       const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
       return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path));
-    });
+    }, { isSecret: (v) => v === MASK });
   }
 
   private requireKeyring(what: string): Keyring {
@@ -327,7 +355,7 @@ function changedFields(previous: StoredConnector | undefined, next: StoredConnec
   if (!previous) return ['created'];
   if (next.deleted) return ['deleted'];
   const changed: string[] = previous.deleted ? ['restored'] : [];
-  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'retry', 'timeout'] as const) {
+  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout'] as const) {
     if (JSON.stringify(previous[field] ?? null) !== JSON.stringify(next[field] ?? null)) changed.push(field);
   }
   const walk = (a: unknown, b: unknown, path: string[]): void => {

@@ -7,6 +7,11 @@ export interface VaultSecretRef {
   path: string;
   /** Secret key → dotted input path (e.g. `{ token: 'auth.token' }`); only mapped keys are applied. Default: every key as is. */
   map?: Record<string, string>;
+  /**
+   * Keys of the secret that are secrets wherever they land (a webhook URL, a user name that must not
+   * show), on top of those landing at the type's sensitive inputs and long values. Default: none.
+   */
+  secret_keys?: string[];
 }
 
 export type VaultErrorKind = 'not_found' | 'denied' | 'unavailable' | 'invalid';

@@ -1,5 +1,5 @@
 import { parseRetryAfter } from '../../connectors/errors';
-import { MASK, mapSensitive, mergeLayers, Redactor } from '../../worker/inputs';
+import { hasUrlCredentials, MASK, mapSensitive, mergeLayers, Redactor, sensitiveValues } from '../../worker/inputs';
 import { Keyring, KeyringError } from '../../worker/keyring';
 
 describe('input layers', () => {
@@ -99,5 +99,32 @@ describe('keyring', () => {
     const old = Keyring.parse(entry);
     const ciphertext = old.encrypt('v', 'c');
     expect(() => Keyring.parse(Keyring.generateEntry('k2')).decrypt(ciphertext, 'c')).toThrow(/no key "k1"/);
+  });
+});
+
+describe('what counts as a secret', () => {
+  test('a URL with credentials is a secret wherever it stands; one without is not', () => {
+    expect(hasUrlCredentials('https://alice:pw-123@api.example.com/v1')).toBe(true);
+    expect(hasUrlCredentials('postgres://svc@db.internal/app')).toBe(true);
+    expect(hasUrlCredentials('https://api.example.com/v1?email=a@b.c')).toBe(false);
+    expect(hasUrlCredentials('mailto:someone@example.com')).toBe(false);
+    const masked = mapSensitive({ url: 'https://alice:pw-123@h/x', nested: { mirror: 'http://tok-abc@h' }, base_url: 'https://h/v1' }, [], () => MASK);
+    expect(masked).toEqual({ url: MASK, nested: { mirror: MASK }, base_url: 'https://h/v1' });
+  });
+
+  test('the parts of a secret URL an echo may show alone are secrets too; a URL with credentials keeps its path', () => {
+    const values = sensitiveValues({ url: 'https://alice:p%40ss-123@h/orders' }, []);
+    expect(values).toEqual(expect.arrayContaining(['https://alice:p%40ss-123@h/orders', 'p%40ss-123', 'p@ss-123']));
+    expect(values).not.toContain('alice'); // beside a password a user name is a name
+    expect(values).not.toContain('/orders');
+    const token = sensitiveValues({ url: 'https://ghp-token-1@h/' }, []);
+    expect(token).toContain('ghp-token-1');
+    const hook = sensitiveValues({ headers: { authorization: 'https://hooks.example.com/services/T0/B0/XYZ' } }, ['headers.authorization']);
+    expect(hook).toContain('/services/T0/B0/XYZ');
+  });
+
+  test('redaction replaces only what it was given: ordinary text around a secret stays intact', () => {
+    const redactor = new Redactor(['s3cr3t-value']);
+    expect(redactor.text('application/json; key=s3cr3t-value')).toBe(`application/json; key=${MASK}`);
   });
 });

@@ -21,6 +21,8 @@ export interface ConnectorRecord {
   value: PlainObject;
   vault_secrets: VaultSecretRef[];
   locked: string[];
+  /** Destinations other than the connector's own that its secrets may follow an override to. */
+  allowed_destinations: string[];
   retry?: RetrySettings;
   /** Per-attempt timeout of calls, a duration such as `30s`. */
   timeout?: string;
@@ -70,12 +72,13 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
         PRIMARY KEY (name, version)
       );`,
   },
+  { version: 2, sql: `ALTER TABLE tc_connector_versions ADD COLUMN allowed_destinations jsonb NOT NULL DEFAULT '[]'` },
 ];
 
 /** Channel on which every change is announced, with the connector name as payload. */
 export const CHANGE_CHANNEL = 'tc_connector_changes';
 
-const COLUMNS = 'name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_at, created_by';
+const COLUMNS = 'name, version, type, description, value, vault_secrets, locked, allowed_destinations, retry, timeout, deleted, created_at, created_by';
 
 /** Versioned connector records in PostgreSQL (server or embedded). Knows nothing of encryption or types. */
 export class ConnectorStore {
@@ -244,8 +247,8 @@ async function writeVersion(
   }
   const next = build(live);
   const [row] = await tx.query<StoredConnector>(
-    `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_by)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11) RETURNING ${COLUMNS}`,
+    `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_by, allowed_destinations)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12::jsonb) RETURNING ${COLUMNS}`,
     [
       name,
       (latest?.version ?? 0) + 1,
@@ -258,6 +261,7 @@ async function writeVersion(
       next.timeout ?? null,
       next.deleted,
       actor ?? '',
+      JSON.stringify(next.allowed_destinations ?? []),
     ],
   );
   await tx.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, name]);
@@ -273,6 +277,7 @@ function normalise(row: StoredConnector): StoredConnector {
     value: row.value ?? {},
     vault_secrets: row.vault_secrets ?? [],
     locked: row.locked ?? [],
+    allowed_destinations: row.allowed_destinations ?? [],
     retry: row.retry ?? undefined,
     timeout: row.timeout ?? undefined,
     deleted: Boolean(row.deleted),

@@ -1,0 +1,388 @@
+// The product's first promise, tested as an attacker would probe it: no store or Vault secret leaves
+// the connector worker (not through history, summaries, results, messages or logs, not by overriding
+// where a call goes), redaction leaves ordinary data alone, and every attempt of a `connection` runs
+// the connector version it shows.
+import vault from 'node-vault';
+import { createConnectionRunner } from '../../activities/connector-activities';
+import { Keyring } from '../../worker/keyring';
+import { MASK } from '../../worker/inputs';
+import { secretRedactions } from '../../worker/logging';
+import { startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
+import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { historyText, startHarness, type Harness } from '../support/harness';
+import { decodedHistoryText, recordSecrets } from '../support/leak-sweep';
+import { testStack, uniqueName } from '../support/stack';
+
+const name = (prefix: string) => uniqueName(prefix).toLowerCase();
+const hex = () => Math.random().toString(16).slice(2, 12);
+
+describe('no secret leaves the connector worker', () => {
+  const stack = testStack();
+  const vaultAdmin = vault({ apiVersion: 'v1', endpoint: stack.vault.address, token: stack.vault.token });
+  let h: Harness;
+  let api: TestHttpServer;
+  /** Another system, where an attacker would like a connector's secrets to go. */
+  let elsewhere: TestHttpServer;
+
+  beforeAll(async () => {
+    [h, api, elsewhere] = await Promise.all([startHarness(), startTestHttpServer(), startTestHttpServer()]);
+  });
+  afterAll(async () => {
+    await h?.shutdown();
+    await Promise.all([api?.close(), elsewhere?.close()]);
+  });
+
+  async function vaultSecret(data: Record<string, string>, secretKeys: string[] = Object.keys(data)): Promise<string> {
+    const path = `secret/data/${uniqueName('promise')}`;
+    await vaultAdmin.write(path, { data });
+    recordSecrets('a Vault secret of secrets.test.ts', secretKeys.map((k) => data[k]));
+    return path;
+  }
+
+  describe('the history check sees into payloads', () => {
+    test('a marker passed as an override is found in the decoded parent and child histories', async () => {
+      const marker = `override-marker-${hex()}`;
+      const connector = name('marker');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url } });
+      const { result, workflowId } = await h.call(connector, { query: { note: marker } });
+      expect(result.error).toBeUndefined();
+      // The override is the workflow's own data: it is in both inputs, so a check that cannot see it is blind.
+      expect(await historyText(h.client, workflowId)).toContain(marker);
+      expect(await historyText(h.client, result.workflowId!)).toContain(marker);
+    });
+
+    test('a failure message and a summary are searched too', async () => {
+      const connector = name('failtext');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, path: '/visible-path-in-summary' } });
+      api.respondWith({ status: 404 });
+      const { result } = await h.call(connector);
+      expect(result.error?.type).toBe('Connector.External.Http');
+      const child = await historyText(h.client, result.workflowId!);
+      expect(child).toContain('visible-path-in-summary'); // in the static summary and the failure message
+      expect(child).toContain('HTTP 404');
+    });
+  });
+
+  describe("a connector's secrets go only where the connector goes", () => {
+    async function bearerConnector(extra: Record<string, unknown> = {}) {
+      const token = `stored-bearer-${hex()}`;
+      const connector = name('bound');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token } }, ...extra });
+      return { connector, token };
+    }
+
+    test('a workflow that overrides base_url does not get the stored token sent elsewhere', async () => {
+      const { connector } = await bearerConnector();
+      const before = elsewhere.requests.length;
+      const { result } = await h.call(connector, { base_url: elsewhere.url });
+      expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed', nonRetryable: true });
+      expect(result.error!.message).toContain('auth.token');
+      expect(result.error!.message).toContain(elsewhere.url);
+      expect(result.error!.message).toContain('allowed_destinations');
+      expect(elsewhere.requests.length).toBe(before);
+    });
+
+    test('a path that smuggles another origin is caught as a change of destination', async () => {
+      const { connector } = await bearerConnector();
+      const before = elsewhere.requests.length;
+      // joinUrl keeps it a path; should it ever resolve elsewhere, the destination check still sees the real origin.
+      const { result } = await h.call(connector, { path: `//${new URL(elsewhere.url).host}/steal` });
+      expect(result.error).toBeUndefined();
+      expect(elsewhere.requests.length).toBe(before);
+      expect(api.requests[api.requests.length - 1].path).toBe(`/${new URL(elsewhere.url).host}/steal`);
+    });
+
+    test('an override that brings its own token may go elsewhere, and only its own token is sent', async () => {
+      const { connector, token } = await bearerConnector();
+      const own = `workflow-token-${hex()}`;
+      const { result } = await h.call(connector, { base_url: elsewhere.url, auth: { type: 'bearer', token: own } });
+      expect(result.error).toBeUndefined();
+      const request = elsewhere.requests[elsewhere.requests.length - 1];
+      expect(request.headers.authorization).toBe(`Bearer ${own}`);
+      expect(JSON.stringify(request)).not.toContain(token);
+    });
+
+    test('a destination the profile allows gets the stored token', async () => {
+      const { connector, token } = await bearerConnector({ allowed_destinations: [elsewhere.url] });
+      const { result } = await h.call(connector, { base_url: `${elsewhere.url}/v2` });
+      expect(result.error).toBeUndefined();
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+    });
+
+    test('a Vault secret is bound the same way, and the CLI and API path (the runner) refuses alike', async () => {
+      const vaultToken = `vault-bearer-${hex()}`;
+      const path = await vaultSecret({ token: vaultToken });
+      const connector = name('boundvault');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer' } }, vault_secrets: [{ path, map: { token: 'auth.token' } }] });
+      const runner = createConnectionRunner({ service: h.service, vault: h.vault });
+      const before = elsewhere.requests.length;
+      for (const action of ['invoke', 'test', 'introspect'] as const) {
+        const refused = await runner.run({ connector, action, overrides: { base_url: elsewhere.url, openapi_path: '/openapi.json' } }, { signal: new AbortController().signal }).then(
+          () => undefined,
+          (err: { type?: string; message: string }) => err,
+        );
+        expect(refused).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(refused!.message).not.toContain(vaultToken);
+      }
+      expect(elsewhere.requests.length).toBe(before);
+      // The stored destination itself still works.
+      const ok = await runner.run({ connector }, { signal: new AbortController().signal });
+      expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${vaultToken}`);
+      expect(JSON.stringify(ok)).not.toContain(vaultToken);
+    });
+
+    test('a connector without secrets may be pointed anywhere', async () => {
+      const connector = name('open');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, headers: { 'x-team': 'billing' } } });
+      const { result } = await h.call(connector, { base_url: elsewhere.url });
+      expect(result.error).toBeUndefined();
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers['x-team']).toBe('billing');
+    });
+
+    describe('other types', () => {
+      const key = `sk-bound-${hex()}`;
+      let openai: OpenAiTestServer;
+      let otherOpenai: OpenAiTestServer;
+      beforeAll(async () => {
+        [openai, otherOpenai] = await Promise.all([startOpenAiServer({ apiKey: key }), startOpenAiServer({ apiKey: key })]);
+      });
+      afterAll(async () => {
+        await Promise.all([openai?.close(), otherOpenai?.close()]);
+      });
+
+      test('OPENAI: overriding base_url does not send the stored api_key', async () => {
+        const connector = name('boundai');
+        await h.service.apply({ name: connector, type: 'OPENAI', value: { base_url: openai.url, api_key: key } });
+        const before = otherOpenai.requests.length;
+        const { result } = await h.call(connector, { base_url: otherOpenai.url });
+        expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(result.error!.message).toContain('api_key');
+        expect(otherOpenai.requests.length).toBe(before);
+      });
+
+      test('POSTGRES: overriding host does not send the stored password; an allowed host does', async () => {
+        const connector = name('boundpg');
+        const db = new URL(stack.databaseUrl);
+        const value = { host: '127.0.0.1', port: Number(db.port || 5432), database: db.pathname.slice(1), user: decodeURIComponent(db.username) || 'postgres', password: `pg-bound-${hex()}` };
+        await h.service.apply({ name: connector, type: 'POSTGRES', value: { ...value, sql: 'SELECT 1 AS one' } });
+        const refused = await h.call(connector, { host: 'localhost' });
+        expect(refused.result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(refused.result.error!.message).toContain('password');
+        expect(refused.result.error!.message).toContain(`localhost:${value.port}`);
+
+        await h.service.apply({ name: connector, type: 'POSTGRES', value: { ...value, sql: 'SELECT 1 AS one' }, allowed_destinations: [`localhost:${value.port}`] });
+        const allowed = await h.call(connector, { host: 'localhost' });
+        expect(allowed.result.error).toBeUndefined();
+      });
+    });
+  });
+
+  describe('credentials inside a URL are secrets', () => {
+    test('stored encrypted, masked on read and in results, sent as Basic auth, absent from history', async () => {
+      const password = `url-pass-${hex()}`;
+      const connector = name('urlcreds');
+      recordSecrets('a URL password', [password]);
+      await h.service.apply({ name: connector, type: 'REST', value: { url: `http://alice:${password}@127.0.0.1:${api.port}/creds` } });
+
+      const [row] = await h.store.db.query<{ value: unknown }>('SELECT value FROM tc_connector_versions WHERE name = $1', [connector]);
+      expect(JSON.stringify(row.value)).not.toContain(password);
+      expect(Keyring.isCiphertext((row.value as { url: unknown }).url)).toBe(true);
+      expect((await h.service.get(connector)).value.url).toBe(MASK);
+
+      const marker = `url-marker-${hex()}`;
+      const { result, workflowId } = await h.call(connector, { query: { note: marker } });
+      expect(result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Basic ${Buffer.from(`alice:${password}`).toString('base64')}`);
+      expect(result.details!.inputs.url).toBe(MASK);
+      for (const id of [workflowId, result.workflowId!]) {
+        const text = await historyText(h.client, id);
+        expect(text).toContain(marker);
+        expect(text).not.toContain(password);
+      }
+
+      // Writing the mask back keeps the stored URL, as for every other secret.
+      await h.service.apply({ name: connector, type: 'REST', value: { url: MASK, method: 'post' } });
+      const again = await h.call(connector);
+      expect(again.result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Basic ${Buffer.from(`alice:${password}`).toString('base64')}`);
+    });
+
+    test('an echo of the URL password is redacted from the output', async () => {
+      const password = `echoed-pass-${hex()}`;
+      // Not for the sweep: an inline definition is the workflow's own data, in its history by design.
+      const { result } = await h.call({ type: 'REST', url: `http://bob:${password}@127.0.0.1:${api.port}/echo` });
+      expect(result.error).toBeUndefined();
+      const output = JSON.stringify(result.details!.output);
+      expect(output).toContain('authorization'); // the echo is there...
+      // ...without the password, plain or inside the Basic credentials the server saw.
+      expect(output).not.toContain(password);
+      expect(output).not.toContain(Buffer.from(`bob:${password}`).toString('base64'));
+      expect(result.details!.inputs.url).toBe(MASK);
+    });
+  });
+
+  describe('redaction removes secrets and nothing else', () => {
+    test('a short Vault value that is not secret (a team name "json") is left alone everywhere', async () => {
+      const token = `vault-token-${hex()}`;
+      const path = await vaultSecret({ team: 'json', token }, ['token']);
+      const connector = name('plain');
+      await h.service.apply({
+        name: connector,
+        type: 'REST',
+        value: { base_url: api.url, auth: { type: 'bearer' } },
+        vault_secrets: [{ path, map: { team: 'headers.x-team', token: 'auth.token' } }],
+      });
+      const { result } = await h.call(connector);
+      expect(result.error).toBeUndefined();
+      const output = result.details!.output as { headers: Record<string, string>; body: { headers: Record<string, string> } };
+      expect(output.headers['content-type']).toBe('application/json');
+      expect(output.body.headers['x-team']).toBe('json');
+      // The secret the server echoed is gone.
+      expect(output.body.headers.authorization).toBe(`Bearer ${MASK}`);
+      // Logs too: the process-wide set redacts the token, and not the team name inside other words.
+      expect(secretRedactions.redact(`content-type application/json, token ${token}`)).toBe(`content-type application/json, token ${MASK}`);
+    });
+
+    test('a short Vault value declared secret is redacted; a long one is redacted without a declaration', async () => {
+      const shortSecret = `pin${hex().slice(0, 3)}`;
+      const longValue = `long-vault-value-${hex()}-${hex()}`;
+      const path = await vaultSecret({ pin: shortSecret, long: longValue });
+      const connector = name('declared');
+      await h.service.apply({
+        name: connector,
+        type: 'REST',
+        value: { base_url: api.url },
+        vault_secrets: [{ path, map: { pin: 'headers.x-pin', long: 'headers.x-long' }, secret_keys: ['pin'] }],
+      });
+      const { result } = await h.call(connector);
+      expect(api.requests[api.requests.length - 1].headers).toMatchObject({ 'x-pin': shortSecret, 'x-long': longValue });
+      const output = JSON.stringify(result.details!.output);
+      expect(output).toContain('x-pin');
+      expect(output).not.toContain(shortSecret);
+      expect(output).not.toContain(longValue);
+    });
+  });
+
+  describe('summaries carry no secret', () => {
+    test('a whole url is summarised by its host: a webhook path stays out of the descriptor and every summary', async () => {
+      const hookKey = `hook-key-${hex()}`;
+      const connector = name('webhook');
+      await h.service.apply({ name: connector, type: 'REST', value: { url: `${api.url}/hooks/${hookKey}`, method: 'post' } });
+      const { result, workflowId } = await h.call(connector);
+      expect(result.error).toBeUndefined();
+      const child = await h.client.workflow.getHandle(result.workflowId!).describe();
+      expect(await child.staticSummary()).toBe(`REST ${connector} POST 127.0.0.1:${api.port}`);
+      // The descriptor (the describe activity's result in the parent) and the summaries of the child
+      // and its activity; the result itself shows the profile's url, which is plain data of the profile.
+      const parentEvents = (await h.client.workflow.getHandle(workflowId).fetchHistory()).events!;
+      const described = parentEvents.find((e) => e.activityTaskCompletedEventAttributes)!.activityTaskCompletedEventAttributes!;
+      const childEvents = (await h.client.workflow.getHandle(result.workflowId!).fetchHistory()).events!;
+      const summaries = [described, ...childEvents.map((e) => e.userMetadata).filter(Boolean)].map(decodedHistoryText).join('\n');
+      expect(summaries).toContain(`REST ${connector} POST 127.0.0.1:${api.port}`);
+      expect(summaries).not.toContain(hookKey);
+    });
+
+    test("an override's token is redacted from the summary, even inside the path", async () => {
+      const token = `override-token-${hex()}`;
+      const connector = name('sumtoken');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url } });
+      const { result } = await h.call(connector, { path: `/by-token/${token}`, auth: { type: 'bearer', token } });
+      expect(result.error).toBeUndefined();
+      const child = await h.client.workflow.getHandle(result.workflowId!).describe();
+      expect(await child.staticSummary()).toBe(`REST ${connector} GET /by-token/${MASK}`);
+    });
+
+    test('a webhook URL kept in Vault as a declared secret is redacted from failure messages by its path', async () => {
+      const hookKey = `vault-hook-${hex()}`;
+      const path = await vaultSecret({ hook: `${api.url}/hooks/${hookKey}` });
+      const connector = name('vaulthook');
+      await h.service.apply({ name: connector, type: 'REST', value: {}, vault_secrets: [{ path, map: { hook: 'url' }, secret_keys: ['hook'] }] });
+      api.respondWith({ status: 404 });
+      const { result, workflowId } = await h.call(connector);
+      expect(result.error?.type).toBe('Connector.External.Http');
+      expect(result.error!.message).toContain('HTTP 404');
+      expect(result.error!.message).not.toContain(hookKey);
+      for (const id of [workflowId, result.workflowId!]) expect(await historyText(h.client, id)).not.toContain(hookKey);
+    });
+  });
+});
+
+describe('every attempt of a connection runs the version it shows', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.shutdown();
+  });
+
+  test('a retry after an update runs the version the connection started with; the next call gets the new one', async () => {
+    const connector = name('pinned');
+    let first = true;
+    const server = await startTestHttpServer(async (req, res) => {
+      if (first) {
+        first = false;
+        // The update lands while attempt 1 is in flight; attempt 2 must not switch to it.
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: server.url, headers: { 'x-version': 'two' } } });
+        res.writeHead(503).end();
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ version: req.headers['x-version'] }));
+    });
+    try {
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: server.url, headers: { 'x-version': 'one' } } });
+      const { result } = await h.call(connector);
+      expect(result.error).toBeUndefined();
+      expect(server.requests.map((r) => r.headers['x-version'])).toEqual(['one', 'one']);
+      expect(result.details).toMatchObject({ attempt: 2, connector: { name: connector, version: 1 }, output: { body: { version: 'one' } } });
+
+      const next = await h.call(connector);
+      expect(next.result.details).toMatchObject({ attempt: 1, connector: { version: 2 }, output: { body: { version: 'two' } } });
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a rollback between attempts does not switch either', async () => {
+    const connector = name('pinroll');
+    const server = await startTestHttpServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ version: req.headers['x-version'] }));
+    });
+    try {
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: server.url, headers: { 'x-version': 'one' } } });
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: server.url, headers: { 'x-version': 'two' } } });
+      server.respondWith({ status: 503 });
+      const pending = h.call(connector, undefined, { taskQueue: h.connectorQueue, retry: { initialInterval: '1500ms', maximumAttempts: 2 } });
+      while (server.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+      await h.service.rollback(connector, 1);
+      const { result } = await pending;
+      expect(server.requests.map((r) => r.headers['x-version'])).toEqual(['two', 'two']);
+      expect(result.details).toMatchObject({ attempt: 2, connector: { version: 2 } });
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a connector deleted between attempts stops the retries with Connector.NotFound', async () => {
+    const connector = name('pindel');
+    let first = true;
+    const server = await startTestHttpServer(async (_req, res) => {
+      if (first) {
+        first = false;
+        await h.service.delete(connector);
+      }
+      res.writeHead(503).end();
+    });
+    try {
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: server.url } });
+      const { result } = await h.call(connector);
+      expect(result.error).toMatchObject({ type: 'Connector.NotFound', nonRetryable: true });
+      expect(result.error!.message).toContain('version 1');
+      expect(server.requests.length).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+});
