@@ -91,7 +91,24 @@ export interface ConnectorServiceOptions {
   registry: ConnectorRegistry;
   /** Encrypts sensitive fields. Without it, connectors with sensitive values cannot be saved. Default: none. */
   keyring?: Keyring;
+  /**
+   * Longest time, in milliseconds, the profile cache (started by {@link ConnectorService.watch}) serves a
+   * loaded profile without reading the store again. Change notifications drop entries sooner; this bounds
+   * staleness when one is lost without the LISTEN connection noticing (a half-open TCP connection).
+   * 0 turns the cache off. Default: 30000 (30 s).
+   */
+  cacheTtlMs?: number;
 }
+
+/** Default of {@link ConnectorServiceOptions.cacheTtlMs}: 30 s. */
+export const DEFAULT_PROFILE_CACHE_TTL_MS = 30_000;
+
+interface CachedProfile {
+  profile: Promise<DecryptedConnector | undefined>;
+  /** Date.now() after which the entry is read again from the store. */
+  expiresAt: number;
+}
+
 
 /**
  * The one service layer behind the workflow runtime, the CLI and the HTTP API: validation,
@@ -101,14 +118,20 @@ export class ConnectorService {
   readonly store: ConnectorStore;
   readonly registry: ConnectorRegistry;
   readonly keyring?: Keyring;
-  private cache?: Map<string, Promise<DecryptedConnector | undefined>>;
+  private readonly cacheTtlMs: number;
+  // Only existing profiles are cached (a miss is not), so the map holds at most one entry per stored connector.
+  private cache?: Map<string, CachedProfile>;
+  // The cache is trusted only while change notifications arrive; without them it is bypassed.
+  private listening = false;
   private unwatch?: () => Promise<void>;
 
   constructor(options: ConnectorServiceOptions) {
     this.store = options.store;
     this.registry = options.registry;
     this.keyring = options.keyring;
+    this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_PROFILE_CACHE_TTL_MS;
   }
+
 
   /** Validates and stores `definition` as the connector's next version; returns the masked view. */
   async apply(definition: unknown, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
@@ -236,31 +259,49 @@ export class ConnectorService {
   }
 
   /**
-   * The current version with secrets decrypted, for the activity. Cached once {@link watch} runs;
-   * a change notification drops the entry, so an update takes effect on the next call.
+   * The current version with secrets decrypted, for the activity. Cached once {@link watch} runs:
+   * a change notification drops the entry, so an update takes effect on the next call; an entry lives
+   * at most `cacheTtlMs`; while the store's change notifications do not arrive (the LISTEN connection
+   * dropped), every load reads the store, and everything cached is dropped when they arrive again.
    */
   async load(name: string): Promise<DecryptedConnector | undefined> {
-    if (!this.cache) return this.loadFromStore(name);
-    let entry = this.cache.get(name);
-    if (!entry) {
-      entry = this.loadFromStore(name);
-      this.cache.set(name, entry);
-      entry.catch(() => this.cache?.delete(name));
-    }
-    return entry;
+    const cache = this.cache;
+    if (!cache || !this.listening || this.cacheTtlMs <= 0) return this.loadFromStore(name);
+    const now = Date.now();
+    const cached = cache.get(name);
+    if (cached && cached.expiresAt > now) return cached.profile;
+    const entry: CachedProfile = { profile: this.loadFromStore(name), expiresAt: now + this.cacheTtlMs };
+    cache.set(name, entry);
+    // Misses and failures are not kept: a caller could otherwise grow the map by asking for any name.
+    const forget = () => cache.get(name) === entry && cache.delete(name);
+    entry.profile.then((profile) => profile || forget(), forget);
+    return entry.profile;
+  }
+
+  /** How many profiles the cache holds (0 when it is not running): for monitoring and tests. */
+  get cachedProfiles(): number {
+    return this.cache?.size ?? 0;
   }
 
   /** Starts the profile cache, invalidated through the store's change notifications. */
   async watch(): Promise<void> {
     if (this.unwatch) return;
     this.cache = new Map();
-    this.unwatch = await this.store.watch((name) => (name === undefined ? this.cache?.clear() : this.cache?.delete(name)));
+    this.unwatch = await this.store.watch(
+      (name) => (name === undefined ? this.cache?.clear() : this.cache?.delete(name)),
+      (listening) => {
+        // Dropped both ways: what was cached before a drop, or loaded while notifications were lost, may be stale.
+        this.listening = listening;
+        this.cache?.clear();
+      },
+    );
   }
 
   async close(): Promise<void> {
     await this.unwatch?.();
     this.unwatch = undefined;
     this.cache = undefined;
+    this.listening = false;
   }
 
   private async loadFromStore(name: string): Promise<DecryptedConnector | undefined> {

@@ -167,10 +167,14 @@ export class ConnectorStore {
     );
   }
 
-  /** Calls `onChange(name)` after each committed change; `undefined` means "anything may have changed". */
-  watch(onChange: (name: string | undefined) => void): Promise<() => Promise<void>> {
-    return this.db.listen(CHANGE_CHANNEL, (payload) => onChange(payload === '*' ? undefined : payload));
+  /**
+   * Calls `onChange(name)` after each committed change (`undefined`: anything may have changed), and
+   * `onListening` as in {@link SqlDatabase.listen}: changes committed while it is `false` are not announced.
+   */
+  watch(onChange: (name: string | undefined) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>> {
+    return this.db.listen(CHANGE_CHANNEL, (payload) => onChange(payload === '*' ? undefined : payload), onListening);
   }
+
 
   close(): Promise<void> {
     return this.db.close();
