@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ConnectorRegistry } from '../connectors/registry';
 import { getPath, isPlainObject, mapSensitive, MASK, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
-import type { ConnectorRecord, ConnectorStore, StoredConnector } from './store/connector-store';
+import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -109,7 +109,6 @@ interface CachedProfile {
   expiresAt: number;
 }
 
-
 /**
  * The one service layer behind the workflow runtime, the CLI and the HTTP API: validation,
  * encryption at rest, masking, versions.
@@ -131,7 +130,6 @@ export class ConnectorService {
     this.keyring = options.keyring;
     this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_PROFILE_CACHE_TTL_MS;
   }
-
 
   /** Validates and stores `definition` as the connector's next version; returns the masked view. */
   async apply(definition: unknown, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
@@ -167,7 +165,10 @@ export class ConnectorService {
         record: p!.record,
         expectedVersion: p!.expectedVersion,
         // Inside the write transaction, so a masked value is matched against the version being replaced.
-        prepare: (current: StoredConnector | undefined) => ({ ...p!.record, value: this.encryptValue(p!.record.name, p!.record.value, p!.sensitive, current) }),
+        prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => ({
+          ...p!.record,
+          value: this.encryptValue(p!.record.name, p!.record.value, p!.sensitive, current, keys),
+        }),
       })),
       actor,
     );
@@ -238,23 +239,42 @@ export class ConnectorService {
 
   /** Writes an old version's content (ciphertext included) as the newest version. */
   async rollback(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
-    const old = await this.store.get(name, version);
-    if (!old || old.deleted) throw new ConnectorNotFoundError(name, version);
-    return this.view(await this.store.put(old, options));
+    const restored = await this.store.restore(name, version, options);
+    if (!restored) throw new ConnectorNotFoundError(name, version);
+    return this.view(restored);
   }
 
-  /** Re-encrypts every sensitive value of every version under the keyring's primary key. Returns the values rewritten. */
+  /**
+   * Re-encrypts every sensitive value of every version under the keyring's primary key, and records
+   * that key as the store's and the keys it replaced as retired. Writes wait while it runs. Returns the
+   * values rewritten.
+   */
   async rotateKeys(): Promise<number> {
     const keyring = this.requireKeyring('rotate keys');
     let rewritten = 0;
-    await this.store.rewriteAllValues((row) =>
-      mapCiphertexts(row.value, (ciphertext, path) => {
-        if (Keyring.keyIdOf(ciphertext) === keyring.primaryId) return ciphertext;
-        rewritten++;
-        const context = cipherContext(row.name, path);
-        return keyring.encrypt(keyring.decrypt(ciphertext, context), context);
-      }),
-    );
+    const replaced = new Set<string>();
+    await this.store.rewriteAllValues({
+      check: ({ keys }) => {
+        // Most likely a process with an out-of-date keyring: rotating would move every secret back to a
+        // key that operators were told they may drop.
+        if (keys.retired.has(keyring.primaryId)) {
+          throw new KeyringError(
+            `cannot rotate to key "${keyring.primaryId}": an earlier rotate-key retired it and moved the store to key "${keys.current}". ` +
+              `Put a newer key first; to use the same key material again, give it a new id`,
+          );
+        }
+      },
+      transform: (row) =>
+        mapCiphertexts(row.value, (ciphertext, path) => {
+          const keyId = Keyring.keyIdOf(ciphertext);
+          if (keyId === keyring.primaryId) return ciphertext;
+          rewritten++;
+          replaced.add(keyId);
+          const context = cipherContext(row.name, path);
+          return keyring.encrypt(keyring.decrypt(ciphertext, context), context);
+        }),
+      keys: () => ({ current: keyring.primaryId, retired: replaced }),
+    });
     return rewritten;
   }
 
@@ -315,7 +335,14 @@ export class ConnectorService {
     return value === stored.value ? stored : { ...stored, value };
   }
 
-  private encryptValue(name: string, value: PlainObject, sensitive: readonly string[], current: StoredConnector | undefined): PlainObject {
+  private encryptValue(
+    name: string,
+    value: PlainObject,
+    sensitive: readonly string[],
+    current: StoredConnector | undefined,
+    keys: EncryptionKeyState,
+  ): PlainObject {
+    let keyId: string | undefined;
     return mapSensitive(value, sensitive, (secret, path) => {
       if (secret === MASK) {
         const kept = current ? getPath(current.value, path) : undefined;
@@ -327,7 +354,8 @@ export class ConnectorService {
         return kept;
       }
       const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
-      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path));
+      keyId ??= encryptionKeyId(keyring, keys, `value.${path}`);
+      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId);
     });
   }
 
@@ -378,6 +406,22 @@ function changedFields(previous: StoredConnector | undefined, next: StoredConnec
   };
   walk(previous.value, next.value, ['value']);
   return changed;
+}
+
+/**
+ * The key new ciphertext is made with: the keyring's primary, unless rotate-key has retired it. A retired
+ * primary means this process's keyring is older than the store's last rotation (TC_KEYRING not yet
+ * updated here). Its ciphertext would break once the operator drops the retired key, as the rotation
+ * procedure says to, so the store's current key is used when this keyring holds it (a rolling update of
+ * TC_KEYRING keeps working), and the write is refused when it does not.
+ */
+function encryptionKeyId(keyring: Keyring, keys: EncryptionKeyState, field: string): string {
+  if (!keys.retired.has(keyring.primaryId)) return keyring.primaryId;
+  if (keys.current && keyring.has(keys.current)) return keys.current;
+  throw new KeyringError(
+    `cannot store the sensitive field ${field}: key "${keyring.primaryId}", first in this process's keyring, was retired by rotate-key, ` +
+      `which moved the store to key "${keys.current ?? 'unknown'}"; put that key first in TC_KEYRING or TC_KEYRING_FILE`,
+  );
 }
 
 /** Associated data binding a ciphertext to its connector and field. */
