@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ConnectorRegistry } from '../connectors/registry';
+import type { AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, mapSensitive, MASK, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
@@ -185,11 +186,8 @@ export class ConnectorService {
       const known = this.registry.names().join(', ');
       throw new ConnectorValidationError([{ path: 'type', message: `"${def.type.slice(0, 64)}" is not a known connector type; known types: ${known}` }]);
     }
-    const known = inputKeys(type.schema);
-    const unknownKeys = known ? Object.keys(def.value).filter((k) => !known.includes(k)) : [];
-    if (unknownKeys.length > 0) {
-      throw new ConnectorValidationError(unknownKeys.map((k) => ({ path: `value.${k}`, message: `is not an input of type ${type.name}` })));
-    }
+    const valueIssues = profileValueIssues(type, def.value as PlainObject);
+    if (valueIssues.length > 0) throw new ConnectorValidationError(valueIssues);
     const record: ConnectorRecord = {
       name: def.name,
       type: type.name,
@@ -422,6 +420,53 @@ function encryptionKeyId(keyring: Keyring, keys: EncryptionKeyState, field: stri
     `cannot store the sensitive field ${field}: key "${keyring.primaryId}", first in this process's keyring, was retired by rotate-key, ` +
       `which moved the store to key "${keys.current ?? 'unknown'}"; put that key first in TC_KEYRING or TC_KEYRING_FILE`,
   );
+}
+
+/**
+ * What saving a profile's `value` refuses, judged by the type's schema: fields the type does not know,
+ * at any depth, and values of the wrong type or form. Not refused: a missing required input and a rule
+ * over several inputs (a refinement of an object), because Vault secrets and workflow overrides are
+ * merged in before a call, which validates the whole again. A masked sensitive value stands for the
+ * stored one, so it is judged as absent.
+ */
+function profileValueIssues(type: AnyConnectorType, value: PlainObject): FieldIssue[] {
+  const unmasked = mapSensitive(value, type.sensitive, (secret) => (secret === MASK ? undefined : secret));
+  const parsed = type.schema.safeParse(unmasked, { reportInput: true });
+  const issues = parsed.success ? [] : parsed.error.issues.flatMap((issue) => savingIssues(issue, [], type.name));
+  // A type whose schema strips unknown keys instead of refusing them still gets its top level checked.
+  const known = inputKeys(type.schema);
+  for (const key of known ? Object.keys(value).filter((k) => !known.includes(k)) : []) {
+    if (!issues.some((i) => i.path === `value.${key}`)) issues.push({ path: `value.${key}`, message: `is not an input of type ${type.name}` });
+  }
+  return issues;
+}
+
+function savingIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[], typeName: string): FieldIssue[] {
+  const path = [...prefix, ...issue.path];
+  const at = (p: PropertyKey[]) => ['value', ...p.map(String)].join('.');
+  switch (issue.code) {
+    case 'invalid_type':
+      // With reportInput, only an absent value has no input (JSON has no undefined).
+      if (issue.input === undefined) return [];
+      break;
+    case 'custom':
+      if (isPlainObject(issue.input)) return [];
+      break;
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => ({ path: at([...path, key]), message: `is not an input of type ${typeName}` }));
+    case 'invalid_union': {
+      if (issue.errors.length === 0) break; // no option matched the discriminator
+      const options = issue.errors.map((errors) => errors.flatMap((e) => savingIssues(e, path, typeName)));
+      if (options.some((o) => o.length === 0)) return [];
+      const expected = issue.errors.map((errors) => (errors.length === 1 && errors[0].code === 'invalid_type' && errors[0].path.length === 0 ? errors[0].expected : undefined));
+      if (expected.every(Boolean)) return [{ path: at(path), message: `expected ${[...new Set(expected)].join(' or ')}` }];
+      // One option that got past its type check says best what is wrong.
+      const closest = options.filter((_, i) => !expected[i]);
+      if (closest.length === 1) return closest[0];
+      break;
+    }
+  }
+  return [{ path: at(path), message: issue.message }];
 }
 
 /** Associated data binding a ciphertext to its connector and field. */
