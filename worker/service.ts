@@ -450,6 +450,8 @@ function savingIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[], typeName: 
       if (issue.input === undefined) return [];
       break;
     case 'custom':
+      // A refinement of an object relates several inputs (url or base_url; a model for an operation):
+      // only the merged inputs can be judged. One of a single value (a duration's form) is judged now.
       if (isPlainObject(issue.input)) return [];
       break;
     case 'unrecognized_keys':
