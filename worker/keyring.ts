@@ -87,17 +87,25 @@ export class Keyring {
     return ciphertext.slice(PREFIX.length).split(':')[0];
   }
 
+  /** Whether key `id` is in the ring. */
+  has(id: string): boolean {
+    return this.keys.has(id);
+  }
+
   /**
-   * Encrypts `plaintext` under the primary key. `context` (e.g. `connector/field`) is bound as
-   * associated data, so a ciphertext copied to another connector or field does not decrypt.
+   * Encrypts `plaintext` under the primary key, or under key `keyId` of the ring. `context` (e.g.
+   * `connector/field`) is bound as associated data, so a ciphertext copied to another connector or
+   * field does not decrypt.
    */
-  encrypt(plaintext: string, context: string): string {
+  encrypt(plaintext: string, context: string, keyId = this.primaryId): string {
+    const key = this.keys.get(keyId);
+    if (!key) throw new KeyringError(`no key "${keyId}" in the keyring to encrypt ${context} with`);
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.primaryId)!, iv);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(Buffer.from(context));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
-    return `${PREFIX}${this.primaryId}:${iv.toString('base64')}:${body.toString('base64')}:${tag.toString('base64')}`;
+    return `${PREFIX}${keyId}:${iv.toString('base64')}:${body.toString('base64')}:${tag.toString('base64')}`;
   }
 
   /**

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { ConnectorRegistry } from '../connectors/registry';
+import type { AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, mapSensitive, MASK, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
-import type { ConnectorRecord, ConnectorStore, StoredConnector } from './store/connector-store';
+import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -99,6 +100,22 @@ export interface ConnectorServiceOptions {
   registry: ConnectorRegistry;
   /** Encrypts sensitive fields. Without it, connectors with sensitive values cannot be saved. Default: none. */
   keyring?: Keyring;
+  /**
+   * Longest time, in milliseconds, the profile cache (started by {@link ConnectorService.watch}) serves a
+   * loaded profile without reading the store again. Change notifications drop entries sooner; this bounds
+   * staleness when one is lost without the LISTEN connection noticing (a half-open TCP connection).
+   * 0 turns the cache off. Default: 30000 (30 s).
+   */
+  cacheTtlMs?: number;
+}
+
+/** Default of {@link ConnectorServiceOptions.cacheTtlMs}: 30 s. */
+export const DEFAULT_PROFILE_CACHE_TTL_MS = 30_000;
+
+interface CachedProfile {
+  profile: Promise<DecryptedConnector | undefined>;
+  /** Date.now() after which the entry is read again from the store. */
+  expiresAt: number;
 }
 
 /**
@@ -109,13 +126,18 @@ export class ConnectorService {
   readonly store: ConnectorStore;
   readonly registry: ConnectorRegistry;
   readonly keyring?: Keyring;
-  private cache?: Map<string, Promise<DecryptedConnector | undefined>>;
+  private readonly cacheTtlMs: number;
+  // Only existing profiles are cached (a miss is not), so the map holds at most one entry per stored connector.
+  private cache?: Map<string, CachedProfile>;
+  // The cache is trusted only while change notifications arrive; without them it is bypassed.
+  private listening = false;
   private unwatch?: () => Promise<void>;
 
   constructor(options: ConnectorServiceOptions) {
     this.store = options.store;
     this.registry = options.registry;
     this.keyring = options.keyring;
+    this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_PROFILE_CACHE_TTL_MS;
   }
 
   /** Validates and stores `definition` as the connector's next version; returns the masked view. */
@@ -152,7 +174,10 @@ export class ConnectorService {
         record: p!.record,
         expectedVersion: p!.expectedVersion,
         // Inside the write transaction, so a masked value is matched against the version being replaced.
-        prepare: (current: StoredConnector | undefined) => ({ ...p!.record, value: this.encryptValue(p!.record.name, p!.record.value, p!.sensitive, current) }),
+        prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => ({
+          ...p!.record,
+          value: this.encryptValue(p!.record.name, p!.record.value, p!.sensitive, current, keys),
+        }),
       })),
       actor,
     );
@@ -169,11 +194,8 @@ export class ConnectorService {
       const known = this.registry.names().join(', ');
       throw new ConnectorValidationError([{ path: 'type', message: `"${def.type.slice(0, 64)}" is not a known connector type; known types: ${known}` }]);
     }
-    const known = inputKeys(type.schema);
-    const unknownKeys = known ? Object.keys(def.value).filter((k) => !known.includes(k)) : [];
-    if (unknownKeys.length > 0) {
-      throw new ConnectorValidationError(unknownKeys.map((k) => ({ path: `value.${k}`, message: `is not an input of type ${type.name}` })));
-    }
+    const valueIssues = profileValueIssues(type, def.value as PlainObject);
+    if (valueIssues.length > 0) throw new ConnectorValidationError(valueIssues);
     const record: ConnectorRecord = {
       name: def.name,
       type: type.name,
@@ -224,39 +246,68 @@ export class ConnectorService {
 
   /** Writes an old version's content (ciphertext included) as the newest version. */
   async rollback(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
-    const old = await this.store.get(name, version);
-    if (!old || old.deleted) throw new ConnectorNotFoundError(name, version);
-    return this.view(await this.store.put(old, options));
+    const restored = await this.store.restore(name, version, options);
+    if (!restored) throw new ConnectorNotFoundError(name, version);
+    return this.view(restored);
   }
 
-  /** Re-encrypts every sensitive value of every version under the keyring's primary key. Returns the values rewritten. */
+  /**
+   * Re-encrypts every sensitive value of every version under the keyring's primary key, and records
+   * that key as the store's and the keys it replaced as retired. Writes wait while it runs. Returns the
+   * values rewritten.
+   */
   async rotateKeys(): Promise<number> {
     const keyring = this.requireKeyring('rotate keys');
     let rewritten = 0;
-    await this.store.rewriteAllValues((row) =>
-      mapCiphertexts(row.value, (ciphertext, path) => {
-        if (Keyring.keyIdOf(ciphertext) === keyring.primaryId) return ciphertext;
-        rewritten++;
-        const context = cipherContext(row.name, path);
-        return keyring.encrypt(keyring.decrypt(ciphertext, context), context);
-      }),
-    );
+    const replaced = new Set<string>();
+    await this.store.rewriteAllValues({
+      check: ({ keys }) => {
+        // Most likely a process with an out-of-date keyring: rotating would move every secret back to a
+        // key that operators were told they may drop.
+        if (keys.retired.has(keyring.primaryId)) {
+          throw new KeyringError(
+            `cannot rotate to key "${keyring.primaryId}": an earlier rotate-key retired it and moved the store to key "${keys.current}". ` +
+              `Put a newer key first; to use the same key material again, give it a new id`,
+          );
+        }
+      },
+      transform: (row) =>
+        mapCiphertexts(row.value, (ciphertext, path) => {
+          const keyId = Keyring.keyIdOf(ciphertext);
+          if (keyId === keyring.primaryId) return ciphertext;
+          rewritten++;
+          replaced.add(keyId);
+          const context = cipherContext(row.name, path);
+          return keyring.encrypt(keyring.decrypt(ciphertext, context), context);
+        }),
+      keys: () => ({ current: keyring.primaryId, retired: replaced }),
+    });
     return rewritten;
   }
 
   /**
-   * The current version with secrets decrypted, for the activity. Cached once {@link watch} runs;
-   * a change notification drops the entry, so an update takes effect on the next call.
+   * The current version with secrets decrypted, for the activity. Cached once {@link watch} runs:
+   * a change notification drops the entry, so an update takes effect on the next call; an entry lives
+   * at most `cacheTtlMs`; while the store's change notifications do not arrive (the LISTEN connection
+   * dropped), every load reads the store, and everything cached is dropped when they arrive again.
    */
   async load(name: string): Promise<DecryptedConnector | undefined> {
-    if (!this.cache) return this.loadFromStore(name);
-    let entry = this.cache.get(name);
-    if (!entry) {
-      entry = this.loadFromStore(name);
-      this.cache.set(name, entry);
-      entry.catch(() => this.cache?.delete(name));
-    }
-    return entry;
+    const cache = this.cache;
+    if (!cache || !this.listening || this.cacheTtlMs <= 0) return this.loadFromStore(name);
+    const now = Date.now();
+    const cached = cache.get(name);
+    if (cached && cached.expiresAt > now) return cached.profile;
+    const entry: CachedProfile = { profile: this.loadFromStore(name), expiresAt: now + this.cacheTtlMs };
+    cache.set(name, entry);
+    // Misses and failures are not kept: a caller could otherwise grow the map by asking for any name.
+    const forget = () => cache.get(name) === entry && cache.delete(name);
+    entry.profile.then((profile) => profile || forget(), forget);
+    return entry.profile;
+  }
+
+  /** How many profiles the cache holds (0 when it is not running): for monitoring and tests. */
+  get cachedProfiles(): number {
+    return this.cache?.size ?? 0;
   }
 
   /**
@@ -276,13 +327,21 @@ export class ConnectorService {
   async watch(): Promise<void> {
     if (this.unwatch) return;
     this.cache = new Map();
-    this.unwatch = await this.store.watch((name) => (name === undefined ? this.cache?.clear() : this.cache?.delete(name)));
+    this.unwatch = await this.store.watch(
+      (name) => (name === undefined ? this.cache?.clear() : this.cache?.delete(name)),
+      (listening) => {
+        // Dropped both ways: what was cached before a drop, or loaded while notifications were lost, may be stale.
+        this.listening = listening;
+        this.cache?.clear();
+      },
+    );
   }
 
   async close(): Promise<void> {
     await this.unwatch?.();
     this.unwatch = undefined;
     this.cache = undefined;
+    this.listening = false;
   }
 
   private async loadFromStore(name: string): Promise<DecryptedConnector | undefined> {
@@ -299,7 +358,14 @@ export class ConnectorService {
     return value === stored.value ? stored : { ...stored, value };
   }
 
-  private encryptValue(name: string, value: PlainObject, sensitive: readonly string[], current: StoredConnector | undefined): PlainObject {
+  private encryptValue(
+    name: string,
+    value: PlainObject,
+    sensitive: readonly string[],
+    current: StoredConnector | undefined,
+    keys: EncryptionKeyState,
+  ): PlainObject {
+    let keyId: string | undefined;
     // The mask is met like a secret wherever it stands: a URL with credentials is a secret only by
     // its content, so the mask written back in its place must keep it as well.
     return mapSensitive(value, sensitive, (secret, path) => {
@@ -314,7 +380,8 @@ export class ConnectorService {
         return kept;
       }
       const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
-      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path));
+      keyId ??= encryptionKeyId(keyring, keys, `value.${path}`);
+      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId);
     }, { isSecret: (v) => v === MASK });
   }
 
@@ -365,6 +432,72 @@ function changedFields(previous: StoredConnector | undefined, next: StoredConnec
   };
   walk(previous.value, next.value, ['value']);
   return changed;
+}
+
+/**
+ * The key new ciphertext is made with: the keyring's primary, unless rotate-key has retired it. A retired
+ * primary means this process's keyring is older than the store's last rotation (TC_KEYRING not yet
+ * updated here). Its ciphertext would break once the operator drops the retired key, as the rotation
+ * procedure says to, so the store's current key is used when this keyring holds it (a rolling update of
+ * TC_KEYRING keeps working), and the write is refused when it does not.
+ */
+function encryptionKeyId(keyring: Keyring, keys: EncryptionKeyState, field: string): string {
+  if (!keys.retired.has(keyring.primaryId)) return keyring.primaryId;
+  if (keys.current && keyring.has(keys.current)) return keys.current;
+  throw new KeyringError(
+    `cannot store the sensitive field ${field}: key "${keyring.primaryId}", first in this process's keyring, was retired by rotate-key, ` +
+      `which moved the store to key "${keys.current ?? 'unknown'}"; put that key first in TC_KEYRING or TC_KEYRING_FILE`,
+  );
+}
+
+/**
+ * What saving a profile's `value` refuses, judged by the type's schema: fields the type does not know,
+ * at any depth, and values of the wrong type or form. Not refused: a missing required input and a rule
+ * over several inputs (a refinement of an object), because Vault secrets and workflow overrides are
+ * merged in before a call, which validates the whole again. A masked sensitive value stands for the
+ * stored one, so it is judged as absent.
+ */
+function profileValueIssues(type: AnyConnectorType, value: PlainObject): FieldIssue[] {
+  // Wherever it stands: a URL with credentials is masked too, and the mask written back keeps it.
+  const unmasked = mapSensitive(value, type.sensitive, (secret) => (secret === MASK ? undefined : secret), { isSecret: (v) => v === MASK });
+  const parsed = type.schema.safeParse(unmasked, { reportInput: true });
+  const issues = parsed.success ? [] : parsed.error.issues.flatMap((issue) => savingIssues(issue, [], type.name));
+  // A type whose schema strips unknown keys instead of refusing them still gets its top level checked.
+  const known = inputKeys(type.schema);
+  for (const key of known ? Object.keys(value).filter((k) => !known.includes(k)) : []) {
+    if (!issues.some((i) => i.path === `value.${key}`)) issues.push({ path: `value.${key}`, message: `is not an input of type ${type.name}` });
+  }
+  return issues;
+}
+
+function savingIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[], typeName: string): FieldIssue[] {
+  const path = [...prefix, ...issue.path];
+  const at = (p: PropertyKey[]) => ['value', ...p.map(String)].join('.');
+  switch (issue.code) {
+    case 'invalid_type':
+      // With reportInput, only an absent value has no input (JSON has no undefined).
+      if (issue.input === undefined) return [];
+      break;
+    case 'custom':
+      // A refinement of an object relates several inputs (url or base_url; a model for an operation):
+      // only the merged inputs can be judged. One of a single value (a duration's form) is judged now.
+      if (isPlainObject(issue.input)) return [];
+      break;
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => ({ path: at([...path, key]), message: `is not an input of type ${typeName}` }));
+    case 'invalid_union': {
+      if (issue.errors.length === 0) break; // no option matched the discriminator
+      const options = issue.errors.map((errors) => errors.flatMap((e) => savingIssues(e, path, typeName)));
+      if (options.some((o) => o.length === 0)) return [];
+      const expected = issue.errors.map((errors) => (errors.length === 1 && errors[0].code === 'invalid_type' && errors[0].path.length === 0 ? errors[0].expected : undefined));
+      if (expected.every(Boolean)) return [{ path: at(path), message: `expected ${[...new Set(expected)].join(' or ')}` }];
+      // One option that got past its type check says best what is wrong.
+      const closest = options.filter((_, i) => !expected[i]);
+      if (closest.length === 1) return closest[0];
+      break;
+    }
+  }
+  return [{ path: at(path), message: issue.message }];
 }
 
 /** Associated data binding a ciphertext to its connector and field. */

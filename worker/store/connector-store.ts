@@ -72,13 +72,56 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
         PRIMARY KEY (name, version)
       );`,
   },
-  { version: 2, sql: `ALTER TABLE tc_connector_versions ADD COLUMN allowed_destinations jsonb NOT NULL DEFAULT '[]'` },
+  {
+    version: 2,
+    // Which encryption key ids rotate-key moved the store to and away from: writers check it, so a
+    // process with an out-of-date keyring cannot bring a retired key back.
+    sql: `
+      CREATE TABLE tc_encryption_keys (
+        key_id     text        PRIMARY KEY,
+        retired    boolean     NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );`,
+  },
+  { version: 3, sql: `ALTER TABLE tc_connector_versions ADD COLUMN allowed_destinations jsonb NOT NULL DEFAULT '[]'` },
 ];
+
+/**
+ * Encryption key ids as `rotate-key` left them: `current` is the key the last rotation re-encrypted
+ * every secret under, `retired` the ids it re-encrypted away from. Empty before the first rotation.
+ */
+export interface EncryptionKeyState {
+  current?: string;
+  retired: ReadonlySet<string>;
+}
+
+/** What a write's `prepare` callback sees inside its transaction. */
+export interface WriteContext {
+  /** The key state committed by the last rotation; no rotation runs while the write does. */
+  keys: EncryptionKeyState;
+}
 
 /** Channel on which every change is announced, with the connector name as payload. */
 export const CHANGE_CHANNEL = 'tc_connector_changes';
 
 const COLUMNS = 'name, version, type, description, value, vault_secrets, locked, allowed_destinations, retry, timeout, deleted, created_at, created_by';
+
+// Advisory lock (two-key form, apart from the one-key locks taken per connector name) that makes key
+// rotation and writes exclusive: every write holds it shared, a rotation exclusively. Without it a
+// write that commits during a rotation keeps ciphertext under the old key (a secret written back
+// masked copies it; a row inserted after the rotation's snapshot is never re-encrypted), and dropping
+// the old key then breaks that connector.
+const ROTATION_LOCK = '727274, 2';
+
+/** Takes the write side of {@link ROTATION_LOCK}; first in every write transaction, so locks are taken in one order. */
+async function lockForWrite(tx: SqlExecutor): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock_shared(${ROTATION_LOCK})`);
+}
+
+async function readKeyState(tx: SqlExecutor): Promise<EncryptionKeyState> {
+  const rows = await tx.query<{ key_id: string; retired: boolean }>('SELECT key_id, retired FROM tc_encryption_keys');
+  return { current: rows.find((r) => !r.retired)?.key_id, retired: new Set(rows.filter((r) => r.retired).map((r) => r.key_id)) };
+}
 
 /** Versioned connector records in PostgreSQL (server or embedded). Knows nothing of encryption or types. */
 export class ConnectorStore {
@@ -139,30 +182,80 @@ export class ConnectorStore {
    */
   async put(
     record: ConnectorRecord,
-    options: { expectedVersion?: number; actor?: string; prepare?: (current: StoredConnector | undefined) => ConnectorRecord } = {},
+    options: { expectedVersion?: number; actor?: string; prepare?: (current: StoredConnector | undefined, context: WriteContext) => ConnectorRecord } = {},
   ): Promise<StoredConnector> {
     const [written] = await this.putMany([{ record, expectedVersion: options.expectedVersion, prepare: options.prepare }], options.actor);
     return written;
   }
 
-  /** Writes a tombstone version; history stays readable. False when there was nothing to delete. */
+  /** Writes a tombstone version; history stays readable. Undefined when there was nothing to delete. */
   async delete(name: string, options: { expectedVersion?: number; actor?: string } = {}): Promise<StoredConnector | undefined> {
-    const current = await this.get(name);
-    if (!current) return undefined;
-    return this.write(name, options.expectedVersion, options.actor, (latest) => ({ ...(latest ?? current), deleted: true }));
+    return this.write(name, async (tx) => {
+      // The tombstone copies the latest version as read under the write locks, never an earlier read.
+      const latest = await latestVersion(tx, name);
+      if (!latest || latest.deleted) return undefined;
+      return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...latest, deleted: true }));
+    });
   }
 
-  /** Rewrites every version's sensitive values in place (key rotation); history keeps its version numbers. */
-  async rewriteAllValues(transform: (row: StoredConnector) => PlainObject): Promise<number> {
+  /**
+   * Writes version `version` of `name` (ciphertext included) as the newest version. Undefined when that
+   * version does not exist or is a tombstone. The old version is read under the write locks, so a key
+   * rotation cannot slip between reading and copying it.
+   */
+  async restore(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<StoredConnector | undefined> {
+    return this.write(name, async (tx) => {
+      const [old] = (await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 AND version = $2`, [name, version])).map(
+        normalise,
+      );
+      if (!old || old.deleted) return undefined;
+      return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...old, deleted: false }));
+    });
+  }
+
+  /** The encryption key state of the last rotation. */
+  async keyState(): Promise<EncryptionKeyState> {
+    return this.guard(() => readKeyState(this.db));
+  }
+
+  /**
+   * Rewrites every version's sensitive values in place (key rotation); history keeps its version numbers.
+   * No write runs meanwhile (see {@link ROTATION_LOCK}). In one transaction: `check` sees the key state of
+   * the last rotation and may throw to refuse; `transform` rewrites each row; `keys()`, called after
+   * all rows, names the key everything is now under (it becomes current) and the ids replaced (they,
+   * and any earlier current key, are retired).
+   */
+  async rewriteAllValues(rotation: {
+    check?: (context: WriteContext) => void;
+    transform: (row: StoredConnector) => PlainObject;
+    keys?: () => { current: string; retired: Iterable<string> };
+  }): Promise<number> {
     return this.guard(() =>
       this.db.transaction(async (tx) => {
+        await tx.query(`SELECT pg_advisory_xact_lock(${ROTATION_LOCK})`);
+        rotation.check?.({ keys: await readKeyState(tx) });
         const rows = (await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions FOR UPDATE`)).map(normalise);
         for (const row of rows) {
           await tx.query('UPDATE tc_connector_versions SET value = $3::jsonb WHERE name = $1 AND version = $2', [
             row.name,
             row.version,
-            JSON.stringify(transform(row)),
+            JSON.stringify(rotation.transform(row)),
           ]);
+        }
+        const keys = rotation.keys?.();
+        if (keys) {
+          const retired = [...new Set(keys.retired)].filter((id) => id !== keys.current);
+          await tx.query('UPDATE tc_encryption_keys SET retired = true, changed_at = now() WHERE key_id <> $1 AND NOT retired', [keys.current]);
+          await tx.query(
+            `INSERT INTO tc_encryption_keys (key_id, retired) SELECT jsonb_array_elements_text($1::jsonb), true
+             ON CONFLICT (key_id) DO UPDATE SET retired = true, changed_at = now() WHERE NOT tc_encryption_keys.retired`,
+            [JSON.stringify(retired)],
+          );
+          await tx.query(
+            `INSERT INTO tc_encryption_keys (key_id, retired) VALUES ($1, false)
+             ON CONFLICT (key_id) DO UPDATE SET retired = false, changed_at = now() WHERE tc_encryption_keys.retired`,
+            [keys.current],
+          );
         }
         if (rows.length > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, '*']);
         return rows.length;
@@ -170,9 +263,12 @@ export class ConnectorStore {
     );
   }
 
-  /** Calls `onChange(name)` after each committed change; `undefined` means "anything may have changed". */
-  watch(onChange: (name: string | undefined) => void): Promise<() => Promise<void>> {
-    return this.db.listen(CHANGE_CHANNEL, (payload) => onChange(payload === '*' ? undefined : payload));
+  /**
+   * Calls `onChange(name)` after each committed change (`undefined`: anything may have changed), and
+   * `onListening` as in {@link SqlDatabase.listen}: changes committed while it is `false` are not announced.
+   */
+  watch(onChange: (name: string | undefined) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>> {
+    return this.db.listen(CHANGE_CHANNEL, (payload) => onChange(payload === '*' ? undefined : payload), onListening);
   }
 
   close(): Promise<void> {
@@ -184,15 +280,21 @@ export class ConnectorStore {
    * included) none. For multi-document `apply`.
    */
   async putMany(
-    writes: ReadonlyArray<{ record: ConnectorRecord; expectedVersion?: number; prepare?: (current: StoredConnector | undefined) => ConnectorRecord }>,
+    writes: ReadonlyArray<{
+      record: ConnectorRecord;
+      expectedVersion?: number;
+      prepare?: (current: StoredConnector | undefined, context: WriteContext) => ConnectorRecord;
+    }>,
     actor?: string,
   ): Promise<StoredConnector[]> {
     return this.guard(() =>
       this.db.transaction(async (tx) => {
+        await lockForWrite(tx);
+        const context: WriteContext = { keys: await readKeyState(tx) };
         const written: StoredConnector[] = [];
         for (const { record, expectedVersion, prepare } of writes) {
           written.push(
-            await writeVersion(tx, record.name, expectedVersion, actor, (current) => ({ ...(prepare ? prepare(current) : record), deleted: false })),
+            await writeVersion(tx, record.name, expectedVersion, actor, (current) => ({ ...(prepare ? prepare(current, context) : record), deleted: false })),
           );
         }
         return written;
@@ -200,13 +302,15 @@ export class ConnectorStore {
     );
   }
 
-  private async write(
-    name: string,
-    expectedVersion: number | undefined,
-    actor: string | undefined,
-    build: (current: StoredConnector | undefined) => ConnectorRecord & { deleted: boolean },
-  ): Promise<StoredConnector> {
-    return this.guard(() => this.db.transaction((tx) => writeVersion(tx, name, expectedVersion, actor, build)));
+  /** Runs `fn` in a write transaction that holds the write locks of {@link ROTATION_LOCK} and of `name`. */
+  private async write<T>(name: string, fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.guard(() =>
+      this.db.transaction(async (tx) => {
+        await lockForWrite(tx);
+        await lockName(tx, name);
+        return fn(tx);
+      }),
+    );
   }
 
   // Turns "cannot reach the database" into one clear error; other errors (conflicts, bugs) pass through.
@@ -227,7 +331,20 @@ export class ConnectorStore {
   }
 }
 
-/** Inserts the next version of `name` inside transaction `tx`, checking `expectedVersion` first. */
+/** One writer per connector at a time, so "check version, insert next" cannot interleave. Re-entrant within a transaction. */
+async function lockName(tx: SqlExecutor, name: string): Promise<void> {
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
+}
+
+async function latestVersion(tx: SqlExecutor, name: string): Promise<StoredConnector | undefined> {
+  const [latest] = await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 ORDER BY version DESC LIMIT 1`, [name]);
+  return latest && normalise(latest);
+}
+
+/**
+ * Inserts the next version of `name` inside transaction `tx`, checking `expectedVersion` first. The
+ * caller holds the write side of {@link ROTATION_LOCK}.
+ */
 async function writeVersion(
   tx: SqlExecutor,
   name: string,
@@ -235,11 +352,8 @@ async function writeVersion(
   actor: string | undefined,
   build: (current: StoredConnector | undefined) => ConnectorRecord & { deleted: boolean },
 ): Promise<StoredConnector> {
-  // One writer per connector at a time, so "check version, insert next" cannot interleave.
-  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
-  const [latest] = (
-    await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 ORDER BY version DESC LIMIT 1`, [name])
-  ).map(normalise);
+  await lockName(tx, name);
+  const latest = await latestVersion(tx, name);
   const live = latest && !latest.deleted ? latest : undefined;
   const currentVersion = live?.version ?? 0;
   if (expectedVersion !== undefined && expectedVersion !== currentVersion) {

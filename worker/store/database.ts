@@ -10,10 +10,21 @@ export interface SqlDatabase extends SqlExecutor {
   /** Where the data lives, for messages: never contains a password. */
   readonly description: string;
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
-  /** Calls `onNotify` for each NOTIFY on `channel`, and with `undefined` when notifications may have been lost. */
-  listen(channel: string, onNotify: (payload: string | undefined) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel`, and `onListening(true)` each time notifications start
+   * to arrive (at first and after a reconnect), `onListening(false)` when they stopped: every NOTIFY
+   * sent in between is lost. Resolves to a function that stops listening.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onListening?: (listening: boolean) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+/** application_name of the connection that LISTENs for store changes, as shown in pg_stat_activity. */
+export const LISTEN_APPLICATION_NAME = 'temporal-connectors listen';
+/** First wait before a dropped LISTEN connection is opened again: 500 ms, doubling on each failure. */
+const LISTEN_RETRY_MS = 500;
+/** Longest wait between attempts to open the LISTEN connection again: 10 s. */
+const LISTEN_RETRY_MAX_MS = 10_000;
 
 /** A `pg` pool. Suits production: several workers and the management surfaces share one server. */
 export class PgDatabase implements SqlDatabase {
@@ -48,38 +59,67 @@ export class PgDatabase implements SqlDatabase {
     }
   }
 
-  async listen(channel: string, onNotify: (payload: string | undefined) => void): Promise<() => Promise<void>> {
-    let client: PoolClient | undefined;
+  async listen(channel: string, onNotify: (payload: string) => void, onListening: (listening: boolean) => void = () => {}): Promise<() => Promise<void>> {
+    let current: PoolClient | undefined;
+    let retry: NodeJS.Timeout | undefined;
     let stopped = false;
+    let failures = 0;
     const connect = async (): Promise<void> => {
+      retry = undefined;
       if (stopped || this.closed) return;
+      let client: PoolClient | undefined;
+      let lost = false;
+      // A drop during a query is reported twice (the client's error event and the query's rejection):
+      // only the first report may release and schedule a retry, or one drop would open two connections.
+      const onLost = () => {
+        if (lost) return;
+        lost = true;
+        if (client) {
+          this.listeners.delete(client);
+          client.release(true);
+        }
+        if (current === client && current !== undefined) {
+          current = undefined;
+          onListening(false);
+        }
+        if (!stopped && !this.closed) {
+          retry = setTimeout(() => void connect(), Math.min(LISTEN_RETRY_MAX_MS, LISTEN_RETRY_MS * 2 ** failures++));
+          retry.unref();
+        }
+      };
       try {
         client = await this.pool.connect();
         this.listeners.add(client);
-        client.on('notification', (msg) => msg.channel === channel && onNotify(msg.payload));
-        client.on('error', () => reconnect());
+        client.on('notification', (msg) => msg.channel === channel && !lost && onNotify(msg.payload ?? ''));
+        client.on('error', onLost);
+        // Named, so an operator (and the tests) can tell this connection apart in pg_stat_activity.
+        await client.query("SELECT set_config('application_name', $1, false)", [LISTEN_APPLICATION_NAME]);
         await client.query(`LISTEN ${quoteIdent(channel)}`);
       } catch {
-        reconnect();
+        onLost();
+        return;
       }
-    };
-    // Notifications sent while disconnected are lost: say so, so caches drop everything.
-    const reconnect = () => {
-      if (client) {
+      if (lost) return;
+      if (stopped || this.closed) {
         this.listeners.delete(client);
         client.release(true);
-        client = undefined;
+        return;
       }
-      onNotify(undefined);
-      if (!stopped && !this.closed) setTimeout(() => void connect(), 1_000).unref();
+      failures = 0;
+      current = client;
+      onListening(true);
     };
     await connect();
     return async () => {
       stopped = true;
-      if (client) {
-        this.listeners.delete(client);
+      if (retry) clearTimeout(retry);
+      const client = current;
+      current = undefined;
+      // Not when close() has already destroyed it.
+      if (client && this.listeners.delete(client)) {
         await client.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => {});
-        client.release();
+        // Destroyed rather than returned: it carries the LISTEN connection's application_name.
+        client.release(true);
       }
     };
   }
@@ -122,8 +162,11 @@ export class PgliteDatabase implements SqlDatabase {
     );
   }
 
-  async listen(channel: string, onNotify: (payload: string | undefined) => void): Promise<() => Promise<void>> {
-    return this.db.listen(channel, (payload) => onNotify(payload));
+  async listen(channel: string, onNotify: (payload: string) => void, onListening: (listening: boolean) => void = () => {}): Promise<() => Promise<void>> {
+    // One in-process database: the connection cannot drop, so notifications flow until unlisten.
+    const unlisten = await this.db.listen(channel, (payload) => onNotify(payload));
+    onListening(true);
+    return unlisten;
   }
 
   async close(): Promise<void> {
