@@ -160,8 +160,6 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
  */
 export function createConnectionRunner({ service, vault }: ConnectorActivityDeps) {
   const registry = service.registry;
-  // Per connector name, the pool key of the version last used: pools of replaced versions get closed.
-  const lastPoolKey = new Map<string, string>();
 
   /** Steps 1-3: the profile (loaded, decrypted) and, with `withVault`, its Vault secrets in order. */
   async function loadConnectorLayers(connector: ConnectionRequest['connector'], withVault: boolean, version?: number): Promise<ConnectorLayers> {
@@ -290,7 +288,7 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
         call = await resolveCall(input.connector, input.overrides, 'override', [], [], input.descriptor?.version ?? undefined);
         runContext.onResolved?.({ connector: call.requested, via: call.via });
         const { type, poolKey } = call;
-        if (poolKey) closeReplacedPool(type, poolKey);
+        if (poolKey) registry.retireOlderVersions(poolKey);
         const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey };
 
         let output: unknown; // 6: the action
@@ -315,13 +313,6 @@ export function createConnectionRunner({ service, vault }: ConnectorActivityDeps
       }
     },
   };
-
-  function closeReplacedPool(type: ConnectorType, poolKey: string): void {
-    const name = poolKey.slice(0, poolKey.lastIndexOf('@'));
-    const previous = lastPoolKey.get(name);
-    if (previous && previous !== poolKey) void type.close?.(previous);
-    lastPoolKey.set(name, poolKey);
-  }
 }
 
 /** The override layer, after refusing malformed overrides and locked fields. */

@@ -12,6 +12,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
 import { z } from 'zod';
 import { FailureType, errorCode, networkFailure, permanentFailure, transientFailure } from './errors';
+import { PoolManager, type PoolOptions } from './pools';
 import {
   CANCEL_WAIT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -80,7 +81,7 @@ function connectionOptions(inputs: MysqlInputs): mysql.ConnectionOptions {
 
 // Pools per stored connector version, and within it per connection settings: overrides may point one
 // version at another database or user, and such calls must not share connections.
-const pools = new Map<string, Map<string, mysql.Pool>>();
+type Pools = PoolManager<mysql.Pool>;
 
 function settingsFingerprint(inputs: MysqlInputs): string {
   const settings = [inputs.host, inputs.port, inputs.database, inputs.user, inputs.password ?? null, inputs.tls, inputs.pool_size];
@@ -92,37 +93,27 @@ function settingsFingerprint(inputs: MysqlInputs): string {
 /** What the pool events hand over: mysql2's core connection (typed as the promise wrapper). */
 type CoreConnection = { stream?: Socket; destroy(): void; on(event: 'error', listener: () => void): unknown };
 
-function pooled(poolKey: string, inputs: MysqlInputs): mysql.Pool {
-  let byFingerprint = pools.get(poolKey);
-  if (!byFingerprint) {
-    byFingerprint = new Map();
-    pools.set(poolKey, byFingerprint);
-  }
-  const fingerprint = settingsFingerprint(inputs);
-  let pool = byFingerprint.get(fingerprint);
-  if (!pool) {
-    // maxIdle equal to the limit turns off mysql2's own idle sweep, a 1 s timer that would keep the
-    // worker's process alive; the release/acquire handlers below close idle connections instead, on
-    // unref'd timers, and unref idle sockets the way pg's allowExitOnIdle does.
-    pool = mysql.createPool({ ...connectionOptions(inputs), connectionLimit: inputs.pool_size, maxIdle: inputs.pool_size, waitForConnections: true });
-    const idleTimers = new WeakMap<object, NodeJS.Timeout>();
-    // mysql2 listens once for a pooled connection's error; a second one (a dead idle socket that
-    // also fails keep-alive) would otherwise crash the worker. The pool drops the connection either way.
-    pool.on('connection', (connection) => (connection as unknown as CoreConnection).on('error', () => undefined));
-    pool.on('release', (connection) => {
-      const core = connection as unknown as CoreConnection;
-      core.stream?.unref();
-      const timer = setTimeout(() => core.destroy(), POOL_IDLE_TIMEOUT_MS);
-      timer.unref();
-      idleTimers.set(core, timer);
-    });
-    pool.on('acquire', (connection) => {
-      const core = connection as unknown as CoreConnection;
-      core.stream?.ref();
-      clearTimeout(idleTimers.get(core));
-    });
-    byFingerprint.set(fingerprint, pool);
-  }
+function newPool(inputs: MysqlInputs): mysql.Pool {
+  // maxIdle equal to the limit turns off mysql2's own idle sweep, a 1 s timer that would keep the
+  // worker's process alive; the release/acquire handlers below close idle connections instead, on
+  // unref'd timers, and unref idle sockets the way pg's allowExitOnIdle does.
+  const pool = mysql.createPool({ ...connectionOptions(inputs), connectionLimit: inputs.pool_size, maxIdle: inputs.pool_size, waitForConnections: true });
+  const idleTimers = new WeakMap<object, NodeJS.Timeout>();
+  // mysql2 listens once for a pooled connection's error; a second one (a dead idle socket that
+  // also fails keep-alive) would otherwise crash the worker. The pool drops the connection either way.
+  pool.on('connection', (connection) => (connection as unknown as CoreConnection).on('error', () => undefined));
+  pool.on('release', (connection) => {
+    const core = connection as unknown as CoreConnection;
+    core.stream?.unref();
+    const timer = setTimeout(() => core.destroy(), POOL_IDLE_TIMEOUT_MS);
+    timer.unref();
+    idleTimers.set(core, timer);
+  });
+  pool.on('acquire', (connection) => {
+    const core = connection as unknown as CoreConnection;
+    core.stream?.ref();
+    clearTimeout(idleTimers.get(core));
+  });
   return pool;
 }
 
@@ -149,9 +140,15 @@ async function setStatementTimeout(conn: mysql.Connection, inputs: MysqlInputs):
   }
 }
 
-async function openSession(inputs: MysqlInputs, poolKey: string | undefined): Promise<Session> {
+async function openSession(inputs: MysqlInputs, poolKey: string | undefined, pools: Pools): Promise<Session> {
   if (poolKey !== undefined) {
-    const conn = await pooled(poolKey, inputs).getConnection();
+    // Leased from before the wait for a connection until the connection is back: mysql2's Pool.end()
+    // also ends connections in use, so a pool is closed only once no call holds it.
+    const lease = pools.lease(poolKey, settingsFingerprint(inputs), () => newPool(inputs));
+    const conn = await lease.pool.getConnection().catch((err: unknown) => {
+      lease.release();
+      throw err;
+    });
     try {
       if (!timedSessions.has(conn.connection)) {
         await setStatementTimeout(conn, inputs);
@@ -159,11 +156,16 @@ async function openSession(inputs: MysqlInputs, poolKey: string | undefined): Pr
       }
     } catch (err) {
       conn.destroy();
+      lease.release();
       throw err;
     }
     return {
       conn,
-      done: async (destroy) => (destroy ? conn.destroy() : conn.release()),
+      done: async (destroy) => {
+        if (destroy) conn.destroy();
+        else conn.release();
+        lease.release();
+      },
     };
   }
   const conn = await mysql.createConnection(connectionOptions(inputs));
@@ -199,10 +201,10 @@ function isSqlError(err: unknown): boolean {
  * Runs `use` on a connection (pooled under `ctx.poolKey`, else one of its own, closed after), with
  * heartbeats, and kills the server-side statement when the activity is cancelled.
  */
-async function withConnection<T>(inputs: MysqlInputs, ctx: InvokeContext, use: (conn: mysql.Connection) => Promise<T>): Promise<T> {
+async function withConnection<T>(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools, use: (conn: mysql.Connection) => Promise<T>): Promise<T> {
   let runningOn: number | undefined;
   const work = async () => {
-    const session = await openSession(inputs, ctx.poolKey);
+    const session = await openSession(inputs, ctx.poolKey, pools);
     let destroy = false;
     try {
       if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -312,13 +314,13 @@ function queryResult([result, fields]: ExecuteAnswer): SqlQueryResult {
   };
 }
 
-async function runQuery(inputs: MysqlInputs, ctx: InvokeContext): Promise<SqlQueryResult> {
-  return queryResult(await withConnection(inputs, ctx, (conn) => runStatement(conn, inputs.sql as string, inputs.params)));
+async function runQuery(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult> {
+  return queryResult(await withConnection(inputs, ctx, pools, (conn) => runStatement(conn, inputs.sql as string, inputs.params)));
 }
 
-async function runTransaction(inputs: MysqlInputs, ctx: InvokeContext): Promise<SqlTransactionResult> {
+async function runTransaction(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlTransactionResult> {
   const statements = inputs.statements ?? [];
-  return withConnection(inputs, ctx, async (conn) => {
+  return withConnection(inputs, ctx, pools, async (conn) => {
     await conn.beginTransaction();
     const results: SqlTransactionResult['results'] = [];
     for (const [index, statement] of statements.entries()) {
@@ -413,24 +415,24 @@ function mysqlFailure(err: unknown, inputs: MysqlInputs): ApplicationFailure {
   return permanentFailure(FailureType.External, `MYSQL call failed: ${message}`);
 }
 
-async function invokeMysql(inputs: MysqlInputs, ctx: InvokeContext): Promise<SqlQueryResult | SqlTransactionResult> {
+async function invokeMysql(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult | SqlTransactionResult> {
   const missing = operationInputFailure('MYSQL', inputs);
   if (missing) throw missing;
   try {
-    return inputs.operation === 'transaction' ? await runTransaction(inputs, ctx) : await runQuery(inputs, ctx);
+    return inputs.operation === 'transaction' ? await runTransaction(inputs, ctx, pools) : await runQuery(inputs, ctx, pools);
   } catch (err) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     throw mysqlFailure(err, inputs);
   }
 }
 
-async function testMysql(inputs: MysqlInputs, ctx: InvokeContext): Promise<ConnectionTestResult> {
+async function testMysql(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<ConnectionTestResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const target = `MYSQL at ${inputs.host}:${inputs.port}`;
   try {
     // Never pooled: the test proves that these inputs can log in now, not that a pool once could.
-    await withConnection(inputs, { ...ctx, poolKey: undefined }, (conn) => conn.query('SELECT 1'));
+    await withConnection(inputs, { ...ctx, poolKey: undefined }, pools, (conn) => conn.query('SELECT 1'));
     const latency = elapsed();
     return { ok: true, message: `Connected to ${target}, database ${inputs.database}, as ${inputs.user}: SELECT 1 in ${latency} ms`, latency_ms: latency };
   } catch (err) {
@@ -450,9 +452,9 @@ LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.
 WHERE s.SCHEMA_NAME = DATABASE() AND s.SCHEMA_NAME NOT IN (${SYSTEM_SCHEMAS.map((name) => `'${name}'`).join(', ')})
 ORDER BY t.TABLE_NAME, c.ORDINAL_POSITION`;
 
-async function introspectMysql(inputs: MysqlInputs, ctx: InvokeContext): Promise<SqlIntrospection> {
+async function introspectMysql(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlIntrospection> {
   try {
-    const [rows] = await withConnection(inputs, ctx, (conn) => conn.query<(IntrospectionRow & mysql.RowDataPacket)[]>(INTROSPECTION_SQL));
+    const [rows] = await withConnection(inputs, ctx, pools, (conn) => conn.query<(IntrospectionRow & mysql.RowDataPacket)[]>(INTROSPECTION_SQL));
     // MariaDB reports "no default" of a nullable column as the text NULL (a string default would be quoted).
     return groupIntrospection(rows.map((row) => ({ ...row, column_default: row.column_default === 'NULL' ? null : row.column_default })));
   } catch (err) {
@@ -461,24 +463,29 @@ async function introspectMysql(inputs: MysqlInputs, ctx: InvokeContext): Promise
   }
 }
 
-export const mysqlConnector: ConnectorType<typeof mysqlSchema> = {
-  name: 'MYSQL',
-  description: 'MySQL and MariaDB: parameterised queries and transactions, with a statement timeout and pooled connections.',
-  schema: mysqlSchema,
-  sensitive: ['password'],
-  invoke: invokeMysql,
-  test: testMysql,
-  introspect: introspectMysql,
-  describeCall: describeSqlCall,
-  destination: sqlDestination(3306),
-  async close(poolKey) {
-    const keys = poolKey === undefined ? [...pools.keys()] : [poolKey];
-    await Promise.all(
-      keys.flatMap((key) => {
-        const byFingerprint = pools.get(key);
-        pools.delete(key);
-        return [...(byFingerprint?.values() ?? [])].map((pool) => pool.end().catch(() => undefined));
-      }),
-    );
-  },
-};
+/** Options of {@link createMysqlConnector}. */
+export interface MysqlConnectorOptions {
+  /** How long pools are kept, and how many (connectors/pools.ts). Default: its defaults. */
+  pools?: PoolOptions;
+}
+
+/** Creates the MYSQL type with its own pools; `mysqlConnector` is the one workers use. */
+export function createMysqlConnector(options: MysqlConnectorOptions = {}): ConnectorType<typeof mysqlSchema> {
+  const pools: Pools = new PoolManager((pool) => pool.end(), options.pools);
+  return {
+    name: 'MYSQL',
+    description: 'MySQL and MariaDB: parameterised queries and transactions, with a statement timeout and pooled connections.',
+    schema: mysqlSchema,
+    sensitive: ['password'],
+    invoke: (inputs, ctx) => invokeMysql(inputs, ctx, pools),
+    test: (inputs, ctx) => testMysql(inputs, ctx, pools),
+    introspect: (inputs, ctx) => introspectMysql(inputs, ctx, pools),
+    describeCall: describeSqlCall,
+    destination: sqlDestination(3306),
+    close: (poolKey) => pools.close(poolKey),
+    pools,
+  };
+}
+
+/** The MYSQL connector type. */
+export const mysqlConnector: ConnectorType<typeof mysqlSchema> = createMysqlConnector();

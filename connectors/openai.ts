@@ -15,6 +15,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, type C
 import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, httpStatusFailure, networkFailure, permanentFailure, transientFailure } from './errors';
+import { PoolManager, type PoolOptions } from './pools';
 import { parseDurationMs } from './rest';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
 
@@ -155,6 +156,8 @@ export type OpenAiInputs = z.output<typeof openaiSchema>;
 export interface OpenAiConnectorOptions {
   /** How often a call in flight heartbeats, in milliseconds. Default 5000 (5 s). */
   heartbeatIntervalMs?: number;
+  /** How long pooled clients are kept, and how many (connectors/pools.ts). Default: its defaults. */
+  pools?: PoolOptions;
 }
 
 function timeoutMs(inputs: OpenAiInputs): number {
@@ -207,11 +210,11 @@ async function perform(client: OpenAI, inputs: OpenAiInputs, options: RequestOpt
 }
 
 interface PooledClient {
-  /** Hash of the settings the client was built with: a new key or base URL needs a new client. */
-  settings: string;
   client: OpenAI;
   agent: Agent;
 }
+
+type Clients = PoolManager<PooledClient>;
 
 function clientSettings(inputs: OpenAiInputs): string {
   const settings = [inputs.base_url, inputs.api_key, inputs.organization ?? null, inputs.project ?? null];
@@ -236,11 +239,11 @@ function newClient(inputs: OpenAiInputs): PooledClient {
     fetch: undiciFetch as unknown as ClientOptions['fetch'],
     fetchOptions: { dispatcher: agent } as ClientOptions['fetchOptions'],
   };
-  return { settings: clientSettings(inputs), client: new OpenAI(options), agent };
+  return { client: new OpenAI(options), agent };
 }
 
 /** Calls `use` with a client: the pooled one for `poolKey`, or a fresh one closed afterwards. */
-async function withClient<T>(pools: Map<string, PooledClient>, inputs: OpenAiInputs, poolKey: string | undefined, use: (client: OpenAI) => Promise<T>): Promise<T> {
+async function withClient<T>(clients: Clients, inputs: OpenAiInputs, poolKey: string | undefined, use: (client: OpenAI) => Promise<T>): Promise<T> {
   if (poolKey === undefined) {
     const inline = newClient(inputs);
     try {
@@ -249,20 +252,15 @@ async function withClient<T>(pools: Map<string, PooledClient>, inputs: OpenAiInp
       await inline.agent.destroy().catch(() => undefined);
     }
   }
-  let pooled = pools.get(poolKey);
   // One connector version can still see a new key (rotated in Vault) or a base URL overridden by a
-  // workflow: the pooled client must not keep using the old ones.
-  if (!pooled || pooled.settings !== clientSettings(inputs)) {
-    // The replaced agent is left open: a concurrent call may be about to use it, and its idle
-    // sockets expire by themselves within seconds.
-    pooled = newClient(inputs);
-    pools.set(poolKey, pooled);
-  }
-  const result = await use(pooled.client);
-  // undici marks the connection idle a tick after the body ends; without this wait a call made right
-  // after this one would open a second connection instead of reusing the first.
-  await new Promise((resolve) => setImmediate(resolve));
-  return result;
+  // workflow: such calls get a client of their own, and the old one closes once idle.
+  return clients.use(poolKey, clientSettings(inputs), () => newClient(inputs), async (pooled) => {
+    const result = await use(pooled.client);
+    // undici marks the connection idle a tick after the body ends; without this wait a call made right
+    // after this one would open a second connection instead of reusing the first.
+    await new Promise((resolve) => setImmediate(resolve));
+    return result;
+  });
 }
 
 /** Runs `call`, heartbeating on a clock while it is in flight: an LLM may think for minutes. */
@@ -322,8 +320,8 @@ function openAiFailure(err: unknown, inputs: OpenAiInputs, ctx: InvokeContext): 
 /** Creates the OPENAI type with its own client pool; `openaiConnector` is the one workers use. */
 export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): ConnectorType<typeof openaiSchema> {
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? OPENAI_HEARTBEAT_INTERVAL_MS;
-  // One client (and keep-alive agent) per stored connector version; inline connectors get none.
-  const pools = new Map<string, PooledClient>();
+  // One client (and keep-alive agent) per stored connector version and settings; inline connectors get none.
+  const clients: Clients = new PoolManager((pooled) => pooled.agent.close(), options.pools);
 
   /**
    * Runs one SDK call within the timeout, heartbeating. Throws the SDK's errors, with a timeout
@@ -338,7 +336,7 @@ export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): Con
     const timer = setTimeout(() => deadline.abort(), ms);
     const requestOptions: RequestOptions = { signal: AbortSignal.any([ctx.signal, deadline.signal]), timeout: ms + 1_000 };
     try {
-      return await withHeartbeats(ctx, heartbeatIntervalMs, () => withClient(pools, inputs, ctx.poolKey, (client) => run(client, requestOptions)));
+      return await withHeartbeats(ctx, heartbeatIntervalMs, () => withClient(clients, inputs, ctx.poolKey, (client) => run(client, requestOptions)));
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
       if (deadline.signal.aborted) throw new APIConnectionTimeoutError();
@@ -408,16 +406,8 @@ export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): Con
       const model = typeof inputs.model === 'string' ? inputs.model : typeof inputs.default_model === 'string' ? inputs.default_model : undefined;
       return model ? `${operation} ${model.slice(0, 100)}` : (operation as string);
     },
-    async close(poolKey) {
-      const keys = poolKey === undefined ? [...pools.keys()] : [poolKey];
-      await Promise.all(
-        keys.map(async (key) => {
-          const pooled = pools.get(key);
-          pools.delete(key);
-          await pooled?.agent.close().catch(() => undefined);
-        }),
-      );
-    },
+    close: (poolKey) => clients.close(poolKey),
+    pools: clients,
   };
 }
 

@@ -11,6 +11,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { Client, DatabaseError, Pool, types, type ClientBase, type ClientConfig, type CustomTypesConfig, type QueryConfig, type QueryResult } from 'pg';
 import { z } from 'zod';
 import { FailureType, errorCode, networkFailure, permanentFailure, transientFailure } from './errors';
+import { PoolManager, type PoolOptions } from './pools';
 import {
   CANCEL_WAIT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -83,7 +84,7 @@ function clientConfig(inputs: PostgresInputs): ClientConfig {
 
 // Pools per stored connector version, and within it per connection settings: overrides may point one
 // version at another database or user, and such calls must not share connections.
-const pools = new Map<string, Map<string, Pool>>();
+type Pools = PoolManager<Pool>;
 
 function settingsFingerprint(inputs: PostgresInputs): string {
   const settings = [inputs.host, inputs.port, inputs.database, inputs.user, inputs.password ?? null, inputs.tls, inputs.pool_size];
@@ -92,21 +93,11 @@ function settingsFingerprint(inputs: PostgresInputs): string {
     .digest('hex');
 }
 
-function pooled(poolKey: string, inputs: PostgresInputs): Pool {
-  let byFingerprint = pools.get(poolKey);
-  if (!byFingerprint) {
-    byFingerprint = new Map();
-    pools.set(poolKey, byFingerprint);
-  }
-  const fingerprint = settingsFingerprint(inputs);
-  let pool = byFingerprint.get(fingerprint);
-  if (!pool) {
-    pool = new Pool({ ...clientConfig(inputs), max: inputs.pool_size, idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS, allowExitOnIdle: true });
-    // An idle connection the server drops (restart, idle timeout) is reported here; the pool already
-    // discards it, and without a listener the error would crash the worker.
-    pool.on('error', () => undefined);
-    byFingerprint.set(fingerprint, pool);
-  }
+function newPool(inputs: PostgresInputs): Pool {
+  const pool = new Pool({ ...clientConfig(inputs), max: inputs.pool_size, idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS, allowExitOnIdle: true });
+  // An idle connection the server drops (restart, idle timeout) is reported here; the pool already
+  // discards it, and without a listener the error would crash the worker.
+  pool.on('error', () => undefined);
   return pool;
 }
 
@@ -124,15 +115,24 @@ interface Session {
   done(destroy: boolean): Promise<void>;
 }
 
-async function openSession(inputs: PostgresInputs, poolKey: string | undefined): Promise<Session> {
+async function openSession(inputs: PostgresInputs, poolKey: string | undefined, pools: Pools): Promise<Session> {
   const started = Date.now();
   const timeoutMs = connectTimeoutMs(inputs);
   try {
     if (poolKey !== undefined) {
-      const client = await pooled(poolKey, inputs).connect();
+      // Leased from before the wait for a connection until the connection is back: the pool is not
+      // closed under a call, even when a newer connector version retires it meanwhile.
+      const lease = pools.lease(poolKey, settingsFingerprint(inputs), () => newPool(inputs));
+      const client = await lease.pool.connect().catch((err: unknown) => {
+        lease.release();
+        throw err;
+      });
       return {
         client,
-        done: async (destroy) => client.release(destroy),
+        done: async (destroy) => {
+          client.release(destroy);
+          lease.release();
+        },
       };
     }
     const client = new Client(clientConfig(inputs));
@@ -173,10 +173,10 @@ function backendPid(client: ClientBase): number | undefined {
  * Runs `use` on a connection (pooled under `ctx.poolKey`, else one of its own, closed after), with
  * heartbeats, and cancels the server-side statement when the activity is cancelled.
  */
-async function withClient<T>(inputs: PostgresInputs, ctx: InvokeContext, use: (client: ClientBase) => Promise<T>): Promise<T> {
+async function withClient<T>(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools, use: (client: ClientBase) => Promise<T>): Promise<T> {
   let runningOn: number | undefined;
   const work = async () => {
-    const session = await openSession(inputs, ctx.poolKey);
+    const session = await openSession(inputs, ctx.poolKey, pools);
     let destroy = false;
     try {
       if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -211,8 +211,8 @@ function rowCount(result: QueryResult): number {
   return result.rowCount ?? result.rows.length;
 }
 
-async function runQuery(inputs: PostgresInputs, ctx: InvokeContext): Promise<SqlQueryResult> {
-  const result = await withClient(inputs, ctx, (client) => runStatement(client, inputs.sql as string, inputs.params));
+async function runQuery(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult> {
+  const result = await withClient(inputs, ctx, pools, (client) => runStatement(client, inputs.sql as string, inputs.params));
   return {
     rows: jsonSafeRows(result.rows),
     row_count: rowCount(result),
@@ -220,9 +220,9 @@ async function runQuery(inputs: PostgresInputs, ctx: InvokeContext): Promise<Sql
   };
 }
 
-async function runTransaction(inputs: PostgresInputs, ctx: InvokeContext): Promise<SqlTransactionResult> {
+async function runTransaction(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlTransactionResult> {
   const statements = inputs.statements ?? [];
-  return withClient(inputs, ctx, async (client) => {
+  return withClient(inputs, ctx, pools, async (client) => {
     await client.query('BEGIN');
     const results: SqlTransactionResult['results'] = [];
     for (const [index, statement] of statements.entries()) {
@@ -300,24 +300,24 @@ function postgresFailure(err: unknown, inputs: PostgresInputs): ApplicationFailu
   return permanentFailure(FailureType.External, `POSTGRES call failed: ${message}`);
 }
 
-async function invokePostgres(inputs: PostgresInputs, ctx: InvokeContext): Promise<SqlQueryResult | SqlTransactionResult> {
+async function invokePostgres(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult | SqlTransactionResult> {
   const missing = operationInputFailure('POSTGRES', inputs);
   if (missing) throw missing;
   try {
-    return inputs.operation === 'transaction' ? await runTransaction(inputs, ctx) : await runQuery(inputs, ctx);
+    return inputs.operation === 'transaction' ? await runTransaction(inputs, ctx, pools) : await runQuery(inputs, ctx, pools);
   } catch (err) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     throw postgresFailure(err, inputs);
   }
 }
 
-async function testPostgres(inputs: PostgresInputs, ctx: InvokeContext): Promise<ConnectionTestResult> {
+async function testPostgres(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<ConnectionTestResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const target = `POSTGRES at ${inputs.host}:${inputs.port}`;
   try {
     // Never pooled: the test proves that these inputs can log in now, not that a pool once could.
-    await withClient(inputs, { ...ctx, poolKey: undefined }, (client) => client.query('SELECT 1'));
+    await withClient(inputs, { ...ctx, poolKey: undefined }, pools, (client) => client.query('SELECT 1'));
     const latency = elapsed();
     return { ok: true, message: `Connected to ${target}, database ${inputs.database}, as ${inputs.user}: SELECT 1 in ${latency} ms`, latency_ms: latency };
   } catch (err) {
@@ -339,9 +339,9 @@ WHERE s.schema_name NOT IN ('pg_catalog', 'information_schema')
   AND s.schema_name NOT LIKE 'pg\\_temp\\_%'
 ORDER BY s.schema_name, t.table_name, c.ordinal_position`;
 
-async function introspectPostgres(inputs: PostgresInputs, ctx: InvokeContext): Promise<SqlIntrospection> {
+async function introspectPostgres(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlIntrospection> {
   try {
-    const result = await withClient(inputs, ctx, (client) => client.query<IntrospectionRow>(INTROSPECTION_SQL));
+    const result = await withClient(inputs, ctx, pools, (client) => client.query<IntrospectionRow>(INTROSPECTION_SQL));
     return groupIntrospection(result.rows);
   } catch (err) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -349,24 +349,29 @@ async function introspectPostgres(inputs: PostgresInputs, ctx: InvokeContext): P
   }
 }
 
-export const postgresConnector: ConnectorType<typeof postgresSchema> = {
-  name: 'POSTGRES',
-  description: 'PostgreSQL: parameterised queries and transactions, with a statement timeout and pooled connections.',
-  schema: postgresSchema,
-  sensitive: ['password'],
-  invoke: invokePostgres,
-  test: testPostgres,
-  introspect: introspectPostgres,
-  describeCall: describeSqlCall,
-  destination: sqlDestination(5432),
-  async close(poolKey) {
-    const keys = poolKey === undefined ? [...pools.keys()] : [poolKey];
-    await Promise.all(
-      keys.flatMap((key) => {
-        const byFingerprint = pools.get(key);
-        pools.delete(key);
-        return [...(byFingerprint?.values() ?? [])].map((pool) => pool.end().catch(() => undefined));
-      }),
-    );
-  },
-};
+/** Options of {@link createPostgresConnector}. */
+export interface PostgresConnectorOptions {
+  /** How long pools are kept, and how many (connectors/pools.ts). Default: its defaults. */
+  pools?: PoolOptions;
+}
+
+/** Creates the POSTGRES type with its own pools; `postgresConnector` is the one workers use. */
+export function createPostgresConnector(options: PostgresConnectorOptions = {}): ConnectorType<typeof postgresSchema> {
+  const pools: Pools = new PoolManager((pool) => pool.end(), options.pools);
+  return {
+    name: 'POSTGRES',
+    description: 'PostgreSQL: parameterised queries and transactions, with a statement timeout and pooled connections.',
+    schema: postgresSchema,
+    sensitive: ['password'],
+    invoke: (inputs, ctx) => invokePostgres(inputs, ctx, pools),
+    test: (inputs, ctx) => testPostgres(inputs, ctx, pools),
+    introspect: (inputs, ctx) => introspectPostgres(inputs, ctx, pools),
+    describeCall: describeSqlCall,
+    destination: sqlDestination(5432),
+    close: (poolKey) => pools.close(poolKey),
+    pools,
+  };
+}
+
+/** The POSTGRES connector type. */
+export const postgresConnector: ConnectorType<typeof postgresSchema> = createPostgresConnector();

@@ -31,6 +31,15 @@ export class ConnectorRegistry {
     return [...this.types.values()];
   }
 
+  /**
+   * Says that the connector version in `poolKey` (`<name>@<version>`) is in use: every type retires
+   * its pools of older versions of that connector (closed when their last call ends), also when the
+   * connector changed type.
+   */
+  retireOlderVersions(poolKey: string): void {
+    for (const type of this.all()) if (!isDelegating(type)) type.pools?.retireOlderVersions(poolKey);
+  }
+
   /** Closes every pool every type keeps (worker shutdown), or those of one connector version. */
   async close(poolKey?: string): Promise<void> {
     await Promise.allSettled(this.all().map((t) => (isDelegating(t) ? undefined : t.close?.(poolKey))));

@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, errorCode, httpStatusFailure, networkFailure, permanentFailure } from './errors';
+import { PoolManager, type PoolOptions } from './pools';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
@@ -277,18 +278,11 @@ function prepareRequest(inputs: RestInputs, options: { probe?: { path: string | 
 
 // One keep-alive agent per stored connector version, so repeated calls skip TCP and TLS set-up.
 // Inline connectors get none: they have no identity to key a pool by, and must not keep sockets.
-const pools = new Map<string, Agent>();
+type Agents = PoolManager<Agent>;
 
-function pooledAgent(poolKey: string): Agent {
-  let agent = pools.get(poolKey);
-  if (!agent) {
-    // undici's default idle timeout (4 s, or less than the server's keep-alive hint) stays: a longer
-    // one risks writing to a socket the server has just closed.
-    agent = new Agent();
-    pools.set(poolKey, agent);
-  }
-  return agent;
-}
+// undici's default idle timeout for sockets (4 s, or less than the server's keep-alive hint) stays:
+// a longer one risks writing to a socket the server has just closed.
+const newAgent = () => new Agent();
 
 interface Exchange {
   status: number;
@@ -301,7 +295,7 @@ interface Exchange {
  * Sends the request and reads the answer within the timeout. Throws the activity's cancellation
  * reason, a `TimeoutError` when the timeout fired, or the client's own error; callers map them.
  */
-async function exchange(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeContext, wantBody: boolean): Promise<Exchange> {
+async function exchange(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeContext, agents: Agents, wantBody: boolean): Promise<Exchange> {
   const timeoutMs = parseDurationMs(inputs.timeout) ?? DEFAULT_TIMEOUT_MS;
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
@@ -314,8 +308,9 @@ async function exchange(prepared: PreparedRequest, inputs: RestInputs, ctx: Invo
   const heartbeats = setInterval(() => ctx.heartbeat({ received_bytes: receivedBytes }), 1_000);
   heartbeats.unref();
 
-  const inline = ctx.poolKey === undefined ? new Agent() : undefined;
-  const dispatcher: Dispatcher = inline ?? pooledAgent(ctx.poolKey as string);
+  const lease = ctx.poolKey === undefined ? undefined : agents.lease(ctx.poolKey, '', newAgent);
+  const inline = lease ? undefined : new Agent();
+  const dispatcher: Dispatcher = lease?.pool ?? (inline as Agent);
   try {
     const response = await request(prepared.url, {
       method: prepared.method,
@@ -352,6 +347,7 @@ async function exchange(prepared: PreparedRequest, inputs: RestInputs, ctx: Invo
     clearTimeout(timer);
     clearInterval(heartbeats);
     ctx.signal.removeEventListener('abort', onCancel);
+    lease?.release();
     if (inline) await inline.destroy().catch(() => undefined);
   }
 }
@@ -411,14 +407,10 @@ function sendFailure(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeC
   return networkFailure(prepared.what, err);
 }
 
-async function invokeRest(inputs: RestInputs, ctx: InvokeContext): Promise<RestResponse> {
-  return send(prepareRequest(inputs), inputs, ctx);
-}
-
-async function send(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeContext): Promise<RestResponse> {
+async function send(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeContext, agents: Agents): Promise<RestResponse> {
   let answer: Exchange;
   try {
-    answer = await exchange(prepared, inputs, ctx, true);
+    answer = await exchange(prepared, inputs, ctx, agents, true);
   } catch (err) {
     throw sendFailure(prepared, inputs, ctx, err);
   }
@@ -428,7 +420,7 @@ async function send(prepared: PreparedRequest, inputs: RestInputs, ctx: InvokeCo
   return { status: answer.status, headers: answer.headers, body: parseBody(prepared, inputs, answer) };
 }
 
-async function testRest(inputs: RestInputs, ctx: InvokeContext): Promise<ConnectionTestResult> {
+async function testRest(inputs: RestInputs, ctx: InvokeContext, agents: Agents): Promise<ConnectionTestResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   let prepared: PreparedRequest;
@@ -439,7 +431,7 @@ async function testRest(inputs: RestInputs, ctx: InvokeContext): Promise<Connect
   }
   const target = `${prepared.url.origin}${prepared.url.pathname}`;
   try {
-    const { status } = await exchange(prepared, inputs, ctx, false);
+    const { status } = await exchange(prepared, inputs, ctx, agents, false);
     const answered = `HTTP ${status} ${statusText(status)}`.trim();
     const latency = elapsed();
     if (status >= 200 && status < 300) return { ok: true, message: `${answered} from ${target} in ${latency} ms`, latency_ms: latency };
@@ -457,69 +449,74 @@ async function testRest(inputs: RestInputs, ctx: InvokeContext): Promise<Connect
   }
 }
 
-export const restConnector: ConnectorType<typeof restSchema> = {
-  name: 'REST',
-  description: 'Any HTTP/JSON API: one request per call, with basic, bearer or API-key auth.',
-  schema: restSchema,
-  sensitive: [
-    'auth.password',
-    'auth.token',
-    'auth.value',
-    'headers.authorization',
-    'headers.proxy-authorization',
-    'headers.x-api-key',
-    'headers.cookie',
-  ],
-  invoke: invokeRest,
-  test: testRest,
-  async introspect(inputs, ctx) {
-    if (!inputs.openapi_path) {
-      throw permanentFailure(FailureType.InvalidInput, "REST: introspection needs openapi_path, the path of the API's OpenAPI document");
-    }
-    const prepared = prepareRequest(inputs, { probe: { path: inputs.openapi_path } });
-    const answer = await send(prepared, { ...inputs, response_format: 'auto' }, ctx);
-    return { openapi_url: `${prepared.url.origin}${prepared.url.pathname}`, document: answer.body };
-  },
-  describeCall(inputs) {
-    try {
-      const method = inputs.method === undefined ? 'GET' : String(inputs.method).toUpperCase();
-      if (!(HTTP_METHODS as readonly string[]).includes(method)) return undefined;
-      // A whole `url` is often a webhook whose path is its key: name its host only. With base_url,
-      // the path is the API's route (`/invoices`), which is what a person looks for in a summary.
-      const url = requestUrl({ ...inputs, query: undefined });
-      return `${method} ${typeof inputs.url === 'string' ? url.host : url.pathname}`;
-    } catch {
-      return undefined;
-    }
-  },
-  secretForms(inputs) {
-    let userinfo: [string, string] | undefined;
-    if (inputs.auth?.type === 'basic') userinfo = [inputs.auth.username, inputs.auth.password];
-    else if (!inputs.auth) {
-      try {
-        const url = requestUrl({ ...inputs, query: undefined });
-        if (url.password) userinfo = [decodeUserinfo(url.username), decodeUserinfo(url.password)];
-      } catch {
-        // No usable URL: nothing will be sent.
+/** Options of {@link createRestConnector}. */
+export interface RestConnectorOptions {
+  /** How long keep-alive agents are kept, and how many (connectors/pools.ts). Default: its defaults. */
+  pools?: PoolOptions;
+}
+
+/** Creates the REST type with its own agents; `restConnector` is the one workers use. */
+export function createRestConnector(options: RestConnectorOptions = {}): ConnectorType<typeof restSchema> {
+  const agents: Agents = new PoolManager((agent) => agent.close(), options.pools);
+  return {
+    name: 'REST',
+    description: 'Any HTTP/JSON API: one request per call, with basic, bearer or API-key auth.',
+    schema: restSchema,
+    sensitive: [
+      'auth.password',
+      'auth.token',
+      'auth.value',
+      'headers.authorization',
+      'headers.proxy-authorization',
+      'headers.x-api-key',
+      'headers.cookie',
+    ],
+    invoke: (inputs, ctx) => send(prepareRequest(inputs), inputs, ctx, agents),
+    test: (inputs, ctx) => testRest(inputs, ctx, agents),
+    async introspect(inputs, ctx) {
+      if (!inputs.openapi_path) {
+        throw permanentFailure(FailureType.InvalidInput, "REST: introspection needs openapi_path, the path of the API's OpenAPI document");
       }
-    }
-    return userinfo ? [basicCredentials(...userinfo).slice('Basic '.length)] : [];
-  },
-  destination(inputs) {
-    try {
-      return requestUrl({ ...inputs, query: undefined }).origin;
-    } catch {
-      return undefined;
-    }
-  },
-  async close(poolKey) {
-    const keys = poolKey === undefined ? [...pools.keys()] : [poolKey];
-    await Promise.all(
-      keys.map(async (key) => {
-        const agent = pools.get(key);
-        pools.delete(key);
-        await agent?.close();
-      }),
-    );
-  },
-};
+      const prepared = prepareRequest(inputs, { probe: { path: inputs.openapi_path } });
+      const answer = await send(prepared, { ...inputs, response_format: 'auto' }, ctx, agents);
+      return { openapi_url: `${prepared.url.origin}${prepared.url.pathname}`, document: answer.body };
+    },
+    describeCall(inputs) {
+      try {
+        const method = inputs.method === undefined ? 'GET' : String(inputs.method).toUpperCase();
+        if (!(HTTP_METHODS as readonly string[]).includes(method)) return undefined;
+        // A whole `url` is often a webhook whose path is its key: name its host only. With base_url,
+        // the path is the API's route (`/invoices`), which is what a person looks for in a summary.
+        const url = requestUrl({ ...inputs, query: undefined });
+        return `${method} ${typeof inputs.url === 'string' ? url.host : url.pathname}`;
+      } catch {
+        return undefined;
+      }
+    },
+    secretForms(inputs) {
+      let userinfo: [string, string] | undefined;
+      if (inputs.auth?.type === 'basic') userinfo = [inputs.auth.username, inputs.auth.password];
+      else if (!inputs.auth) {
+        try {
+          const url = requestUrl({ ...inputs, query: undefined });
+          if (url.password) userinfo = [decodeUserinfo(url.username), decodeUserinfo(url.password)];
+        } catch {
+          // No usable URL: nothing will be sent.
+        }
+      }
+      return userinfo ? [basicCredentials(...userinfo).slice('Basic '.length)] : [];
+    },
+    destination(inputs) {
+      try {
+        return requestUrl({ ...inputs, query: undefined }).origin;
+      } catch {
+        return undefined;
+      }
+    },
+    close: (poolKey) => agents.close(poolKey),
+    pools: agents,
+  };
+}
+
+/** The REST connector type. */
+export const restConnector: ConnectorType<typeof restSchema> = createRestConnector();

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { ConnectionTestResult } from '../workflows/types';
+import type { ConnectorPools } from './pools';
 
 // Shared with workflow code, which receives test results.
 export type { ConnectionTestResult };
@@ -57,8 +58,10 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
    * send them elsewhere. A type without it can reach only what its inputs name, whoever gives them.
    */
   destination?(inputs: Record<string, unknown>): string | undefined;
-  /** Closes pools kept for `poolKey`, or all of them when no key is given. */
+  /** Closes pools kept for `poolKey` (when their calls end), or all of them now when no key is given. */
   close?(poolKey?: string): Promise<void>;
+  /** The pools the type keeps (connectors/pools.ts), so that newer connector versions retire older ones' pools. */
+  pools?: ConnectorPools;
 }
 
 /** Where a delegating type sends its call: another stored connector, with inputs that win over its profile. */

@@ -39,6 +39,8 @@ export interface VaultSourceOptions {
   namespace?: string;
   /** How long a read secret is reused, in milliseconds; 0 disables the cache. Default: 60000. */
   cacheTtlMs?: number;
+  /** Most secrets cached at once; reading one more drops the one read from Vault longest ago. Default: 1000. */
+  cacheMaxEntries?: number;
   /** Per-request timeout, in milliseconds. Default: 10000. */
   requestTimeoutMs?: number;
 }
@@ -51,18 +53,23 @@ interface CacheEntry {
 /**
  * Reads Vault secrets for connectors. Caches each path per worker for `cacheTtlMs` and shares
  * in-flight reads, so a busy worker sends Vault one request per path per TTL, not one per call.
+ * Expired secrets leave memory when they expire, not when next read, and at most `cacheMaxEntries` are kept.
  */
 export class VaultSecretSource {
   private readonly client: vault.client;
+  // Oldest first: every entry lives cacheTtlMs from when it was stored, so this is also expiry order.
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inFlight = new Map<string, Promise<PlainObject>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
   private loggedIn: Promise<void> | undefined;
   private tokenExpiresAt = Infinity;
   readonly cacheTtlMs: number;
+  readonly cacheMaxEntries: number;
 
   constructor(private readonly options: VaultSourceOptions) {
     if (!options.token && !options.appRole) throw new VaultError('invalid', 'Vault needs a token or AppRole credentials');
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
+    this.cacheMaxEntries = options.cacheMaxEntries ?? 1_000;
     this.client = vault({
       apiVersion: 'v1',
       endpoint: options.address,
@@ -91,6 +98,7 @@ export class VaultSecretSource {
 
   /** The secret's key/value pairs (KV v2's `data.data`, KV v1's `data`). */
   async read(path: string): Promise<PlainObject> {
+    this.dropExpired();
     const cached = this.cache.get(path);
     if (cached && cached.expiresAt > Date.now()) return cached.value;
     const pending = this.inFlight.get(path);
@@ -98,7 +106,7 @@ export class VaultSecretSource {
     const read = this.readFromVault(path).finally(() => this.inFlight.delete(path));
     this.inFlight.set(path, read);
     const value = await read;
-    if (this.cacheTtlMs > 0) this.cache.set(path, { value, expiresAt: Date.now() + this.cacheTtlMs });
+    this.remember(path, value);
     return value;
   }
 
@@ -106,6 +114,43 @@ export class VaultSecretSource {
   invalidate(path?: string): void {
     if (path === undefined) this.cache.clear();
     else this.cache.delete(path);
+  }
+
+  /** How many secrets the cache holds now. */
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  private remember(path: string, value: PlainObject): void {
+    if (this.cacheTtlMs <= 0) return;
+    // Deleted first, so that a refreshed path moves to the end and the map stays in expiry order.
+    this.cache.delete(path);
+    this.cache.set(path, { value, expiresAt: Date.now() + this.cacheTtlMs });
+    for (const oldest of this.cache.keys()) {
+      if (this.cache.size <= this.cacheMaxEntries) break;
+      this.cache.delete(oldest);
+    }
+    this.scheduleSweep();
+  }
+
+  private dropExpired(): void {
+    const now = Date.now();
+    for (const [path, entry] of this.cache) {
+      if (entry.expiresAt > now) break;
+      this.cache.delete(path);
+    }
+  }
+
+  /** One unref'd timer at a time, set for the oldest entry's expiry: an idle worker keeps no expired secret. */
+  private scheduleSweep(): void {
+    const oldest = this.cache.values().next();
+    if (this.sweepTimer || oldest.done) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.dropExpired();
+      this.scheduleSweep();
+    }, Math.max(0, oldest.value.expiresAt - Date.now()) + 1);
+    this.sweepTimer.unref();
   }
 
   private async readFromVault(path: string, relogin = true): Promise<PlainObject> {

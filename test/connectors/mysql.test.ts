@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { CancelledFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
-import { mysqlConnector, mysqlSchema } from '../../connectors/mysql';
+import { createMysqlConnector, mysqlConnector, mysqlSchema } from '../../connectors/mysql';
 import type { SqlIntrospection, SqlQueryResult, SqlTransactionResult } from '../../connectors/sql-common';
 import type { InvokeContext } from '../../connectors/types';
 import { unusedLocalUrl } from '../fixtures/http-server';
@@ -253,6 +253,62 @@ describe('MYSQL connector', () => {
       } finally {
         for (const socket of sockets) socket.destroy();
         await new Promise((resolve) => silent.close(resolve));
+      }
+    });
+  });
+
+  describe('pools', () => {
+    /** Which of `ids` are connections the server still has open. */
+    const alive = async (ids: string[]) => (await adminRows('SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN (?) ORDER BY ID', [ids])).map((row) => String(row.ID));
+    const sorted = (ids: string[]) => [...ids].sort((a, b) => Number(a) - Number(b));
+    /** Runs a statement of `seconds` on a pooled connection of `type` and answers that connection's id. */
+    const connectionOf = async (poolKey: string, seconds = 0, inputs: Record<string, unknown> = {}, type = mysqlConnector) => {
+      const sql = `SELECT CONNECTION_ID() AS id, SLEEP(${seconds}) AS slept`;
+      const result = (await type.invoke(mysqlSchema.parse({ ...base, ...inputs, sql }), context({ poolKey }))) as SqlQueryResult;
+      return String(result.rows[0].id);
+    };
+
+    test("calls alternating between two versions do not close each other's pools, and only the newest version's pool stays open", async () => {
+      // A pinned retry of version 1 runs while version 2 already runs: both get through.
+      const [old1, new1, old2, new2] = await Promise.all([connectionOf('alt@1', 0.3), connectionOf('alt@2', 0.3), connectionOf('alt@1', 0.3), connectionOf('alt@2', 0.3)]);
+      expect(new Set([old1, new1, old2, new2]).size).toBe(4);
+      await waitFor(async () => (await alive([old1, old2, new1, new2])).join() === sorted([new1, new2]).join());
+
+      // Another retry of version 1 opens a pool again, closed as soon as the call ends.
+      const late = await connectionOf('alt@1');
+      await waitFor(async () => (await alive([late])).length === 0);
+      expect(mysqlConnector.pools?.list().filter((pool) => pool.poolKey.startsWith('alt@'))).toEqual([{ poolKey: 'alt@2', leases: 0, retired: false }]);
+      await mysqlConnector.close?.('alt@2');
+    });
+
+    test('pools of many distinct override fingerprints stay under the cap, the least recently used closed first', async () => {
+      const capped = createMysqlConnector({ pools: { maxPools: 3 } });
+      try {
+        // Each statement_timeout is a setting of its own, so each call gets a pool of its own.
+        const ids: string[] = [];
+        for (let i = 0; i < 8; i++) ids.push(await connectionOf('overrides@1', 0, { statement_timeout: `${10 + i}s` }, capped));
+        expect(capped.pools?.list()).toHaveLength(3);
+        await waitFor(async () => (await alive(ids)).join() === sorted(ids.slice(5)).join());
+
+        // With every pool busy one more still opens; it is closed again once calls end.
+        const busy = await Promise.all([20, 21, 22, 23].map((seconds) => connectionOf('overrides@1', 0.3, { statement_timeout: `${seconds}s` }, capped)));
+        expect(capped.pools?.list()).toHaveLength(3);
+        await waitFor(async () => (await alive([...ids, ...busy])).length === 3);
+      } finally {
+        await capped.close?.();
+      }
+    });
+
+    test('a pool unused for longer than the idle timeout is closed with its connections', async () => {
+      const shortLived = createMysqlConnector({ pools: { idleTimeoutMs: 200 } });
+      try {
+        const id = await connectionOf('deleted_connector@4', 0, {}, shortLived);
+        expect(await alive([id])).toEqual([id]);
+        // Well before the connections' own 30 s idle timeout.
+        await waitFor(async () => (await alive([id])).length === 0);
+        expect(shortLived.pools?.list()).toEqual([]);
+      } finally {
+        await shortLived.close?.();
       }
     });
   });

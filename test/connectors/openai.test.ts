@@ -246,6 +246,13 @@ describe('OPENAI connector', () => {
       expect(server.requests[2].remotePort).not.toBe(server.requests[0].remotePort);
     });
 
+    test("calls alternating between two versions do not close each other's clients, and only the newest version's client stays open", async () => {
+      for (let i = 0; i < 4; i++) server.delayNext(300);
+      const answers = await Promise.all(['my_openai@1', 'my_openai@2', 'my_openai@1', 'my_openai@2'].map((poolKey) => invoke(base, context({ poolKey }))));
+      expect(answers).toEqual(Array(4).fill({ data: FIXTURE_MODELS }));
+      expect(openaiConnector.pools?.list()).toEqual([{ poolKey: 'my_openai@2', leases: 0, retired: false }]);
+    });
+
     test('a new key under the same pool key is used at once (e.g. rotated in Vault)', async () => {
       const ctx = context({ poolKey: 'my_openai@1' });
       await invokeFailure({ ...base, api_key: WRONG_KEY }, ctx);

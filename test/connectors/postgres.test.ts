@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { CancelledFailure } from '@temporalio/common';
 import { Client } from 'pg';
-import { postgresConnector, postgresSchema } from '../../connectors/postgres';
+import { createPostgresConnector, postgresConnector, postgresSchema } from '../../connectors/postgres';
 import type { SqlIntrospection, SqlQueryResult, SqlTransactionResult } from '../../connectors/sql-common';
 import type { InvokeContext } from '../../connectors/types';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
@@ -251,6 +251,49 @@ describe('POSTGRES connector', () => {
         await postgresConnector.close?.('silent@1');
         for (const socket of sockets) socket.destroy();
         await new Promise((resolve) => silent.close(resolve));
+      }
+    });
+  });
+
+  describe('pools', () => {
+    /** Which of `pids` are backends the server still has. */
+    const alive = async (pids: number[]) => (await admin.query('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid', [pids])).rows.map((row) => row.pid as number);
+    /** Runs a statement of `seconds` on a pooled connection of `type` and answers that connection's backend pid. */
+    const backendOf = async (poolKey: string, seconds = 0, type = postgresConnector) => {
+      const sql = `SELECT pg_backend_pid() AS pid FROM pg_sleep(${seconds})`;
+      const result = (await type.invoke(postgresSchema.parse({ ...base, sql }), context({ poolKey }))) as SqlQueryResult;
+      return result.rows[0].pid as number;
+    };
+
+    test("calls alternating between two versions do not close each other's pools, and only the newest version's pool stays open", async () => {
+      // One connection per pool: a closed pool would fail the call queued behind the first one.
+      const [old1, new1, old2, new2] = await Promise.all(
+        ['alt@1', 'alt@2', 'alt@1', 'alt@2'].map((poolKey) =>
+          postgresConnector.invoke(postgresSchema.parse({ ...base, pool_size: 1, sql: 'SELECT pg_backend_pid() AS pid FROM pg_sleep(0.3)' }), context({ poolKey })),
+        ),
+      );
+      const pid = (result: unknown) => (result as SqlQueryResult).rows[0].pid as number;
+      expect(pid(old2)).toBe(pid(old1));
+      expect(pid(new2)).toBe(pid(new1));
+      await waitFor(async () => (await alive([pid(old1), pid(new1)])).join() === String(pid(new1)));
+
+      // Another retry of version 1 opens a pool again, closed as soon as the call ends.
+      const late = await backendOf('alt@1');
+      await waitFor(async () => (await alive([late])).length === 0);
+      expect(postgresConnector.pools?.list().filter((pool) => pool.poolKey.startsWith('alt@'))).toEqual([{ poolKey: 'alt@2', leases: 0, retired: false }]);
+      await postgresConnector.close?.('alt@2');
+    });
+
+    test('a pool unused for longer than the idle timeout is closed with its connections', async () => {
+      const shortLived = createPostgresConnector({ pools: { idleTimeoutMs: 200 } });
+      try {
+        const pid = await backendOf('deleted_connector@4', 0, shortLived);
+        expect(await alive([pid])).toEqual([pid]);
+        // Well before the connections' own 30 s idle timeout.
+        await waitFor(async () => (await alive([pid])).length === 0);
+        expect(shortLived.pools?.list()).toEqual([]);
+      } finally {
+        await shortLived.close?.();
       }
     });
   });

@@ -1,12 +1,12 @@
-import { parseDurationMs, restConnector, restSchema, type RestResponse } from '../../connectors/rest';
-import type { InvokeContext } from '../../connectors/types';
+import { createRestConnector, parseDurationMs, restConnector, restSchema, type RestResponse } from '../../connectors/rest';
+import type { ConnectorType, InvokeContext } from '../../connectors/types';
 import { startTestHttpServer, unusedLocalUrl, type TestHttpServer } from '../fixtures/http-server';
 import { failureOf, invokeContext as context } from '../support/connector-calls';
 
 type Echo = { method: string; path: string; query: Record<string, unknown>; headers: Record<string, string>; body: string };
 
-async function invoke(inputs: Record<string, unknown>, ctx: InvokeContext = context()): Promise<RestResponse> {
-  return (await restConnector.invoke(restSchema.parse(inputs), ctx)) as RestResponse;
+async function invoke(inputs: Record<string, unknown>, ctx: InvokeContext = context(), type: ConnectorType<typeof restSchema> = restConnector): Promise<RestResponse> {
+  return (await type.invoke(restSchema.parse(inputs), ctx)) as RestResponse;
 }
 
 /** The failure an invoke ends with; fails the test when the call succeeds. */
@@ -194,6 +194,33 @@ describe('REST connector', () => {
       expect(server.requests[2].remotePort).not.toBe(server.requests[0].remotePort);
     });
 
+    test("calls alternating between two versions do not close each other's agents, and only the newest version's agent stays open", async () => {
+      // Two calls at once per version: two connections per agent, four in all while they run.
+      server.respondWith({ delayMs: 300 }, { delayMs: 300 }, { delayMs: 300 }, { delayMs: 300 });
+      const answers = await Promise.all(['api@1', 'api@2', 'api@1', 'api@2'].map((poolKey) => invoke({ url: server.url }, context({ poolKey }))));
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      expect(new Set(server.requests.map((request) => request.remotePort)).size).toBe(4);
+      await waitFor(() => server.openConnections() === 2);
+
+      // Another retry of version 1 opens an agent again, closed as soon as the call ends.
+      await invoke({ url: server.url }, context({ poolKey: 'api@1' }));
+      await waitFor(() => server.openConnections() === 2);
+      expect(restConnector.pools?.list()).toEqual([{ poolKey: 'api@2', leases: 0, retired: false }]);
+    });
+
+    test('the agent of a connector no call uses any more (deleted, say) is closed after the idle timeout', async () => {
+      const shortLived = createRestConnector({ pools: { idleTimeoutMs: 200 } });
+      try {
+        await invoke({ url: server.url }, context({ poolKey: 'deleted_api@7' }), shortLived);
+        expect(server.openConnections()).toBe(1);
+        // Well before undici's own keep-alive timeout of about 4 s.
+        await waitFor(() => server.openConnections() === 0, 1_500);
+        expect(shortLived.pools?.list()).toEqual([]);
+      } finally {
+        await shortLived.close?.();
+      }
+    });
+
     test('inline calls (no poolKey) keep no connection open', async () => {
       await invoke({ url: server.url });
       await waitFor(() => server.openConnections() === 0);
@@ -300,9 +327,13 @@ describe('REST connector', () => {
   });
 
   describe('describeCall', () => {
-    test('gives the method and the path, never the query', () => {
+    test('gives the method and the route of base_url + path, never the query', () => {
       expect(restConnector.describeCall?.({ base_url: 'http://h/v1', path: 'invoices', method: 'post', query: { k: 's' } })).toBe('POST /v1/invoices');
-      expect(restConnector.describeCall?.({ url: 'http://h/a?key=secret' })).toBe('GET /a');
+    });
+
+    test('gives only the host of a whole url, whose path may be a webhook key, and never its credentials', () => {
+      expect(restConnector.describeCall?.({ url: 'http://h:8080/hooks/T0/B0/key-123?key=secret' })).toBe('GET h:8080');
+      expect(restConnector.describeCall?.({ url: 'https://u:pw-123@h/a' })).toBe('GET h');
     });
 
     test('is undefined for partial or unusable inputs, without throwing', () => {

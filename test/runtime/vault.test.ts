@@ -30,6 +30,29 @@ describe('Vault secret source (real Vault dev server)', () => {
     expect(await source.read(path)).toEqual({ token: 'second' });
   });
 
+  test('expired cache entries are dropped without another read', async () => {
+    const paths = [uniqueName('expiring'), uniqueName('expiring'), uniqueName('expiring')].map((name) => `secret/data/${name}`);
+    for (const path of paths) await admin.write(path, { data: { token: path } });
+    const source = tokenSource(200);
+    for (const path of paths) await source.read(path);
+    expect(source.cacheSize).toBe(3);
+    const until = Date.now() + 3_000;
+    while (source.cacheSize > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    expect(source.cacheSize).toBe(0);
+  });
+
+  test('the cache holds at most cacheMaxEntries secrets, dropping the one read longest ago', async () => {
+    const [first, second, third] = [uniqueName('capped'), uniqueName('capped'), uniqueName('capped')].map((name) => `secret/data/${name}`);
+    for (const path of [first, second, third]) await admin.write(path, { data: { token: 'before' } });
+    const source = new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, cacheTtlMs: 60_000, cacheMaxEntries: 2 });
+    for (const path of [first, second, third]) await source.read(path);
+    expect(source.cacheSize).toBe(2);
+    for (const path of [first, second]) await admin.write(path, { data: { token: 'after' } });
+    // The second is still cached; the first was dropped, so Vault is asked again.
+    expect(await source.read(second)).toEqual({ token: 'before' });
+    expect(await source.read(first)).toEqual({ token: 'after' });
+  });
+
   test('AppRole login reads what its policy allows and is refused the rest', async () => {
     const allowed = `secret/data/${uniqueName('approle')}`;
     await admin.write(allowed, { data: { password: 'from-approle' } });
