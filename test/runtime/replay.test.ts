@@ -40,4 +40,13 @@ describe('replay of histories recorded by earlier code', () => {
     expect(errors['another-workflow-id']).toBeInstanceOf(DeterminismViolationError);
     expect(String((errors['another-workflow-id'] as Error).message)).toMatch(/Child workflow id/);
   });
+
+  test('a `connection` run recorded before calls had a heartbeat timeout replays on the current `connection` workflow', async () => {
+    const { replayable } = recorded('connection');
+    const scheduled = replayable.history.events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
+    // Recorded without a heartbeat timeout (zero), which this version sets.
+    expect(scheduled).toBeDefined();
+    expect([String(scheduled!.heartbeatTimeout?.seconds ?? 0), scheduled!.heartbeatTimeout?.nanos ?? 0]).toEqual(['0', 0]);
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
+  });
 });
