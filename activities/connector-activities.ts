@@ -36,6 +36,12 @@ export interface ConnectorActivityDeps {
   vault?: VaultSecretSource;
 }
 
+/**
+ * How often every `connectors.invoke` heartbeats while it runs, whatever its connector type does: 2 s,
+ * well inside the `connection` workflow's heartbeat timeout (10 s).
+ */
+export const INVOKE_HEARTBEAT_INTERVAL_MS = 2_000;
+
 /** How deep delegation may go (an agent through its OPENAI connector is 1). */
 const MAX_DELEGATION_DEPTH = 3;
 
@@ -130,10 +136,19 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
           ...outcome,
         });
       };
+      // A heartbeat on a clock, besides the types' own: loading, Vault and a quiet external call
+      // heartbeat too, so Temporal notices a dead worker within the heartbeat timeout. It repeats the
+      // type's latest details, so the details Temporal keeps stay the type's.
+      let details: unknown;
+      const heartbeats = setInterval(() => activity.heartbeat(details), INVOKE_HEARTBEAT_INTERVAL_MS);
+      heartbeats.unref();
       try {
         const result = await runner.run(input, {
           signal: activity.cancellationSignal,
-          heartbeat: (d) => activity.heartbeat(d),
+          heartbeat: (d) => {
+            details = d;
+            activity.heartbeat(d);
+          },
           attempt: activity.info.attempt,
           onResolved: (call) => (resolved = call),
         });
@@ -148,6 +163,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
               : { failure_type: (err as Error)?.name ?? null };
         finished({ outcome: 'failed', ...failure });
         throw err;
+      } finally {
+        clearInterval(heartbeats);
       }
     },
   };

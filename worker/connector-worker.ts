@@ -7,6 +7,13 @@ import type { VaultSecretSource } from './vault';
 /** Search attributes that `connection` executions carry; registered when a namespace lacks them. */
 export const CONNECTOR_SEARCH_ATTRIBUTES = ['ConnectorName', 'ConnectorType'] as const;
 
+/**
+ * Longest time the connector worker holds back a call's heartbeats, 3 s: the SDK's default (80 % of
+ * the heartbeat timeout, 8 s of the `connection` workflow's 10 s) would leave a live call 2 s from
+ * being given up as lost.
+ */
+export const CONNECTOR_HEARTBEAT_THROTTLE = '3s';
+
 /** Options of {@link createConnectorWorker}. */
 export interface ConnectorWorkerOptions {
   connection: NativeConnection;
@@ -17,7 +24,7 @@ export interface ConnectorWorkerOptions {
   service: ConnectorService;
   /** Source of Vault secrets. Default: none. */
   vault?: VaultSecretSource;
-  /** Further Worker options (concurrency, tuning). Default: the SDK's. */
+  /** Further Worker options (concurrency, tuning). Default: the SDK's, but `maxHeartbeatThrottleInterval` 3 s. */
   workerOptions?: Partial<Omit<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'activities' | 'workflowsPath'>>;
 }
 
@@ -30,6 +37,7 @@ export async function createConnectorWorker(options: ConnectorWorkerOptions): Pr
   await ensureSearchAttributes(options.connection, namespace);
   await options.service.watch();
   return Worker.create({
+    maxHeartbeatThrottleInterval: CONNECTOR_HEARTBEAT_THROTTLE,
     ...options.workerOptions,
     connection: options.connection,
     namespace,

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   ChildWorkflowFailure,
+  patched,
   proxyActivities,
   startChild,
   workflowInfo,
@@ -26,7 +27,10 @@ export const ConnectorTypeKey = defineSearchAttributeKey('ConnectorType', Search
 
 /** A started `connection` execution. */
 export interface ConnectionHandle<Output = unknown> {
-  /** Workflow ID of the `connection` execution, e.g. `order-42/connection/3`. */
+  /**
+   * Workflow ID of the `connection` execution: `order-42/connection/3` in the first run of a workflow,
+   * `order-42/<run ID>/connection/3` in a run that continued as new, a retry or a cron run.
+   */
   workflowId: string;
   /** What the connection goes through (no secrets). */
   connector: ConnectorDescriptor;
@@ -39,6 +43,23 @@ export interface ConnectionHandle<Output = unknown> {
 // Module state is per workflow execution in Temporal's sandbox, and calls happen in a deterministic
 // order, so this counter yields the same child IDs on replay.
 let connectionSequence = 0;
+
+// Marks runs whose connection IDs name the run; runs recorded before it replay with the IDs they recorded.
+const CONNECTION_IDS_NAME_THE_RUN_PATCH = 'temporal-connectors/connection-ids-name-the-run';
+
+/**
+ * `<workflow ID>/connection/<n>` in the first run of a workflow ID; in every later run of its chain
+ * (continue-as-new, a retry, cron) `<workflow ID>/<run ID>/connection/<n>`. The counter starts again
+ * in each run while a connection of an earlier run may still hold `<workflow ID>/connection/1`: one
+ * it abandoned, or one the server has not yet terminated. The run ID is the one recorded when the run
+ * started, which a reset keeps, so the IDs replay.
+ */
+function nextConnectionId(): string {
+  const { workflowId, continuedFromExecutionRunId, originalExecutionRunId } = workflowInfo();
+  const n = ++connectionSequence;
+  if (continuedFromExecutionRunId && patched(CONNECTION_IDS_NAME_THE_RUN_PATCH)) return `${workflowId}/${originalExecutionRunId}/connection/${n}`;
+  return `${workflowId}/connection/${n}`;
+}
 
 /**
  * Starts one connection and returns once the `connection` child has started; await `result()` later,
@@ -85,7 +106,7 @@ async function startAction<Output>(
 
   const searchAttributes: SearchAttributePair[] = [{ key: ConnectorTypeKey, value: descriptor.type }];
   if (descriptor.name) searchAttributes.push({ key: ConnectorNameKey, value: descriptor.name });
-  const workflowId = options.workflowId ?? `${workflowInfo().workflowId}/connection/${++connectionSequence}`;
+  const workflowId = options.workflowId ?? nextConnectionId();
   const { timeout, retry } = options;
   let child;
   try {

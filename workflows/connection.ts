@@ -5,6 +5,15 @@ import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorD
 /** Per-attempt timeout when neither the call nor the connector sets one. */
 export const DEFAULT_TIMEOUT = '60s';
 
+/**
+ * How long a call may go without a heartbeat before Temporal gives the attempt up and retries it
+ * (on another connector worker, when the one running it died): 10 s. Every call heartbeats every 2 s
+ * while it runs and the connector worker passes heartbeats on to Temporal at least every 3 s (the
+ * SDK throttles them), so only a dead or frozen worker misses it. Without it, a lost call would wait
+ * out its whole per-attempt timeout.
+ */
+export const DEFAULT_HEARTBEAT_TIMEOUT = '10s';
+
 /** Retries when neither the call nor the connector sets them: 5 attempts from 1 s, doubling up to 1 min. */
 export const DEFAULT_RETRY: RetryPolicy = { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' };
 
@@ -16,6 +25,9 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
   const { descriptor, options = {} } = input;
   const { 'connectors.invoke': invoke } = proxyActivities<ConnectorActivities>({
     startToCloseTimeout: options.timeout ?? (descriptor.timeout as Duration | undefined) ?? DEFAULT_TIMEOUT,
+    // Replay checks only an activity's type and ID, so histories that older code scheduled without a
+    // heartbeat timeout still replay (test/runtime/replay.test.ts).
+    heartbeatTimeout: DEFAULT_HEARTBEAT_TIMEOUT,
     retry: { ...DEFAULT_RETRY, ...retryFromConnector(descriptor), ...options.retry },
     summary: descriptor.summary,
   });

@@ -10,5 +10,5 @@ export {
   type AgentMessage,
   type ConnectionHandle,
 } from './connect';
-export { connection, DEFAULT_RETRY, DEFAULT_TIMEOUT } from './connection';
+export { connection, DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_RETRY, DEFAULT_TIMEOUT } from './connection';
 export * from './types';

@@ -23,7 +23,10 @@ export interface ConnectionOptions {
   retry?: RetryPolicy;
   /** Task queue of the connector worker. Default: `connectors`. */
   taskQueue?: string;
-  /** Workflow ID of the `connection` execution. Default: `<parent workflow ID>/connection/<n>`. */
+  /**
+   * Workflow ID of the `connection` execution. Default: `<parent workflow ID>/connection/<n>`; in a run
+   * after the first of its chain (continue-as-new, retry, cron) `<parent workflow ID>/<run ID>/connection/<n>`.
+   */
   workflowId?: string;
   /** What happens to a running connection when the parent closes. Default: `TERMINATE`. */
   parentClosePolicy?: 'TERMINATE' | 'ABANDON' | 'REQUEST_CANCEL';

@@ -1,0 +1,52 @@
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { Worker } from '@temporalio/worker';
+import { historyOf, readRecordedHistory, type RecordedHistory } from '../fixtures/histories/recorded';
+
+// Workflow code runs inside users' workflows that are running right now: every change to the
+// commands it issues (child workflow IDs, activity types and IDs) must keep the histories older
+// code recorded replayable. test/fixtures/histories holds such histories, recorded on the real dev
+// server by test/fixtures/histories/record.ts with the commit each one names.
+function recorded(name: string): RecordedHistory & { replayable: { workflowId: string; history: ReturnType<typeof historyOf> } } {
+  const file = readRecordedHistory(name);
+  return { ...file, replayable: { workflowId: file.workflowId, history: historyOf(file) } };
+}
+
+const userWorkflows = { workflowsPath: require.resolve('../fixtures/connector-workflows') };
+
+async function replayAll(histories: { workflowId: string; history: ReturnType<typeof historyOf> }[]): Promise<Record<string, unknown>> {
+  const errors: Record<string, unknown> = {};
+  for await (const result of Worker.runReplayHistories(userWorkflows, histories)) errors[result.workflowId] = result.error;
+  return errors;
+}
+
+describe('replay of histories recorded by earlier code', () => {
+  test('user workflow runs recorded before connection IDs named the run replay on the current code, with their recorded child IDs', async () => {
+    const histories = ['plain-run', 'continued-run', 'retried-run'].map(recorded);
+    // Not vacuous: each recorded run did start children, under IDs the replay must produce again;
+    // two of them are later runs of their chain, whose IDs this version names differently.
+    for (const { replayable } of histories) {
+      const children = replayable.history.events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes);
+      expect(children.length).toBeGreaterThan(0);
+    }
+    const laterRuns = histories.filter((h) => h.replayable.history.events[0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId);
+    expect(laterRuns).toHaveLength(2);
+    const errors = await replayAll(histories.map((h) => h.replayable));
+    expect(errors).toEqual(Object.fromEntries(histories.map((h) => [h.workflowId, undefined])));
+  });
+
+  test('replay checks child workflow IDs: a recorded run replayed under another workflow ID is nondeterministic', async () => {
+    const { replayable } = recorded('continued-run');
+    const errors = await replayAll([{ workflowId: 'another-workflow-id', history: replayable.history }]);
+    expect(errors['another-workflow-id']).toBeInstanceOf(DeterminismViolationError);
+    expect(String((errors['another-workflow-id'] as Error).message)).toMatch(/Child workflow id/);
+  });
+
+  test('a `connection` run recorded before calls had a heartbeat timeout replays on the current `connection` workflow', async () => {
+    const { replayable } = recorded('connection');
+    const scheduled = replayable.history.events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
+    // Recorded without a heartbeat timeout (zero), which this version sets.
+    expect(scheduled).toBeDefined();
+    expect([String(scheduled!.heartbeatTimeout?.seconds ?? 0), scheduled!.heartbeatTimeout?.nanos ?? 0]).toEqual(['0', 0]);
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
+  });
+});
