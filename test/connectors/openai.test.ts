@@ -3,6 +3,7 @@ import type { ConnectorType, InvokeContext } from '../../connectors/types';
 import { unusedLocalUrl } from '../fixtures/http-server';
 import { FIXTURE_MODELS, fixtureEmbedding, startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
 import { failureOf, invokeContext as context } from '../support/connector-calls';
+import { waitFor } from '../support/wait';
 
 // Distinctive, so a leak into a message cannot be a coincidence.
 const API_KEY = 'sk-test-Zq7Kx2vB9mN4pL8w';
@@ -22,14 +23,6 @@ function issuesOf(inputs: Record<string, unknown>): string[] {
   const parsed = openaiSchema.safeParse(inputs);
   expect(parsed.success).toBe(false);
   return parsed.error!.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const chat = { operation: 'chat.completions', messages: [{ role: 'user', content: 'hello there' }] };

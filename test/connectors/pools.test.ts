@@ -11,17 +11,10 @@ import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { postgresInputs } from '../support/connector-calls';
+import { waitFor } from '../support/wait';
 
 /** The MariaDB server of this machine: root with an empty password, as the dev stack sets it up. */
 const MYSQL_SERVER = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('connector pools across versions', () => {
   const suffix = randomBytes(4).toString('hex');

@@ -2,6 +2,7 @@ import { createRestConnector, parseDurationMs, restConnector, restSchema, type R
 import type { ConnectorType, InvokeContext } from '../../connectors/types';
 import { startTestHttpServer, unusedLocalUrl, type TestHttpServer } from '../fixtures/http-server';
 import { failureOf, invokeContext as context } from '../support/connector-calls';
+import { waitFor } from '../support/wait';
 
 type Echo = { method: string; path: string; query: Record<string, unknown>; headers: Record<string, string>; body: string };
 
@@ -11,14 +12,6 @@ async function invoke(inputs: Record<string, unknown>, ctx: InvokeContext = cont
 
 /** The failure an invoke ends with; fails the test when the call succeeds. */
 const invokeFailure = (inputs: Record<string, unknown>, ctx: InvokeContext = context()) => failureOf(invoke(inputs, ctx));
-
-async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('REST connector', () => {
   let server: TestHttpServer;

@@ -8,7 +8,7 @@ import { MASK, Redactor } from '../../worker/inputs';
 import { installJsonLogging, JsonLogger, parseLogLevel, SecretRedactions, secretRedactions, type LogStream } from '../../worker/logging';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { startHarness, type Harness } from '../support/harness';
-import { LOG_DIR } from '../support/leak-sweep';
+import { LOG_DIR, recordSecrets } from '../support/leak-sweep';
 import { testStack, uniqueName } from '../support/stack';
 
 
@@ -210,11 +210,14 @@ describe('logs of a real connector worker', () => {
   const vaultAdmin = vault({ apiVersion: 'v1', endpoint: stack.vault.address, token: stack.vault.token });
   const storedSecret = `stored-${uniqueName('key')}`;
   const vaultSecret = `vault-${uniqueName('token')}`;
+  recordSecrets('the Vault token of logs.test.ts', [vaultSecret]);
   const lines: string[] = [];
   const logFile = path.join(LOG_DIR, `worker-${process.pid}.jsonl`);
   let h: Harness | undefined;
   let api: TestHttpServer;
   let name: string;
+  /** The same connector with a failing path that names the stored secret, so failure messages (and the SDK's log of them) would carry it. */
+  let failName: string;
 
   /** Lines parsed, once these exist: the Runtime buffers lines for 100 ms to order them with core's. */
   async function linesWhere(predicate: (l: Line) => boolean, count = 1): Promise<Line[]> {
@@ -253,12 +256,19 @@ describe('logs of a real connector worker', () => {
     const vaultPath = `secret/data/${uniqueName('logs')}`;
     await vaultAdmin.write(vaultPath, { data: { token: vaultSecret } });
     name = uniqueName('logs').toLowerCase();
-    await h.service.apply({
-      name,
-      type: 'REST',
-      value: { base_url: api.url, path: '/ok', headers: { 'x-api-key': storedSecret }, auth: { type: 'bearer' } },
-      vault_secrets: [{ path: vaultPath, map: { token: 'auth.token' } }],
-    });
+    failName = `${name}-fail`;
+    for (const [connector, path] of [
+      [name, '/ok'],
+      // In the profile, not in an override: an override is the workflow's own data and sits in its history.
+      [failName, `/fail/${storedSecret}`],
+    ]) {
+      await h.service.apply({
+        name: connector,
+        type: 'REST',
+        value: { base_url: api.url, path, headers: { 'x-api-key': storedSecret }, auth: { type: 'bearer' } },
+        vault_secrets: [{ path: vaultPath, map: { token: 'auth.token' } }],
+      });
+    }
   });
 
   afterAll(async () => {
@@ -270,17 +280,20 @@ describe('logs of a real connector worker', () => {
     const ok = await h!.call(name);
     expect(ok.result.error).toBeUndefined();
     expect(api.requests[0].headers).toMatchObject({ 'x-api-key': storedSecret, authorization: `Bearer ${vaultSecret}` });
-    // The failing path names the stored secret, so the failure message (and the SDK's log of it) would carry it.
-    const failed = await h!.call(name, { path: `/fail/${storedSecret}` }, { retry: { maximumAttempts: 2, initialInterval: '50ms' } });
+    const failed = await h!.call(failName, undefined, { retry: { maximumAttempts: 2, initialInterval: '50ms' } });
     expect(failed.result.error).toMatchObject({ type: 'Connector.External.Http' });
     expect(failed.result.error!.message).toContain(`/fail/${MASK} answered HTTP 500`);
 
-    const finished = await linesWhere((l) => l.message === 'connector call finished' && l.connector === name, 3);
-    const common = { level: 'INFO', sdkComponent: 'activity', connector: name, connector_type: 'REST', connector_version: 1, action: 'invoke', duration_ms: expect.any(Number) };
+    const finished = [
+      ...(await linesWhere((l) => l.message === 'connector call finished' && l.connector === name)),
+      ...(await linesWhere((l) => l.message === 'connector call finished' && l.connector === failName, 2)),
+    ];
+    const common = { level: 'INFO', sdkComponent: 'activity', connector_type: 'REST', connector_version: 1, action: 'invoke', duration_ms: expect.any(Number) };
+    const failure = { connector: failName, outcome: 'failed', failure_type: 'Connector.External.Http', retryable: true };
     expect(finished).toEqual([
-      expect.objectContaining({ ...common, outcome: 'ok', attempt: 1 }),
-      expect.objectContaining({ ...common, outcome: 'failed', attempt: 1, failure_type: 'Connector.External.Http', retryable: true }),
-      expect.objectContaining({ ...common, outcome: 'failed', attempt: 2, failure_type: 'Connector.External.Http', retryable: true }),
+      expect.objectContaining({ ...common, connector: name, outcome: 'ok', attempt: 1 }),
+      expect.objectContaining({ ...common, ...failure, attempt: 1 }),
+      expect.objectContaining({ ...common, ...failure, attempt: 2 }),
     ]);
     // Who and how, never what: no inputs, no outputs.
     for (const line of finished) for (const key of ['inputs', 'output', 'overrides', 'headers']) expect(line).not.toHaveProperty(key);

@@ -13,10 +13,10 @@ import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-serve
 import { postgresInputs } from '../support/connector-calls';
 import { startHarness, type Harness } from '../support/harness';
 import { testStack, uniqueName } from '../support/stack';
+import { LOG_DIR } from '../support/leak-sweep';
+import { sleep } from '../support/wait';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const LOG_DIR = path.join(ROOT, 'test-artifacts', 'logs');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A connector worker in a process of its own: `npm run worker`'s code, run without the tsx wrapper so that its pid is the worker's. */
 interface WorkerProcess {

@@ -7,19 +7,8 @@ import { ConnectorService } from '../../worker/service';
 import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import { pollUntil } from '../support/wait';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `read` until `done` holds, for at most `timeoutMs`; returns the last value read. */
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!done(value) && Date.now() < deadline) {
-    await sleep(50);
-    value = await read();
-  }
-  return value;
-}
 
 const k1 = { id: 'k1', key: randomBytes(32) };
 const k2 = { id: 'k2', key: randomBytes(32) };
@@ -94,13 +83,13 @@ describe('key rotation and concurrent writers on PostgreSQL', () => {
     await blocker.query("SELECT 1 FROM tc_connector_versions WHERE name = 'billing' AND version = 1 FOR UPDATE");
     const rotator = await serviceWith(k2, k1);
     const rotation = rotator.rotateKeys();
-    expect(await waitFor(lockWaiters, (q) => q.some((s) => s.startsWith('SELECT name, version')))).toEqual([expect.stringMatching(/^SELECT name, version/)]);
+    expect(await pollUntil(lockWaiters, (q) => q.some((s) => s.startsWith('SELECT name, version')))).toEqual([expect.stringMatching(/^SELECT name, version/)]);
 
     // Another process writes meanwhile, with the same (new) keyring.
     const writer = await serviceWith(k2, k1);
     let settled = false;
     const written = write(writer).finally(() => (settled = true));
-    await waitFor(
+    await pollUntil(
       async () => settled || (await lockWaiters()).length === 2,
       (done) => done,
     );

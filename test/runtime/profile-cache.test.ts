@@ -6,19 +6,8 @@ import { ConnectorService } from '../../worker/service';
 import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import { pollUntil, sleep } from '../support/wait';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `read` until `done` holds, for at most `timeoutMs`; returns the last value read. */
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!done(value) && Date.now() < deadline) {
-    await sleep(50);
-    value = await read();
-  }
-  return value;
-}
 
 // The profile cache of the connector worker, against the PostgreSQL server: its LISTEN connection is a
 // real backend the test can kill, and other writers are other pools, as other processes would be.
@@ -45,7 +34,7 @@ describe('profile cache on PostgreSQL', () => {
       await service.close();
       await store.close();
     }
-    expect(await waitFor(listenPids, (pids) => pids.length === 0)).toEqual([]);
+    expect(await pollUntil(listenPids, (pids) => pids.length === 0)).toEqual([]);
   });
   afterAll(async () => {
     await writerStore?.close();
@@ -78,18 +67,18 @@ describe('profile cache on PostgreSQL', () => {
   test('after the LISTEN connection is killed while changes are written, the next load returns the newest version', async () => {
     await writer.apply(profile('killed_listen', 'v1'));
     const service = await workerService();
-    const [pid] = await waitFor(listenPids, (pids) => pids.length === 1);
+    const [pid] = await pollUntil(listenPids, (pids) => pids.length === 1);
     expect((await service.load('killed_listen'))!.description).toBe('v1');
     expect(service.cachedProfiles).toBe(1);
 
     await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-    expect(await waitFor(listenPids, (pids) => !pids.includes(pid))).not.toContain(pid);
+    expect(await pollUntil(listenPids, (pids) => !pids.includes(pid))).not.toContain(pid);
     await sleep(300); // the worker has read the server's FATAL and knows it no longer listens
     // Loaded while nobody listens, then changed by another process: that change's notification is lost.
     expect((await service.load('killed_listen'))!.description).toBe('v1');
     await writer.apply(profile('killed_listen', 'v2'));
 
-    const pids = await waitFor(listenPids, (p) => p.length > 0);
+    const pids = await pollUntil(listenPids, (p) => p.length > 0);
     expect(pids).not.toContain(pid);
     expect((await service.load('killed_listen'))!.description).toBe('v2');
   });
@@ -97,19 +86,19 @@ describe('profile cache on PostgreSQL', () => {
   test('a dropped LISTEN connection is re-established, alone, and changes are heard through it again', async () => {
     await writer.apply(profile('relistened', 'v1'));
     const service = await workerService();
-    const [first] = await waitFor(listenPids, (pids) => pids.length === 1);
+    const [first] = await pollUntil(listenPids, (pids) => pids.length === 1);
     await admin.query('SELECT pg_terminate_backend($1)', [first]);
-    const reopened = await waitFor(listenPids, (pids) => pids.length > 0 && !pids.includes(first));
+    const reopened = await pollUntil(listenPids, (pids) => pids.length > 0 && !pids.includes(first));
     expect(reopened).toHaveLength(1);
 
     // Cached again once the worker listens; with the default TTL of 30 s only a notification drops it now.
-    await waitFor(
+    await pollUntil(
       async () => (await service.load('relistened'), service.cachedProfiles),
       (n) => n === 1,
     );
     expect(service.cachedProfiles).toBe(1);
     await writer.apply(profile('relistened', 'v2'));
-    const seen = await waitFor(
+    const seen = await pollUntil(
       async () => (await service.load('relistened'))!.description,
       (d) => d === 'v2',
     );
@@ -123,14 +112,14 @@ describe('profile cache on PostgreSQL', () => {
   test('a change that no notification announces is read again after the cache TTL', async () => {
     await writer.apply(profile('ttl_bound', 'v1'));
     const service = await workerService({ cacheTtlMs: 1_000 });
-    await waitFor(
+    await pollUntil(
       async () => (await service.load('ttl_bound'), service.cachedProfiles),
       (n) => n === 1,
     );
     expect(service.cachedProfiles).toBe(1);
     // Changed behind the store's back: no NOTIFY, as when one is lost without the LISTEN connection noticing.
     await admin.query("UPDATE tc_connector_versions SET description = 'changed unannounced' WHERE name = 'ttl_bound'");
-    const seen = await waitFor(
+    const seen = await pollUntil(
       async () => (await service.load('ttl_bound'))!.description,
       (d) => d === 'changed unannounced',
     );
@@ -141,7 +130,7 @@ describe('profile cache on PostgreSQL', () => {
     await writer.apply(profile('exists_for_cache', 'v1'));
     const service = await workerService();
     // The cache holds what exists (once the worker listens).
-    await waitFor(
+    await pollUntil(
       async () => (await service.load('exists_for_cache'), service.cachedProfiles),
       (n) => n === 1,
     );

@@ -5,6 +5,7 @@ import type { ConnectionResult } from '../../workflows';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
 import { startHarness, type Harness } from '../support/harness';
 import { testStack, uniqueName } from '../support/stack';
+import { sleep } from '../support/wait';
 
 /** What the REST connector returns from the fixture servers (both answer JSON). */
 interface SyncOutput {
@@ -12,7 +13,6 @@ interface SyncOutput {
   body: { path: string; headers: Record<string, string> };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Two rules for triggering a schedule twice, both from the server (1.29 scheduler workflow):
 // - Trigger again only once the previous trigger has taken its action: triggers that reach the
