@@ -9,6 +9,7 @@ import { ConnectorService } from '../../worker/service';
 import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
+import { yamlAliasBomb } from '../fixtures/yaml-bomb';
 
 // Response bodies are whatever JSON the API sends; the tests read fields loosely and check them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -358,6 +359,37 @@ describe('management API over HTTP', () => {
       expect(res.json.error.message).toMatch(/^request body:\d+:\d+: /);
       expect((await call('GET', '/v1/connectors/syntax_a')).status).toBe(404);
       expect((await call('GET', '/v1/connectors/syntax_b')).status).toBe(404);
+    });
+
+    test('a YAML alias bomb answers 400 saying it expands too many aliases; nothing is stored and the API keeps answering', async () => {
+      const before = (await call('GET', '/v1/connectors')).json;
+      const versionRows = async () => (await store.db.query<{ n: string }>('SELECT count(*) AS n FROM tc_connector_versions'))[0].n;
+      const rowsBefore = await versionRows();
+      const good = 'name: bomb_neighbour\ntype: REST\nvalue: { url: "http://127.0.0.1:1/" }\n';
+      const yaml = { 'content-type': 'application/yaml' };
+      const attempts: Array<[string, string, CallOptions]> = [
+        ['POST', '/v1/apply', { body: yamlAliasBomb('bomb'), headers: yaml }],
+        ['POST', '/v1/apply', { body: `${good}---\n${yamlAliasBomb('bomb')}`, headers: { 'content-type': 'text/plain' } }],
+        ['POST', '/v1/connectors', { body: yamlAliasBomb('bomb'), headers: yaml }],
+        ['PUT', '/v1/connectors/apply_rest', { body: yamlAliasBomb('apply_rest'), headers: { ...yaml, 'if-match': '"1"' } }],
+      ];
+      for (const [method, path, options] of attempts) {
+        const res = await call(method, path, options);
+        expect([method, path, res.status]).toEqual([method, path, 400]);
+        expect(res.json.error.type).toBe('Connector.InvalidDocument');
+        expect(res.json.error.message).toMatch(/^request body:\d+:\d+: document \d expands too many YAML aliases \(more than 20 alias expansions\).*billion laughs/);
+      }
+      // Still answering, and nothing changed.
+      expect((await call('GET', '/v1/types')).status).toBe(200);
+      expect((await call('GET', '/v1/connectors')).json).toEqual(before);
+      expect(await versionRows()).toBe(rowsBefore);
+      expect((await call('GET', '/v1/connectors/bomb')).status).toBe(404);
+      expect((await call('GET', '/v1/connectors/bomb_neighbour')).status).toBe(404);
+      // A few aliases, as shared defaults use them, are fine.
+      const shared = 'name: aliased\ntype: REST\ndescription: &d shared\nvalue: { url: "http://127.0.0.1:1/", headers: { x-a: *d, x-b: *d } }\n';
+      const aliased = await call('POST', '/v1/connectors', { body: shared, headers: yaml });
+      expect(aliased.status).toBe(201);
+      expect(aliased.json.value.headers).toEqual({ 'x-a': 'shared', 'x-b': 'shared' });
     });
 
     test('an apply with no definitions is refused', async () => {

@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { Keyring } from '../../worker/keyring';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { yamlAliasBomb } from '../fixtures/yaml-bomb';
 import { startHarness } from '../support/harness';
 
 const BIN = path.resolve(__dirname, '..', '..', 'cli', 'bin.js');
@@ -119,6 +122,26 @@ describe('connectors CLI', () => {
     expect(syntax.code).toBe(1);
     expect(syntax.stderr).toMatch(/^connectors: stdin:5:\d+: /);
     expect((await cli(['get', 'good_one'])).stderr).toBe('connectors: connector good_one does not exist\n');
+  });
+
+  test('apply refuses a YAML alias bomb with one line saying it expands too many aliases, exit 1, and stores nothing', async () => {
+    const before = await cli(['list', '--json']);
+    expect(before.code).toBe(0);
+    const fromStdin = await cli(['apply', '-f', '-'], yamlAliasBomb('bomb'));
+    expect(fromStdin.code).toBe(1);
+    expect(fromStdin.stdout).toBe('');
+    expect(fromStdin.stderr).toMatch(/^connectors: stdin:1:1: document 1 expands too many YAML aliases \(more than 20 alias expansions\)[^\n]*billion laughs[^\n]*\n$/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'tc-cli-bomb-'));
+    try {
+      const file = path.join(dir, 'bomb.yaml');
+      writeFileSync(file, `name: bomb_neighbour\ntype: REST\nvalue: { url: "http://127.0.0.1:9/" }\n---\n${yamlAliasBomb('bomb')}`);
+      const fromFile = await cli(['apply', '-f', file]);
+      expect(fromFile.code).toBe(1);
+      expect(fromFile.stderr).toMatch(new RegExp(`^connectors: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:1: document 2 expands too many YAML aliases[^\n]*\n$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await cli(['list', '--json'])).stdout).toBe(before.stdout);
   });
 
   test('errors are one line on stderr with exit code 1; --help works everywhere', async () => {
