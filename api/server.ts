@@ -22,7 +22,10 @@ export type ConnectionRunner = ReturnType<typeof createConnectionRunner>;
 export interface ApiTokens {
   /** Tokens allowed every route. */
   readWrite: string[];
-  /** Tokens allowed the GET routes and `POST .../test` and `.../introspect`, which change nothing. */
+  /**
+   * Tokens allowed the GET routes and `POST .../test` and `.../introspect` of connectors as stored
+   * (without `overrides`), which change nothing and send stored secrets nowhere new.
+   */
   readOnly: string[];
 }
 
@@ -183,7 +186,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   /** Route-level check, after authentication and before the body is read. */
   const requireWrite = async (request: FastifyRequest) => {
     if (access.get(request) !== 'write') {
-      throw new HttpError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them, but not change them');
+      throw new HttpError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them as stored, but not change them');
     }
   };
   const write = { onRequest: requireWrite };
@@ -271,6 +274,16 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       const name = connectorName(request);
       const parsed = runBodySchema.safeParse(request.body);
       if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error), 'request body');
+      const overrides = parsed.data?.overrides;
+      // An override can send the stored secrets elsewhere (base_url, host) or make the connector read
+      // something else with them (openapi_path): that is for those who may change the connector anyway.
+      if (access.get(request) !== 'write' && overrides !== undefined && Object.keys(overrides).length > 0) {
+        throw new HttpError(
+          403,
+          'Request.Forbidden',
+          `read-only tokens cannot override inputs: this token may ${action} connector ${name} only as stored (send no overrides), or use a read-write token`,
+        );
+      }
       if (!runner) {
         throw new HttpError(501, 'Request.NotImplemented', `this API runs no connections, so it cannot ${action} connectors: start it with a runner`);
       }
@@ -282,7 +295,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       });
       try {
         const result = await runner.run(
-          { connector: name, action, overrides: parsed.data?.overrides },
+          { connector: name, action, overrides },
           { signal: AbortSignal.any([deadline, hungUp.signal]) },
         );
         return result.output;

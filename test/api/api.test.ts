@@ -429,6 +429,47 @@ describe('management API over HTTP', () => {
       expect(badBody.status).toBe(400);
     });
 
+    test('a read-only token may test and introspect a connector only as stored: any override is refused with 403 and no request leaves', async () => {
+      const elsewhere = await startTestHttpServer();
+      try {
+        expect((await call('POST', '/v1/connectors', { body: { name: 'ro_probe', ...billing(TOKEN_1, 'read-only probe') } })).status).toBe(201);
+        const ro = { token: RO_TOKEN };
+        const refused: Array<[string, Record<string, unknown>]> = [
+          ['test', { base_url: elsewhere.url }],
+          ['test', { health_path: '/elsewhere' }],
+          ['test', { auth: { type: 'bearer', token: 'mine' } }],
+          ['introspect', { openapi_path: '/admin/export' }],
+          ['introspect', { base_url: elsewhere.url }],
+        ];
+        const fixtureBefore = fixture.requests.length;
+        for (const [action, overrides] of refused) {
+          const res = await call('POST', `/v1/connectors/ro_probe/${action}`, { ...ro, body: { overrides } });
+          expect([action, overrides, res.status]).toEqual([action, overrides, 403]);
+          expect(res.json.error).toMatchObject({ type: 'Request.Forbidden', message: expect.stringContaining('read-only tokens cannot override inputs') });
+        }
+        expect(fixture.requests.length).toBe(fixtureBefore);
+        expect(elsewhere.requests).toHaveLength(0);
+
+        // As stored (no body, or no overrides), a read-only token still tests and introspects.
+        for (const body of [undefined, {}, { overrides: {} }]) {
+          const tested = await call('POST', '/v1/connectors/ro_probe/test', { ...ro, body });
+          expect(tested.status).toBe(200);
+          expect(tested.json.ok).toBe(true);
+        }
+        expect((await call('POST', '/v1/connectors/ro_probe/introspect', ro)).status).toBe(200);
+        expect(fixture.requests.slice(fixtureBefore).map((r) => r.path)).toEqual(['/health', '/health', '/health', '/openapi.json']);
+
+        // A read-write token may override, and the elsewhere server does count what reaches it.
+        const overridden = await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { health_path: '/rw-elsewhere' } } });
+        expect(overridden.status).toBe(200);
+        expect(fixture.requests.at(-1)!.path).toBe('/rw-elsewhere');
+        expect((await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { base_url: elsewhere.url } } })).status).toBe(200);
+        expect(elsewhere.requests.map((r) => r.path)).toEqual(['/health']);
+      } finally {
+        await elsewhere.close();
+      }
+    });
+
     test('introspecting a connector without openapi_path answers 400 naming the field', async () => {
       await call('POST', '/v1/connectors', { body: { name: 'no_openapi', type: 'REST', value: { base_url: fixture.url } } });
       const res = await call('POST', '/v1/connectors/no_openapi/introspect');
