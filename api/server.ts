@@ -4,7 +4,7 @@
  * version (`ETag` / `If-Match`).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { bearerToken, HttpError, TokenSet } from './http';
+import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, TokenSet } from './http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -39,6 +39,13 @@ export interface ManagementApiOptions {
   runner?: ConnectionRunner;
   /** Who may call. At least one token in all is required. */
   tokens: ApiTokens;
+  /**
+   * Host names the API also answers to, besides `localhost`, loopback addresses and the address a
+   * request arrives on: e.g. the name of a reverse proxy in front of it (`connectors.example.com`).
+   * A request whose `Host` header names anything else is refused with 403 (DNS rebinding).
+   * Default: none.
+   */
+  allowedHosts?: string[];
   /** Largest request body accepted, in bytes; a larger one is refused with 413. Default: 1 MiB (1048576). */
   bodyLimitBytes?: number;
   /**
@@ -85,6 +92,15 @@ export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): ApiTokens {
   const tokens = { readWrite: list(env.TC_API_TOKENS), readOnly: list(env.TC_API_READ_TOKENS) };
   requireTokens(tokens);
   return tokens;
+}
+
+/** Further host names of the API from `TC_API_ALLOWED_HOSTS` (comma-separated; default none). */
+export function allowedHostsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const hosts = (env.TC_API_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((host) => host.trim())
+    .filter(Boolean);
+  return checkedAllowedHosts(hosts, 'TC_API_ALLOWED_HOSTS');
 }
 
 function requireTokens(tokens: ApiTokens | undefined): void {
@@ -134,6 +150,11 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
   const readWriteTokens = new TokenSet(options.tokens.readWrite);
   const readOnlyTokens = new TokenSet(options.tokens.readOnly ?? []);
+  const checkHost = createHostCheck({
+    allowedHosts: checkedAllowedHosts(options.allowedHosts ?? [], 'allowedHosts (TC_API_ALLOWED_HOSTS)'),
+    setting: 'TC_API_ALLOWED_HOSTS',
+    server: 'this API',
+  });
 
   const app = Fastify({
     logger: loggerOptions(options.logger),
@@ -167,6 +188,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   // learns nothing about routes and gets no body parsed.
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('cache-control', 'no-store');
+    checkHost(request);
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
       throw new HttpError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createConnectionRunner } from '../../activities/connector-activities';
-import { createManagementApi, startManagementApi, tokensFromEnv, type RunningManagementApi, type StartManagementApiOptions } from '../../api/server';
+import { createHostCheck, HttpError } from '../../api/http';
+import { allowedHostsFromEnv, createManagementApi, startManagementApi, tokensFromEnv, type RunningManagementApi, type StartManagementApiOptions } from '../../api/server';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { MASK } from '../../worker/inputs';
@@ -10,6 +11,7 @@ import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
 import { yamlAliasBomb } from '../fixtures/yaml-bomb';
+import { rawRequest } from '../support/raw-http';
 
 // Response bodies are whatever JSON the API sends; the tests read fields loosely and check them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -554,6 +556,49 @@ describe('management API over HTTP', () => {
       expect((await call('GET', '/v1/connectors/ro_applied')).status).toBe(404);
     });
 
+    test('a request whose Host names another site is refused with 403 before anything else (DNS rebinding); loopback names and allowed hosts are served', async () => {
+      const send = (base: string, host: string, method = 'GET', path = '/v1/connectors', body?: string) =>
+        rawRequest(`${base}${path}`, {
+          method,
+          headers: { host, authorization: `Bearer ${RW_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          body,
+        });
+      const port = new URL(api.url).port;
+      for (const name of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+        const served = await send(api.url, name);
+        expect([name, served.status]).toEqual([name, 200]);
+        expect(served.text).toContain('"connectors":[');
+      }
+      for (const name of [`evil.example:${port}`, 'evil.example', `localhost.evil.example:${port}`]) {
+        const refused = await send(api.url, name);
+        expect([name, refused.status]).toEqual([name, 403]);
+        expect(JSON.parse(refused.text).error).toMatchObject({ type: 'Request.HostNotAllowed', message: expect.stringMatching(/TC_API_ALLOWED_HOSTS.*DNS-rebinding/) });
+        expect(refused.text).not.toContain('connectors":');
+      }
+      const write = await send(api.url, 'evil.example', 'POST', '/v1/connectors', JSON.stringify({ name: 'rebound', type: 'REST', value: { url: 'http://127.0.0.1:1/' } }));
+      expect(write.status).toBe(403);
+      expect((await call('GET', '/v1/connectors/rebound')).status).toBe(404);
+      // Refused before authentication: a page of another site learns nothing about tokens either.
+      expect((await rawRequest(`${api.url}/v1/connectors`, { headers: { host: 'evil.example' } })).status).toBe(403);
+
+      await withApi({ allowedHosts: ['connectors.example.test'] }, async (base) => {
+        expect((await send(base, 'connectors.example.test')).status).toBe(200);
+        expect((await send(base, 'evil.example')).status).toBe(403);
+      });
+      expect((await send(api.url, 'connectors.example.test')).status).toBe(403);
+    });
+
+    test('the Host check accepts the address a request arrived on, so a server on all interfaces answers by its own IP addresses', () => {
+      const check = createHostCheck({ allowedHosts: ['proxy.example.test'], setting: 'TC_API_ALLOWED_HOSTS', server: 'this API' });
+      const ok = (host: string | undefined, localAddress?: string) => check({ headers: host === undefined ? {} : { host }, socket: { localAddress } });
+      expect(() => ok('192.0.2.7:8080', '::ffff:192.0.2.7')).not.toThrow();
+      expect(() => ok('[fd00::2]:8080', 'fd00::2')).not.toThrow();
+      expect(() => ok('proxy.example.test', '192.0.2.7')).not.toThrow();
+      expect(() => ok('192.0.2.8:8080', '192.0.2.7')).toThrow(HttpError);
+      expect(() => ok('evil.example', '192.0.2.7')).toThrow(/^the Host header "evil.example" does not name this API/);
+      expect(() => ok(undefined, '127.0.0.1')).toThrow(/^no Host header does not name this API/);
+    });
+
     test('a body over the limit answers 413 and stores nothing', async () => {
       await withApi({ bodyLimitBytes: 2048 }, async (base) => {
         const big = await call('POST', '/v1/connectors', { base, body: { name: 'too_big', type: 'REST', description: 'x'.repeat(4096), value: { url: 'http://h/' } } });
@@ -662,6 +707,14 @@ describe('management API over HTTP', () => {
       expect(tokensFromEnv({ TC_API_READ_TOKENS: 'r1' })).toEqual({ readWrite: [], readOnly: ['r1'] });
       expect(() => tokensFromEnv({})).toThrow(/TC_API_TOKENS.*TC_API_READ_TOKENS/);
       expect(() => tokensFromEnv({ TC_API_TOKENS: ' , ' })).toThrow(/TC_API_TOKENS/);
+    });
+
+    test('TC_API_ALLOWED_HOSTS is read comma-separated, and a value with a scheme or a port is refused naming the variable', () => {
+      expect(allowedHostsFromEnv({})).toEqual([]);
+      expect(allowedHostsFromEnv({ TC_API_ALLOWED_HOSTS: ' Connectors.Example.com ,10.0.0.5' })).toEqual(['connectors.example.com', '10.0.0.5']);
+      expect(() => allowedHostsFromEnv({ TC_API_ALLOWED_HOSTS: 'http://connectors.example.com' })).toThrow(/^TC_API_ALLOWED_HOSTS: .* is not a host name/);
+      expect(() => allowedHostsFromEnv({ TC_API_ALLOWED_HOSTS: 'connectors.example.com:8080' })).toThrow(/^TC_API_ALLOWED_HOSTS/);
+      expect(() => createManagementApi({ service, tokens: { readWrite: [RW_TOKEN], readOnly: [] }, allowedHosts: ['a/b'] })).toThrow(/allowedHosts/);
     });
 
     test('the API refuses to be built without tokens', () => {
