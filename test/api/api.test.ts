@@ -557,12 +557,15 @@ describe('management API over HTTP', () => {
     });
 
     test('a request whose Host names another site is refused with 403 before anything else (DNS rebinding); loopback names and allowed hosts are served', async () => {
-      const send = (base: string, host: string, method = 'GET', path = '/v1/connectors', body?: string) =>
-        rawRequest(`${base}${path}`, {
+      const send = async (base: string, host: string, method = 'GET', path = '/v1/connectors', body?: string) => {
+        const res = await rawRequest(`${base}${path}`, {
           method,
           headers: { host, authorization: `Bearer ${RW_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
           body,
         });
+        responses.push(`${res.status} ${JSON.stringify(res.headers)} ${res.text}`);
+        return res;
+      };
       const port = new URL(api.url).port;
       for (const name of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
         const served = await send(api.url, name);
