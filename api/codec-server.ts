@@ -6,7 +6,7 @@
  * not to whoever merely looks at the UI.
  */
 import type { Payload } from '@temporalio/common';
-import { bearerToken, HttpError, TokenSet } from './http';
+import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, isLoopbackHost, TokenSet } from './http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -21,10 +21,23 @@ export interface CodecServerOptions {
   keyring: Keyring;
   /**
    * Bearer tokens accepted on `/encode` and `/decode` (`Authorization: Bearer <token>`), compared in
-   * constant time. Default: none, and every caller that can reach the server may decode: keep it on
-   * loopback then.
+   * constant time. At least one is required unless {@link insecureNoAuth} is set. Default: none.
    */
   tokens?: string[];
+  /**
+   * Serve `/encode` and `/decode` without tokens, to whoever reaches the port: for development on
+   * one machine only. {@link startCodecServer} then listens on a loopback address only and refuses
+   * another (whoever listens with {@link createCodecServer} themselves must do the same).
+   * Contradicts `tokens`. Default: `false` (tokens required).
+   */
+  insecureNoAuth?: boolean;
+  /**
+   * Host names the server also answers to, besides `localhost`, loopback addresses and the address
+   * a request arrives on: e.g. the name of a reverse proxy in front of it (`codec.example.com`). A
+   * request whose `Host` header names anything else is refused with 403 (DNS rebinding).
+   * Default: none.
+   */
+  allowedHosts?: string[];
   /**
    * Browser origins allowed to call (the Web UI's), e.g. `http://localhost:8233`. Only these get CORS
    * headers; a browser refuses the answer for every other origin. Required (may be empty).
@@ -71,7 +84,9 @@ const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
  * The codec server's options from the environment: `TC_PAYLOAD_KEYRING` (entries as in `TC_KEYRING`;
  * falls back to `TC_KEYRING` / `TC_KEYRING_FILE`), `TC_CODEC_TOKENS` (comma-separated, default none),
  * `TC_CODEC_CORS_ORIGINS` (comma-separated, default the dev server's Web UI on port 8233),
- * `TC_CODEC_PORT` (default 8888). Throws when there is no keyring.
+ * `TC_CODEC_ALLOWED_HOSTS` (comma-separated, default none), `TC_CODEC_PORT` (default 8888).
+ * Throws when there is no keyring. Running without tokens is never configured here: it takes
+ * `insecureNoAuth` (the CLI's `--insecure-no-auth`).
  */
 export function codecServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): StartCodecServerOptions {
   const keyring = env.TC_PAYLOAD_KEYRING ? Keyring.parse(env.TC_PAYLOAD_KEYRING, 'TC_PAYLOAD_KEYRING') : Keyring.fromEnv(env);
@@ -87,6 +102,7 @@ export function codecServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
     keyring,
     tokens: list(env.TC_CODEC_TOKENS),
     corsOrigins: env.TC_CODEC_CORS_ORIGINS === undefined ? [...DEFAULT_CODEC_CORS_ORIGINS] : list(env.TC_CODEC_CORS_ORIGINS),
+    allowedHosts: checkedAllowedHosts(list(env.TC_CODEC_ALLOWED_HOSTS), 'TC_CODEC_ALLOWED_HOSTS'),
   };
   if (env.TC_CODEC_PORT !== undefined && env.TC_CODEC_PORT !== '') {
     const port = Number(env.TC_CODEC_PORT);
@@ -111,7 +127,22 @@ type JsonPayload = z.infer<typeof codecBodySchema>['payloads'][number];
 export function createCodecServer(options: CodecServerOptions): FastifyInstance {
   const codec = createEncryptionCodec(options.keyring);
   const tokens = checkedTokens(options.tokens ?? []);
+  const open = options.insecureNoAuth === true;
+  if (open && tokens.length > 0) {
+    throw new Error('the codec server was given tokens (TC_CODEC_TOKENS) and insecureNoAuth (--insecure-no-auth) at once: drop one of them');
+  }
+  if (!open && tokens.length === 0) {
+    throw new Error(
+      'the codec server needs at least one bearer token (TC_CODEC_TOKENS, comma-separated): without one, anyone who reaches it can decrypt payloads. ' +
+        'For development on this machine only, start it with --insecure-no-auth (insecureNoAuth: true) on a loopback address',
+    );
+  }
   const acceptedTokens = new TokenSet(tokens);
+  const checkHost = createHostCheck({
+    allowedHosts: checkedAllowedHosts(options.allowedHosts ?? [], 'allowedHosts (TC_CODEC_ALLOWED_HOSTS)'),
+    setting: 'TC_CODEC_ALLOWED_HOSTS',
+    server: 'this codec server',
+  });
   const allowedOrigins = new Set(options.corsOrigins.map(normalizeOrigin));
   const maskSensitive = options.maskSensitive ?? true;
   const patterns = [...new Set((options.registry ?? new ConnectorRegistry()).all().flatMap((type) => type.sensitive))];
@@ -133,9 +164,12 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
     }
   });
 
+  // After CORS, so that a Web UI configured with an unlisted name reads why it is refused.
+  app.addHook('onRequest', async (request) => checkHost(request));
+
   // A browser's preflight never carries credentials, so OPTIONS is never authenticated.
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'OPTIONS' || acceptedTokens.size === 0) return;
+    if (request.method === 'OPTIONS' || open) return;
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
       throw new HttpError(401, 'Request.Unauthorized', 'this codec server needs an Authorization: Bearer <token> header', {
@@ -190,13 +224,22 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
   return app;
 }
 
-/** {@link createCodecServer}, listening. */
+/**
+ * {@link createCodecServer}, listening. Refuses to start without tokens on an address other than a
+ * loopback one.
+ */
 export async function startCodecServer(options: StartCodecServerOptions): Promise<RunningCodecServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (options.insecureNoAuth && !isLoopbackHost(host.replace(/^\[(.*)\]$/, '$1'))) {
+    throw new Error(
+      `refusing to serve /decode without tokens on ${host}: --insecure-no-auth (insecureNoAuth) is for loopback addresses only (127.0.0.1, ::1, localhost); set TC_CODEC_TOKENS to serve other machines`,
+    );
+  }
   const app = createCodecServer(options);
-  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? DEFAULT_CODEC_PORT });
+  await app.listen({ host, port: options.port ?? DEFAULT_CODEC_PORT });
   const address = app.server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return { url: `http://${host}:${address.port}`, app, close: () => app.close() };
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { url: `http://${shown}:${address.port}`, app, close: () => app.close() };
 }
 
 /**

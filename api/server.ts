@@ -4,7 +4,7 @@
  * version (`ETag` / `If-Match`).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { bearerToken, HttpError, TokenSet } from './http';
+import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, TokenSet } from './http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -22,7 +22,10 @@ export type ConnectionRunner = ReturnType<typeof createConnectionRunner>;
 export interface ApiTokens {
   /** Tokens allowed every route. */
   readWrite: string[];
-  /** Tokens allowed the GET routes and `POST .../test` and `.../introspect`, which change nothing. */
+  /**
+   * Tokens allowed the GET routes and `POST .../test` and `.../introspect` of connectors as stored
+   * (without `overrides`), which change nothing and send stored secrets nowhere new.
+   */
   readOnly: string[];
 }
 
@@ -36,6 +39,13 @@ export interface ManagementApiOptions {
   runner?: ConnectionRunner;
   /** Who may call. At least one token in all is required. */
   tokens: ApiTokens;
+  /**
+   * Host names the API also answers to, besides `localhost`, loopback addresses and the address a
+   * request arrives on: e.g. the name of a reverse proxy in front of it (`connectors.example.com`).
+   * A request whose `Host` header names anything else is refused with 403 (DNS rebinding).
+   * Default: none.
+   */
+  allowedHosts?: string[];
   /** Largest request body accepted, in bytes; a larger one is refused with 413. Default: 1 MiB (1048576). */
   bodyLimitBytes?: number;
   /**
@@ -82,6 +92,15 @@ export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): ApiTokens {
   const tokens = { readWrite: list(env.TC_API_TOKENS), readOnly: list(env.TC_API_READ_TOKENS) };
   requireTokens(tokens);
   return tokens;
+}
+
+/** Further host names of the API from `TC_API_ALLOWED_HOSTS` (comma-separated; default none). */
+export function allowedHostsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const hosts = (env.TC_API_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((host) => host.trim())
+    .filter(Boolean);
+  return checkedAllowedHosts(hosts, 'TC_API_ALLOWED_HOSTS');
 }
 
 function requireTokens(tokens: ApiTokens | undefined): void {
@@ -132,6 +151,11 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
   const readWriteTokens = new TokenSet(options.tokens.readWrite);
   const readOnlyTokens = new TokenSet(options.tokens.readOnly ?? []);
+  const checkHost = createHostCheck({
+    allowedHosts: checkedAllowedHosts(options.allowedHosts ?? [], 'allowedHosts (TC_API_ALLOWED_HOSTS)'),
+    setting: 'TC_API_ALLOWED_HOSTS',
+    server: 'this API',
+  });
 
   const app = Fastify({
     logger: loggerOptions(options.logger),
@@ -165,6 +189,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   // learns nothing about routes and gets no body parsed.
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('cache-control', 'no-store');
+    checkHost(request);
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
       throw new HttpError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {
@@ -184,7 +209,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   /** Route-level check, after authentication and before the body is read. */
   const requireWrite = async (request: FastifyRequest) => {
     if (access.get(request) !== 'write') {
-      throw new HttpError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them, but not change them');
+      throw new HttpError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them as stored, but not change them');
     }
   };
   const write = { onRequest: requireWrite };
@@ -272,6 +297,16 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       const name = connectorName(request);
       const parsed = runBodySchema.safeParse(request.body);
       if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error), 'request body');
+      const overrides = parsed.data?.overrides;
+      // An override can send the stored secrets elsewhere (base_url, host) or make the connector read
+      // something else with them (openapi_path): that is for those who may change the connector anyway.
+      if (access.get(request) !== 'write' && overrides !== undefined && Object.keys(overrides).length > 0) {
+        throw new HttpError(
+          403,
+          'Request.Forbidden',
+          `read-only tokens cannot override inputs: this token may ${action} connector ${name} only as stored (send no overrides), or use a read-write token`,
+        );
+      }
       if (!runner) {
         throw new HttpError(501, 'Request.NotImplemented', `this API runs no connections, so it cannot ${action} connectors: start it with a runner`);
       }
@@ -283,7 +318,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       });
       try {
         const result = await runner.run(
-          { connector: name, action, overrides: parsed.data?.overrides },
+          { connector: name, action, overrides },
           { signal: AbortSignal.any([deadline, hungUp.signal]) },
         );
         return result.output;

@@ -161,14 +161,15 @@ export function buildCli(): Command {
 
   program
     .command('serve')
-    .description('run the HTTP management API (tokens: TC_API_TOKENS read-write, TC_API_READ_TOKENS read-only, comma-separated)')
+    .description('run the HTTP management API (tokens: TC_API_TOKENS read-write, TC_API_READ_TOKENS read-only, comma-separated; further host names: TC_API_ALLOWED_HOSTS)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positiveInt('--port'), 8080)
     .action(async (opts: { host: string; port: number }) => {
-      const { startManagementApi, tokensFromEnv } = require('../api/server') as typeof import('../api/server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      const { allowedHostsFromEnv, startManagementApi, tokensFromEnv } = require('../api/server') as typeof import('../api/server'); // eslint-disable-line @typescript-eslint/no-require-imports
       const tokens = tokensFromEnv(process.env);
+      const allowedHosts = allowedHostsFromEnv(process.env);
       const services = await connectorServicesFromEnv();
-      const api = await startManagementApi({ service: services.service, runner: createConnectionRunner(services), tokens, host: opts.host, port: opts.port });
+      const api = await startManagementApi({ service: services.service, runner: createConnectionRunner(services), tokens, allowedHosts, host: opts.host, port: opts.port });
       console.log(`management API on ${api.url} (store ${services.store.db.description})`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -181,17 +182,19 @@ export function buildCli(): Command {
   program
     .command('codec-server')
     .description(
-      'run the codec server for encrypted payloads, for the Web UI (keys: TC_PAYLOAD_KEYRING, else TC_KEYRING / TC_KEYRING_FILE; TC_CODEC_TOKENS, TC_CODEC_CORS_ORIGINS, TC_CODEC_PORT)',
+      'run the codec server for encrypted payloads, for the Web UI (keys: TC_PAYLOAD_KEYRING, else TC_KEYRING / TC_KEYRING_FILE; TC_CODEC_TOKENS required, TC_CODEC_CORS_ORIGINS, TC_CODEC_ALLOWED_HOSTS, TC_CODEC_PORT)',
     )
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (default: TC_CODEC_PORT, else 8888)', positiveInt('--port'))
-    .action(async (opts: { host: string; port?: number }) => {
+    .option('--insecure-no-auth', 'serve without TC_CODEC_TOKENS, to anyone who reaches the port: development on this machine only (loopback addresses only)')
+    .action(async (opts: { host: string; port?: number; insecureNoAuth?: boolean }) => {
       const { startCodecServer, codecServerOptionsFromEnv } = require('../api/codec-server') as typeof import('../api/codec-server'); // eslint-disable-line @typescript-eslint/no-require-imports
       const options = codecServerOptionsFromEnv(process.env);
-      const server = await startCodecServer({ ...options, host: opts.host, port: opts.port ?? options.port });
+      const insecureNoAuth = opts.insecureNoAuth === true;
+      const server = await startCodecServer({ ...options, insecureNoAuth, host: opts.host, port: opts.port ?? options.port });
       console.log(`codec server on ${server.url} (CORS origins: ${options.corsOrigins.join(', ') || 'none'})`);
-      // Without tokens, whoever reaches the port can decrypt payloads: say so rather than stay quiet.
-      if (!options.tokens?.length) console.log('no TC_CODEC_TOKENS: /encode and /decode need no token; keep this server on a trusted address');
+      // Say so rather than stay quiet: whoever reaches the port can decrypt payloads.
+      if (insecureNoAuth) console.log('--insecure-no-auth: /encode and /decode need no token; anyone on this machine can decrypt payloads');
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

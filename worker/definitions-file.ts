@@ -1,5 +1,12 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
 
+/**
+ * Most alias expansions one document may make (the `yaml` package's `maxAliasCount`, which also
+ * counts aliases nested in what an alias expands to). Far above what shared defaults need, far
+ * below what a "billion laughs" document needs to expand to gigabytes.
+ */
+export const MAX_YAML_ALIAS_COUNT = 20;
+
 /** A document that is not well-formed YAML/JSON: names where, never quotes the text (it may hold secrets). */
 export class DefinitionsParseError extends Error {
   override name = 'DefinitionsParseError';
@@ -33,12 +40,29 @@ export function parseDefinitions(text: string, source = 'input'): unknown[] {
     }
   }
   const definitions: unknown[] = [];
-  for (const doc of list) {
-    // A small alias budget stops "billion laughs" documents from expanding without bound.
-    const value: unknown = doc.toJS({ maxAliasCount: 20 });
+  for (const [index, doc] of list.entries()) {
+    let value: unknown;
+    try {
+      // A small alias budget stops "billion laughs" documents from expanding without bound.
+      value = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+    } catch (err) {
+      const { line, col } = lineCounter.linePos(doc.range[0]);
+      throw new DefinitionsParseError(source, line, col, documentProblem(err, index));
+    }
     if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
     if (Array.isArray(value)) definitions.push(...value);
     else definitions.push(value);
   }
   return definitions;
+}
+
+/** Why `toJS` refused a document, in words; `yaml`'s own messages are sentences that quote no content. */
+function documentProblem(err: unknown, index: number): string {
+  const message = err instanceof Error ? err.message : '';
+  const where = `document ${index + 1}`;
+  if (/excessive alias count/i.test(message)) {
+    return `${where} expands too many YAML aliases (more than ${MAX_YAML_ALIAS_COUNT} alias expansions): nested anchors and aliases that expand without bound ("billion laughs") are refused`;
+  }
+  if (err instanceof RangeError) return `${where} is too large or nests too deeply to read`;
+  return `${where} cannot be read: ${message.split('\n')[0].slice(0, 200)}`;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createConnectionRunner } from '../../activities/connector-activities';
-import { createManagementApi, startManagementApi, tokensFromEnv, type RunningManagementApi, type StartManagementApiOptions } from '../../api/server';
+import { createHostCheck, HttpError } from '../../api/http';
+import { allowedHostsFromEnv, createManagementApi, startManagementApi, tokensFromEnv, type RunningManagementApi, type StartManagementApiOptions } from '../../api/server';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { MASK } from '../../worker/inputs';
@@ -9,6 +10,8 @@ import { ConnectorService } from '../../worker/service';
 import { ConnectorStore } from '../../worker/store/connector-store';
 import { PgDatabase } from '../../worker/store/database';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
+import { yamlAliasBomb } from '../fixtures/yaml-bomb';
+import { rawRequest } from '../support/raw-http';
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
 
 // Response bodies are whatever JSON the API sends; the tests read fields loosely and check them.
@@ -363,6 +366,37 @@ describe('management API over HTTP', () => {
       expect((await call('GET', '/v1/connectors/syntax_b')).status).toBe(404);
     });
 
+    test('a YAML alias bomb answers 400 saying it expands too many aliases; nothing is stored and the API keeps answering', async () => {
+      const before = (await call('GET', '/v1/connectors')).json;
+      const versionRows = async () => (await store.db.query<{ n: string }>('SELECT count(*) AS n FROM tc_connector_versions'))[0].n;
+      const rowsBefore = await versionRows();
+      const good = 'name: bomb_neighbour\ntype: REST\nvalue: { url: "http://127.0.0.1:1/" }\n';
+      const yaml = { 'content-type': 'application/yaml' };
+      const attempts: Array<[string, string, CallOptions]> = [
+        ['POST', '/v1/apply', { body: yamlAliasBomb('bomb'), headers: yaml }],
+        ['POST', '/v1/apply', { body: `${good}---\n${yamlAliasBomb('bomb')}`, headers: { 'content-type': 'text/plain' } }],
+        ['POST', '/v1/connectors', { body: yamlAliasBomb('bomb'), headers: yaml }],
+        ['PUT', '/v1/connectors/apply_rest', { body: yamlAliasBomb('apply_rest'), headers: { ...yaml, 'if-match': '"1"' } }],
+      ];
+      for (const [method, path, options] of attempts) {
+        const res = await call(method, path, options);
+        expect([method, path, res.status]).toEqual([method, path, 400]);
+        expect(res.json.error.type).toBe('Connector.InvalidDocument');
+        expect(res.json.error.message).toMatch(/^request body:\d+:\d+: document \d expands too many YAML aliases \(more than 20 alias expansions\).*billion laughs/);
+      }
+      // Still answering, and nothing changed.
+      expect((await call('GET', '/v1/types')).status).toBe(200);
+      expect((await call('GET', '/v1/connectors')).json).toEqual(before);
+      expect(await versionRows()).toBe(rowsBefore);
+      expect((await call('GET', '/v1/connectors/bomb')).status).toBe(404);
+      expect((await call('GET', '/v1/connectors/bomb_neighbour')).status).toBe(404);
+      // A few aliases, as shared defaults use them, are fine.
+      const shared = 'name: aliased\ntype: REST\ndescription: &d shared\nvalue: { url: "http://127.0.0.1:1/", headers: { x-a: *d, x-b: *d } }\n';
+      const aliased = await call('POST', '/v1/connectors', { body: shared, headers: yaml });
+      expect(aliased.status).toBe(201);
+      expect(aliased.json.value.headers).toEqual({ 'x-a': 'shared', 'x-b': 'shared' });
+    });
+
     test('an apply with no definitions is refused', async () => {
       const res = await call('POST', '/v1/apply', { body: '# nothing here\n', headers: { 'content-type': 'application/yaml' } });
       expect(res.status).toBe(400);
@@ -398,6 +432,47 @@ describe('management API over HTTP', () => {
       expect(missing.json.error.type).toBe('Connector.NotFound');
       const badBody = await call('POST', '/v1/connectors/catalog/test', { body: { override: {} } });
       expect(badBody.status).toBe(400);
+    });
+
+    test('a read-only token may test and introspect a connector only as stored: any override is refused with 403 and no request leaves', async () => {
+      const elsewhere = await startTestHttpServer();
+      try {
+        expect((await call('POST', '/v1/connectors', { body: { name: 'ro_probe', ...billing(TOKEN_1, 'read-only probe') } })).status).toBe(201);
+        const ro = { token: RO_TOKEN };
+        const refused: Array<[string, Record<string, unknown>]> = [
+          ['test', { base_url: elsewhere.url }],
+          ['test', { health_path: '/elsewhere' }],
+          ['test', { auth: { type: 'bearer', token: 'mine' } }],
+          ['introspect', { openapi_path: '/admin/export' }],
+          ['introspect', { base_url: elsewhere.url }],
+        ];
+        const fixtureBefore = fixture.requests.length;
+        for (const [action, overrides] of refused) {
+          const res = await call('POST', `/v1/connectors/ro_probe/${action}`, { ...ro, body: { overrides } });
+          expect([action, overrides, res.status]).toEqual([action, overrides, 403]);
+          expect(res.json.error).toMatchObject({ type: 'Request.Forbidden', message: expect.stringContaining('read-only tokens cannot override inputs') });
+        }
+        expect(fixture.requests.length).toBe(fixtureBefore);
+        expect(elsewhere.requests).toHaveLength(0);
+
+        // As stored (no body, or no overrides), a read-only token still tests and introspects.
+        for (const body of [undefined, {}, { overrides: {} }]) {
+          const tested = await call('POST', '/v1/connectors/ro_probe/test', { ...ro, body });
+          expect(tested.status).toBe(200);
+          expect(tested.json.ok).toBe(true);
+        }
+        expect((await call('POST', '/v1/connectors/ro_probe/introspect', ro)).status).toBe(200);
+        expect(fixture.requests.slice(fixtureBefore).map((r) => r.path)).toEqual(['/health', '/health', '/health', '/openapi.json']);
+
+        // A read-write token may override, and the elsewhere server does count what reaches it.
+        const overridden = await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { health_path: '/rw-elsewhere' } } });
+        expect(overridden.status).toBe(200);
+        expect(fixture.requests.at(-1)!.path).toBe('/rw-elsewhere');
+        expect((await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { base_url: elsewhere.url } } })).status).toBe(200);
+        expect(elsewhere.requests.map((r) => r.path)).toEqual(['/health']);
+      } finally {
+        await elsewhere.close();
+      }
     });
 
     test('introspecting a connector without openapi_path answers 400 naming the field', async () => {
@@ -482,6 +557,53 @@ describe('management API over HTTP', () => {
       expect((await historyOf('catalog')).length).toBe(1);
       expect((await call('GET', '/v1/connectors/ro_created')).status).toBe(404);
       expect((await call('GET', '/v1/connectors/ro_applied')).status).toBe(404);
+    });
+
+    test('a request whose Host names another site is refused with 403 before anything else (DNS rebinding); loopback names and allowed hosts are served', async () => {
+      const send = async (base: string, host: string, method = 'GET', path = '/v1/connectors', body?: string) => {
+        const res = await rawRequest(`${base}${path}`, {
+          method,
+          headers: { host, authorization: `Bearer ${RW_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          body,
+        });
+        responses.push(`${res.status} ${JSON.stringify(res.headers)} ${res.text}`);
+        recordResponse(`management API ${method} ${path} (Host ${host})`, responses[responses.length - 1]);
+        return res;
+      };
+      const port = new URL(api.url).port;
+      for (const name of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+        const served = await send(api.url, name);
+        expect([name, served.status]).toEqual([name, 200]);
+        expect(served.text).toContain('"connectors":[');
+      }
+      for (const name of [`evil.example:${port}`, 'evil.example', `localhost.evil.example:${port}`]) {
+        const refused = await send(api.url, name);
+        expect([name, refused.status]).toEqual([name, 403]);
+        expect(JSON.parse(refused.text).error).toMatchObject({ type: 'Request.HostNotAllowed', message: expect.stringMatching(/TC_API_ALLOWED_HOSTS.*DNS-rebinding/) });
+        expect(refused.text).not.toContain('connectors":');
+      }
+      const write = await send(api.url, 'evil.example', 'POST', '/v1/connectors', JSON.stringify({ name: 'rebound', type: 'REST', value: { url: 'http://127.0.0.1:1/' } }));
+      expect(write.status).toBe(403);
+      expect((await call('GET', '/v1/connectors/rebound')).status).toBe(404);
+      // Refused before authentication: a page of another site learns nothing about tokens either.
+      expect((await rawRequest(`${api.url}/v1/connectors`, { headers: { host: 'evil.example' } })).status).toBe(403);
+
+      await withApi({ allowedHosts: ['connectors.example.test'] }, async (base) => {
+        expect((await send(base, 'connectors.example.test')).status).toBe(200);
+        expect((await send(base, 'evil.example')).status).toBe(403);
+      });
+      expect((await send(api.url, 'connectors.example.test')).status).toBe(403);
+    });
+
+    test('the Host check accepts the address a request arrived on, so a server on all interfaces answers by its own IP addresses', () => {
+      const check = createHostCheck({ allowedHosts: ['proxy.example.test'], setting: 'TC_API_ALLOWED_HOSTS', server: 'this API' });
+      const ok = (host: string | undefined, localAddress?: string) => check({ headers: host === undefined ? {} : { host }, socket: { localAddress } });
+      expect(() => ok('192.0.2.7:8080', '::ffff:192.0.2.7')).not.toThrow();
+      expect(() => ok('[fd00::2]:8080', 'fd00::2')).not.toThrow();
+      expect(() => ok('proxy.example.test', '192.0.2.7')).not.toThrow();
+      expect(() => ok('192.0.2.8:8080', '192.0.2.7')).toThrow(HttpError);
+      expect(() => ok('evil.example', '192.0.2.7')).toThrow(/^the Host header "evil.example" does not name this API/);
+      expect(() => ok(undefined, '127.0.0.1')).toThrow(/^no Host header does not name this API/);
     });
 
     test('a body over the limit answers 413 and stores nothing', async () => {
@@ -592,6 +714,14 @@ describe('management API over HTTP', () => {
       expect(tokensFromEnv({ TC_API_READ_TOKENS: 'r1' })).toEqual({ readWrite: [], readOnly: ['r1'] });
       expect(() => tokensFromEnv({})).toThrow(/TC_API_TOKENS.*TC_API_READ_TOKENS/);
       expect(() => tokensFromEnv({ TC_API_TOKENS: ' , ' })).toThrow(/TC_API_TOKENS/);
+    });
+
+    test('TC_API_ALLOWED_HOSTS is read comma-separated, and a value with a scheme or a port is refused naming the variable', () => {
+      expect(allowedHostsFromEnv({})).toEqual([]);
+      expect(allowedHostsFromEnv({ TC_API_ALLOWED_HOSTS: ' Connectors.Example.com ,10.0.0.5' })).toEqual(['connectors.example.com', '10.0.0.5']);
+      expect(() => allowedHostsFromEnv({ TC_API_ALLOWED_HOSTS: 'http://connectors.example.com' })).toThrow(/^TC_API_ALLOWED_HOSTS: .* is not a host name/);
+      expect(() => allowedHostsFromEnv({ TC_API_ALLOWED_HOSTS: 'connectors.example.com:8080' })).toThrow(/^TC_API_ALLOWED_HOSTS/);
+      expect(() => createManagementApi({ service, tokens: { readWrite: [RW_TOKEN], readOnly: [] }, allowedHosts: ['a/b'] })).toThrow(/allowedHosts/);
     });
 
     test('the API refuses to be built without tokens', () => {

@@ -1,10 +1,16 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { createEncryptionCodec } from '../../worker/codec';
 import { Keyring } from '../../worker/keyring';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { yamlAliasBomb } from '../fixtures/yaml-bomb';
 import { startHarness } from '../support/harness';
+import { rawRequest } from '../support/raw-http';
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
 
 const BIN = path.resolve(__dirname, '..', '..', 'cli', 'bin.js');
@@ -26,22 +32,62 @@ describe('connectors CLI', () => {
   let keyring = key1;
   const outputs: string[] = [];
 
-  function cli(args: string[], input?: string): Promise<Run> {
+  /** Runs the binary to its end; one that has not ended after 60 s is killed (and reports code null). */
+  function cli(args: string[], input?: string, env: Record<string, string> = {}): Promise<Run> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: keyring, TC_KEYRING_FILE: '', VAULT_ADDR: '' },
+        env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: keyring, TC_KEYRING_FILE: '', VAULT_ADDR: '', ...env },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c) => (stdout += c));
       child.stderr.on('data', (c) => (stderr += c));
       child.on('close', (code) => {
+        clearTimeout(timer);
         outputs.push(stdout, stderr);
         recordResponse(`connectors ${args[0]}`, `${stdout}\n${stderr}`);
         resolve({ code, stdout, stderr });
       });
       child.stdin.end(input ?? '');
+    });
+  }
+
+  /** Starts a server command (`codec-server`) and waits, at most 60 s, for the line that gives its URL. */
+  function serve(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ url: string; stdout: () => string; stop(): Promise<number | null> }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      const closed = new Promise<number | null>((done) =>
+        child.on('close', (code) => {
+          outputs.push(stdout, stderr);
+          recordResponse(`connectors ${args[0]}`, `${stdout}\n${stderr}`);
+          done(code);
+        }),
+      );
+      const stop = async () => {
+        child.kill('SIGTERM');
+        return closed;
+      };
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`no ready line within 60 s; stdout: ${stdout} stderr: ${stderr}`));
+      }, 60_000);
+      void closed.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited with ${code} before it was ready; stderr: ${stderr}`));
+      });
+      child.stderr.on('data', (c) => (stderr += c));
+      child.stdout.on('data', (c) => {
+        stdout += c;
+        const match = ready.exec(stdout);
+        if (match) {
+          clearTimeout(timer);
+          resolve({ url: match[1], stdout: () => stdout, stop });
+        }
+      });
     });
   }
 
@@ -124,6 +170,26 @@ describe('connectors CLI', () => {
     expect((await cli(['get', 'good_one'])).stderr).toBe('connectors: connector good_one does not exist\n');
   });
 
+  test('apply refuses a YAML alias bomb with one line saying it expands too many aliases, exit 1, and stores nothing', async () => {
+    const before = await cli(['list', '--json']);
+    expect(before.code).toBe(0);
+    const fromStdin = await cli(['apply', '-f', '-'], yamlAliasBomb('bomb'));
+    expect(fromStdin.code).toBe(1);
+    expect(fromStdin.stdout).toBe('');
+    expect(fromStdin.stderr).toMatch(/^connectors: stdin:1:1: document 1 expands too many YAML aliases \(more than 20 alias expansions\)[^\n]*billion laughs[^\n]*\n$/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'tc-cli-bomb-'));
+    try {
+      const file = path.join(dir, 'bomb.yaml');
+      writeFileSync(file, `name: bomb_neighbour\ntype: REST\nvalue: { url: "http://127.0.0.1:9/" }\n---\n${yamlAliasBomb('bomb')}`);
+      const fromFile = await cli(['apply', '-f', file]);
+      expect(fromFile.code).toBe(1);
+      expect(fromFile.stderr).toMatch(new RegExp(`^connectors: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:1: document 2 expands too many YAML aliases[^\n]*\n$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await cli(['list', '--json'])).stdout).toBe(before.stdout);
+  });
+
   test('errors are one line on stderr with exit code 1; --help works everywhere', async () => {
     for (const args of [['get', 'missing'], ['delete', 'missing'], ['rollback', 'billing_api', '99'], ['apply', '-f', '/nonexistent.yaml'], ['get', 'billing_api', '--version', 'x']]) {
       const run = await cli(args);
@@ -164,6 +230,74 @@ describe('connectors CLI', () => {
     } finally {
       await h.shutdown();
     }
+  });
+
+  describe('codec-server', () => {
+    const payloadKey = Keyring.generateEntry('cli-payload');
+    const codecToken = `cli-codec-${randomBytes(8).toString('hex')}`;
+    const marker = `cli-codec-marker-${randomBytes(6).toString('hex')}`;
+    const READY = /codec server on (http:\/\/\S+) /;
+
+    /** A /decode body holding one payload encrypted with the payload key, whose JSON is `{ note: marker }`. */
+    async function encryptedBody(): Promise<string> {
+      const [payload] = await createEncryptionCodec(Keyring.parse(payloadKey)).encode([
+        { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify({ note: marker })) },
+      ]);
+      const b64 = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? new Uint8Array()).toString('base64');
+      return JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(payload.data) }] });
+    }
+    const noteOf = (text: string) =>
+      JSON.parse(Buffer.from((JSON.parse(text) as { payloads: Array<{ data: string }> }).payloads[0].data, 'base64').toString('utf8')) as { note: string };
+
+    test('without TC_CODEC_TOKENS it refuses to start, and --insecure-no-auth is refused off loopback, each with one line and exit 1', async () => {
+      const env = { TC_PAYLOAD_KEYRING: payloadKey, TC_CODEC_TOKENS: '' };
+      const noTokens = await cli(['codec-server', '--port', '0'], undefined, env);
+      expect(noTokens.code).toBe(1);
+      expect(noTokens.stderr).toMatch(/^connectors: the codec server needs at least one bearer token \(TC_CODEC_TOKENS[^\n]*--insecure-no-auth[^\n]*\n$/);
+      for (const host of ['0.0.0.0', '::']) {
+        const open = await cli(['codec-server', '--insecure-no-auth', '--host', host, '--port', '0'], undefined, env);
+        expect(open.code).toBe(1);
+        expect(open.stderr).toMatch(/^connectors: refusing to serve \/decode without tokens on [^\n]*loopback addresses only[^\n]*\n$/);
+      }
+      const both = await cli(['codec-server', '--insecure-no-auth', '--port', '0'], undefined, { ...env, TC_CODEC_TOKENS: codecToken });
+      expect(both.code).toBe(1);
+      expect(both.stderr).toMatch(/^connectors: [^\n]*at once[^\n]*\n$/);
+    });
+
+    test('--insecure-no-auth serves /decode on loopback without a token and says so, and still refuses a foreign Host', async () => {
+      const server = await serve(['codec-server', '--insecure-no-auth', '--port', '0'], { TC_PAYLOAD_KEYRING: payloadKey, TC_CODEC_TOKENS: '' }, READY);
+      try {
+        expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+        const body = await encryptedBody();
+        const decoded = await rawRequest(`${server.url}/decode`, { method: 'POST', headers: { host: new URL(server.url).host, 'content-type': 'application/json' }, body });
+        expect(decoded.status).toBe(200);
+        expect(noteOf(decoded.text)).toEqual({ note: marker });
+        const rebound = await rawRequest(`${server.url}/decode`, { method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/json' }, body });
+        expect(rebound.status).toBe(403);
+        expect(rebound.text).toContain('Request.HostNotAllowed');
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+      expect(server.stdout()).toContain('--insecure-no-auth: /encode and /decode need no token');
+    });
+
+    test('with TC_CODEC_TOKENS it answers only with a token, and to the names in TC_CODEC_ALLOWED_HOSTS', async () => {
+      const env = { TC_PAYLOAD_KEYRING: payloadKey, TC_CODEC_TOKENS: codecToken, TC_CODEC_ALLOWED_HOSTS: 'codec.example.test' };
+      const server = await serve(['codec-server', '--port', '0'], env, READY);
+      try {
+        const body = await encryptedBody();
+        const decode = (host: string, token?: string) =>
+          rawRequest(`${server.url}/decode`, { method: 'POST', headers: { host, 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
+        expect((await decode(new URL(server.url).host)).status).toBe(401);
+        const viaProxy = await decode('codec.example.test', codecToken);
+        expect(viaProxy.status).toBe(200);
+        expect(noteOf(viaProxy.text)).toEqual({ note: marker });
+        expect((await decode('evil.example', codecToken)).status).toBe(403);
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+      expect(server.stdout()).not.toContain('insecure');
+    });
   });
 
   test('no CLI output ever contained a secret', () => {

@@ -3,7 +3,7 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
-import { codecServerOptionsFromEnv, startCodecServer, type RunningCodecServer } from '../../api/codec-server';
+import { codecServerOptionsFromEnv, createCodecServer, startCodecServer, type RunningCodecServer } from '../../api/codec-server';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { createEncryptionCodec, ENCRYPTED_ENCODING, ENCRYPTION_KEY_ID } from '../../worker/codec';
 import { MASK } from '../../worker/inputs';
@@ -17,6 +17,7 @@ import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devst
 import type { CallOutcome } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { historyText } from '../support/harness';
+import { rawRequest } from '../support/raw-http';
 import { testStack, uniqueName } from '../support/stack';
 
 type History = temporal.api.history.v1.IHistory;
@@ -289,7 +290,7 @@ describe('payload encryption and the codec server', () => {
     expect(((await passed.json()) as { payloads: unknown[] }).payloads).toEqual([binary]);
 
     // Without masking, /decode gives the payload exactly back.
-    const unmasked = await startCodecServer({ keyring, corsOrigins: [], port: 0, maskSensitive: false });
+    const unmasked = await startCodecServer({ keyring, insecureNoAuth: true, corsOrigins: [], port: 0, maskSensitive: false });
     try {
       const answer = await fetch(`${unmasked.url}/decode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(encodedBody) });
       expect(((await answer.json()) as { payloads: unknown[] }).payloads).toEqual([plain]);
@@ -309,6 +310,72 @@ describe('payload encryption and the codec server', () => {
     const malformed = await codecRequest('/decode', { payloads: 'nope' });
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ error: { type: 'Request.InvalidBody' } });
+  });
+
+  test('the codec server will not start without tokens, unless started open on a loopback address for development', async () => {
+    expect(() => createCodecServer({ keyring, corsOrigins: [] })).toThrow(/needs at least one bearer token \(TC_CODEC_TOKENS.*--insecure-no-auth/);
+    expect(() => createCodecServer({ keyring, tokens: [], corsOrigins: [] })).toThrow(/TC_CODEC_TOKENS/);
+    expect(() => createCodecServer({ keyring, tokens: [codecToken], insecureNoAuth: true, corsOrigins: [] })).toThrow(/at once/);
+    // Were the refusal missing, the server would listen: close it, and the test fails on the message.
+    const attempt = (host: string) =>
+      startCodecServer({ keyring, insecureNoAuth: true, corsOrigins: [], host, port: 0 }).then(
+        async (server) => {
+          await server.close();
+          return `started on ${server.url}`;
+        },
+        (err: Error) => err.message,
+      );
+    for (const host of ['0.0.0.0', '::']) {
+      expect(await attempt(host)).toMatch(new RegExp(`^refusing to serve /decode without tokens on ${host.replace(/\./g, '\\.')}: .*loopback`));
+    }
+    // Open on loopback: /decode answers without a token.
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const open = await startCodecServer({ keyring, insecureNoAuth: true, corsOrigins: [], host, port: 0 });
+      try {
+        const answer = await fetch(`${open.url}/decode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payloads: [] }) });
+        expect(answer.status).toBe(200);
+      } finally {
+        await open.close();
+      }
+    }
+  });
+
+  test('a request whose Host names another site is refused with 403 and decodes nothing (DNS rebinding); loopback names and allowed hosts are served', async () => {
+    const marker = `rebinding-marker-${randomBytes(6).toString('hex')}`;
+    const [encrypted] = await createEncryptionCodec(keyring).encode([{ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify({ note: marker })) }]);
+    const body = JSON.stringify({ payloads: [toJson(encrypted)] });
+    const decode = (server: RunningCodecServer, host: string) =>
+      rawRequest(`${server.url}/decode`, { method: 'POST', headers: { host, 'content-type': 'application/json', authorization: `Bearer ${codecToken}` }, body });
+    const decodedNote = (text: string) => (jsonOf((JSON.parse(text) as { payloads: Array<{ metadata: Record<string, string>; data: string }> }).payloads[0]) as { note: string }).note;
+
+    const open = await startCodecServer({ keyring, insecureNoAuth: true, corsOrigins: [], port: 0 });
+    const behindProxy = await startCodecServer({ keyring, tokens: [codecToken], allowedHosts: ['codec.example.test'], corsOrigins: [], port: 0 });
+    try {
+      for (const server of [codecServer, open, behindProxy]) {
+        const port = new URL(server.url).port;
+        // The marker is readable through every name of the server, so its absence below means something.
+        for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, `127.0.0.2:${port}`]) {
+          const served = await decode(server, host);
+          expect([host, served.status]).toEqual([host, 200]);
+          expect(decodedNote(served.text)).toBe(marker);
+        }
+        for (const host of [`evil.example:${port}`, 'evil.example', `localhost.evil.example:${port}`, `127.0.0.1.nip.example:${port}`, `codec.example.test.evil.example:${port}`]) {
+          const refused = await decode(server, host);
+          expect([host, refused.status]).toEqual([host, 403]);
+          const error = (JSON.parse(refused.text) as { error: { type: string; message: string } }).error;
+          expect(error.type).toBe('Request.HostNotAllowed');
+          expect(error.message).toMatch(/TC_CODEC_ALLOWED_HOSTS.*DNS-rebinding/);
+          expect(refused.text).not.toContain('payloads');
+        }
+      }
+      const viaProxy = await decode(behindProxy, 'Codec.Example.Test');
+      expect(viaProxy.status).toBe(200);
+      expect(decodedNote(viaProxy.text)).toBe(marker);
+      expect((await decode(codecServer, 'codec.example.test')).status).toBe(403);
+    } finally {
+      await open.close();
+      await behindProxy.close();
+    }
   });
 
   test('CORS: the allowed origin gets the headers on preflight and on the call, another origin gets none', async () => {
@@ -363,12 +430,12 @@ describe('payload encryption and the codec server', () => {
     expect(await rotatedClient.workflow.getHandle(workflowId).result()).toEqual(result);
 
     // And the codec server with the rotated ring decodes the old history.
-    const server = await startCodecServer({ keyring: rotated, corsOrigins: [], port: 0 });
+    const server = await startCodecServer({ keyring: rotated, insecureNoAuth: true, corsOrigins: [], port: 0 });
     try {
       const answer = await fetch(`${server.url}/decode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payloads: [toJson(old)] }) });
       expect(answer.status).toBe(200);
       // Without k1 the server says which key is missing, and nothing more.
-      const k2Only = await startCodecServer({ keyring: new Keyring([k2]), corsOrigins: [], port: 0 });
+      const k2Only = await startCodecServer({ keyring: new Keyring([k2]), insecureNoAuth: true, corsOrigins: [], port: 0 });
       try {
         const refused = await fetch(`${k2Only.url}/decode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payloads: [toJson(old)] }) });
         expect(refused.status).toBe(400);
@@ -394,5 +461,18 @@ describe('payload encryption and the codec server', () => {
     expect(fromStore.corsOrigins).toEqual(['https://ui.example.com']);
     expect(() => codecServerOptionsFromEnv({})).toThrow(/TC_PAYLOAD_KEYRING/);
     expect(() => codecServerOptionsFromEnv({ TC_KEYRING: entry, TC_CODEC_PORT: 'x' })).toThrow(/TC_CODEC_PORT/);
+  });
+
+  test('TC_CODEC_ALLOWED_HOSTS is read comma-separated, and a value with a scheme or a port is refused naming the variable', () => {
+    const entry = Keyring.generateEntry('pk1');
+    expect(codecServerOptionsFromEnv({ TC_PAYLOAD_KEYRING: entry }).allowedHosts).toEqual([]);
+    expect(codecServerOptionsFromEnv({ TC_PAYLOAD_KEYRING: entry, TC_CODEC_ALLOWED_HOSTS: ' Codec.Example.com, 10.0.0.5 ,[fd00::5]' }).allowedHosts).toEqual([
+      'codec.example.com',
+      '10.0.0.5',
+      'fd00::5',
+    ]);
+    for (const bad of ['https://codec.example.com', 'codec.example.com:8888', 'cafe.de:80', 'codec.example.com/decode', 'a..b']) {
+      expect(() => codecServerOptionsFromEnv({ TC_PAYLOAD_KEYRING: entry, TC_CODEC_ALLOWED_HOSTS: bad })).toThrow(/^TC_CODEC_ALLOWED_HOSTS: .* is not a host name/);
+    }
   });
 });

@@ -43,7 +43,7 @@ describe('the Web UI with encrypted payloads and the codec server', () => {
 
   beforeAll(async () => {
     const uiPort = await freePort();
-    codec = await startCodecServer({ keyring, corsOrigins: [`http://127.0.0.1:${uiPort}`], port: 0 });
+    codec = await startCodecServer({ keyring, insecureNoAuth: true, corsOrigins: [`http://127.0.0.1:${uiPort}`], port: 0 });
     [temporal, database, api, browser] = await Promise.all([
       startTemporalDevServer({ uiPort, extraArgs: ['--ui-codec-endpoint', codec.url] }),
       createScratchDatabase('tc_ui_codec'),
