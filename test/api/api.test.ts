@@ -468,8 +468,14 @@ describe('management API over HTTP', () => {
         const overridden = await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { health_path: '/rw-elsewhere' } } });
         expect(overridden.status).toBe(200);
         expect(fixture.requests.at(-1)!.path).toBe('/rw-elsewhere');
-        expect((await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { base_url: elsewhere.url } } })).status).toBe(200);
-        expect(elsewhere.requests.map((r) => r.path)).toEqual(['/health']);
+        // Sending the stored token to another origin is refused even to a read-write token; bringing its own is not.
+        const redirected = await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: { base_url: elsewhere.url } } });
+        expect(redirected.status).toBe(403);
+        expect(redirected.json.error).toMatchObject({ type: 'Connector.DestinationNotAllowed', message: expect.stringContaining('auth.token') });
+        expect(elsewhere.requests).toHaveLength(0);
+        const ownToken = { base_url: elsewhere.url, auth: { type: 'bearer', token: 'the-callers-own-token' } };
+        expect((await call('POST', '/v1/connectors/ro_probe/test', { body: { overrides: ownToken } })).status).toBe(200);
+        expect(elsewhere.requests.map((r) => [r.path, r.headers.authorization])).toEqual([['/health', 'Bearer the-callers-own-token']]);
       } finally {
         await elsewhere.close();
       }
