@@ -22,6 +22,36 @@ export const WORKFLOW_FORBIDDEN_MODULES = [
   '@temporalio/testing',
 ];
 
+/**
+ * The layers below the surfaces, each with what it must not import: imports flow one way,
+ * `cli`/`api`/`worker` → `activities` → `core` → `connectors` → `workflows` (types). See ARCHITECTURE.md.
+ */
+const LAYERS = [
+  { folder: 'activities', above: ['worker', 'api', 'cli'], modules: ['@temporalio/worker', '@temporalio/client'] },
+  { folder: 'core', above: ['activities', 'worker', 'api', 'cli'], modules: ['@temporalio/worker', '@temporalio/client', '@temporalio/activity'] },
+  { folder: 'connectors', above: ['core', 'activities', 'worker', 'api', 'cli'], modules: ['@temporalio/worker', '@temporalio/client', '@temporalio/activity'] },
+];
+
+function layerRule({ folder, above, modules }) {
+  return {
+    files: [`${folder}/**/*.ts`, `test/fixtures/lint-probe/${folder}/**/*.ts`],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: modules.map((name) => ({ name, message: `${folder}/ does not run a Temporal worker or client: that belongs to the layers above it.` })),
+          patterns: [
+            {
+              group: above.flatMap((layer) => [`**/${layer}`, `**/${layer}/**`]),
+              message: `imports flow one way (cli/api/worker → activities → core → connectors → workflows): ${folder}/ may not import ${above.join(', ')}.`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
+
 export default tseslint.config(
   // test/fixtures/lint-probe breaks the rules on purpose; test/lint.test.ts lints it explicitly.
   { ignores: ['dist/', 'node_modules/', 'coverage/', '.cache/', '.data/', 'test-artifacts/', 'test/fixtures/lint-probe/', '**/*.js', '**/*.mjs'] },
@@ -50,7 +80,7 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*'], message: 'workflows/ is sandbox-safe: no Node built-ins.', allowTypeImports: true },
             {
-              group: ['**/activities', '**/activities/**', '**/connectors', '**/connectors/**', '**/worker', '**/worker/**', '**/cli/**', '**/scripts/**'],
+              group: ['**/activities', '**/activities/**', '**/connectors', '**/connectors/**', '**/core', '**/core/**', '**/worker', '**/worker/**', '**/cli/**', '**/scripts/**'],
               message: 'workflows/ may import only types from worker-side code.',
               allowTypeImports: true,
             },
@@ -59,4 +89,5 @@ export default tseslint.config(
       ],
     },
   },
+  ...LAYERS.map(layerRule),
 );

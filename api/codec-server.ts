@@ -11,9 +11,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ConnectorRegistry } from '../connectors/registry';
-import { createEncryptionCodec } from '../worker/codec';
-import { hasUrlCredentials, isPlainObject, isSensitivePath, MASK } from '../worker/inputs';
-import { Keyring, KeyringError } from '../worker/keyring';
+import { createEncryptionCodec } from '../core/codec';
+import { hasUrlCredentials, isPlainObject, isSensitivePath, MASK } from '../core/inputs';
+import { Keyring, KeyringError } from '../core/keyring';
 
 /** Options of {@link createCodecServer} and {@link startCodecServer}. */
 export interface CodecServerOptions {

@@ -8,15 +8,15 @@ import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, TokenSet 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import type { createConnectionRunner } from '../activities/connector-activities';
-import { DefinitionsParseError, parseDefinitions } from '../worker/definitions-file';
-import { isPlainObject } from '../worker/inputs';
-import { KeyringError } from '../worker/keyring';
-import { CONNECTOR_NAME, ConnectorNotFoundError, ConnectorService, ConnectorValidationError, zodIssues, type FieldIssue } from '../worker/service';
-import { StoreConflictError, StoreUnavailableError } from '../worker/store/connector-store';
+import type { ConnectionRunner } from '../core/runner';
+import { DefinitionsParseError, parseDefinitions } from '../core/definitions-file';
+import { isPlainObject } from '../core/inputs';
+import { KeyringError } from '../core/keyring';
+import { CONNECTOR_NAME, ConnectorNotFoundError, ConnectorService, ConnectorValidationError, zodIssues, type FieldIssue } from '../core/service';
+import { StoreConflictError, StoreUnavailableError } from '../core/store/connector-store';
 
 /** Runs `test` and `introspect` for the API: the same pipeline the connector worker's activity uses. */
-export type ConnectionRunner = ReturnType<typeof createConnectionRunner>;
+export type { ConnectionRunner };
 
 /** Bearer tokens the API accepts. Compared in constant time; never logged. */
 export interface ApiTokens {

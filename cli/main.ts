@@ -5,10 +5,10 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
-import { createConnectionRunner } from '../activities/connector-activities';
-import { connectorServicesFromEnv } from '../worker/config';
-import { parseDefinitions } from '../worker/definitions-file';
-import { ConnectorValidationError } from '../worker/service';
+import { createConnectionRunner } from '../core/runner';
+import { connectorServicesFromEnv } from '../core/config';
+import { parseDefinitions } from '../core/definitions-file';
+import { ConnectorValidationError } from '../core/service';
 
 type Services = Awaited<ReturnType<typeof connectorServicesFromEnv>>;
 

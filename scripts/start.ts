@@ -8,11 +8,11 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import * as path from 'node:path';
 import { startExampleApi } from '../examples/local-api';
 import { ConnectorRegistry } from '../connectors/registry';
-import { Keyring } from '../worker/keyring';
+import { Keyring } from '../core/keyring';
 import { ConnectorsPlugin } from '../worker/plugin';
-import { ConnectorService } from '../worker/service';
-import { ConnectorStore } from '../worker/store/connector-store';
-import { PgliteDatabase } from '../worker/store/database';
+import { ConnectorService } from '../core/service';
+import { ConnectorStore } from '../core/store/connector-store';
+import { PgliteDatabase } from '../core/store/database';
 import { freePort } from './devstack/process';
 import { startTemporalDevServer } from './devstack/temporal';
 

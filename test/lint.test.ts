@@ -4,7 +4,7 @@ import * as path from 'node:path';
 // The sandbox boundary is enforced by lint; this proves the rule fires, so a config change cannot silently drop it.
 describe('lint keeps workflows/ sandbox-safe', () => {
   const root = path.resolve(__dirname, '..');
-  const probe = (file: string) => path.join(root, 'test', 'fixtures', 'lint-probe', 'workflows', file);
+  const probe = (file: string) => path.join(root, 'test', 'fixtures', 'lint-probe', file.includes('/') ? file : `workflows/${file}`);
   const eslint = new ESLint({ cwd: root, ignore: false });
 
   async function refusedLines(file: string): Promise<number[]> {
@@ -21,5 +21,11 @@ describe('lint keeps workflows/ sandbox-safe', () => {
 
   test('@temporalio/workflow, zod and type-only imports are allowed', async () => {
     expect(await refusedLines('allowed.ts')).toEqual([]);
+  });
+
+  test('imports flow one way: core/, connectors/ and activities/ may not import the layers above them', async () => {
+    expect(await refusedLines('core/upward.ts')).toEqual([2, 3, 4, 5, 6]);
+    expect(await refusedLines('connectors/upward.ts')).toEqual([2, 3, 4]);
+    expect(await refusedLines('activities/upward.ts')).toEqual([2, 3]);
   });
 });

@@ -1,8 +1,8 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createConnectorActivities } from '../activities/connector-activities';
 import { DEFAULT_CONNECTORS_TASK_QUEUE } from '../workflows/types';
-import type { ConnectorService } from './service';
-import type { VaultSecretSource } from './vault';
+import type { ConnectorService } from '../core/service';
+import type { VaultSecretSource } from '../core/vault';
 
 /** Search attributes that `connection` executions carry; registered when a namespace lacks them. */
 export const CONNECTOR_SEARCH_ATTRIBUTES = ['ConnectorName', 'ConnectorType'] as const;

@@ -2,11 +2,11 @@ import type { DataConverter, LoadedDataConverter } from '@temporalio/common';
 import { DefaultFailureConverter, defaultFailureConverter } from '@temporalio/common';
 import { SimplePlugin } from '@temporalio/plugin';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import { createEncryptionCodec } from './codec';
+import { createEncryptionCodec } from '../core/codec';
 import { createConnectorWorker, runConnectorWorker } from './connector-worker';
-import type { Keyring } from './keyring';
-import type { ConnectorService } from './service';
-import type { VaultSecretSource } from './vault';
+import type { Keyring } from '../core/keyring';
+import type { ConnectorService } from '../core/service';
+import type { VaultSecretSource } from '../core/vault';
 
 /** Options of {@link ConnectorsPlugin}. */
 export interface ConnectorsPluginOptions {

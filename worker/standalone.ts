@@ -1,7 +1,7 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
-import { connectorServicesFromEnv } from './config';
+import { connectorServicesFromEnv } from '../core/config';
 import { createConnectorWorker, runConnectorWorker } from './connector-worker';
-import { Keyring } from './keyring';
+import { Keyring } from '../core/keyring';
 import { installJsonLogging, parseLogLevel } from './logging';
 import { encryptedDataConverter } from './plugin';
 

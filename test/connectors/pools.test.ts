@@ -2,13 +2,13 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { Client } from 'pg';
-import { createConnectionRunner } from '../../activities/connector-activities';
+import { createConnectionRunner } from '../../core/runner';
 import { ConnectorRegistry } from '../../connectors/registry';
 import type { SqlQueryResult, SqlTransactionResult } from '../../connectors/sql-common';
-import { Keyring } from '../../worker/keyring';
-import { ConnectorService } from '../../worker/service';
-import { ConnectorStore } from '../../worker/store/connector-store';
-import { PgDatabase } from '../../worker/store/database';
+import { Keyring } from '../../core/keyring';
+import { ConnectorService } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { postgresInputs } from '../support/connector-calls';
 import { waitFor } from '../support/wait';

@@ -4,7 +4,7 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path';
 import { runInNewContext } from 'node:vm';
 import vault from 'node-vault';
-import { MASK, Redactor } from '../../worker/inputs';
+import { MASK, Redactor } from '../../core/inputs';
 import { installJsonLogging, JsonLogger, parseLogLevel, SecretRedactions, secretRedactions, type LogStream } from '../../worker/logging';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { startHarness, type Harness } from '../support/harness';

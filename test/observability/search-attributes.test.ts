@@ -4,10 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { startTemporalDevServer, type TemporalDevServer } from '../../scripts/devstack/temporal';
 import { createConnectorWorker, runConnectorWorker } from '../../worker/connector-worker';
-import { Keyring } from '../../worker/keyring';
-import { ConnectorService } from '../../worker/service';
-import { ConnectorStore } from '../../worker/store/connector-store';
-import { PgliteDatabase } from '../../worker/store/database';
+import { Keyring } from '../../core/keyring';
+import { ConnectorService } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgliteDatabase } from '../../core/store/database';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { uniqueName } from '../support/stack';
 

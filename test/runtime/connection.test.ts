@@ -1,5 +1,5 @@
 import vault from 'node-vault';
-import { MASK } from '../../worker/inputs';
+import { MASK } from '../../core/inputs';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import type { CallOutcome } from '../fixtures/connector-workflows';
 import { historyText, startHarness, type Harness } from '../support/harness';

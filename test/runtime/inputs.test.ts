@@ -1,6 +1,6 @@
 import { parseRetryAfter } from '../../connectors/errors';
-import { hasUrlCredentials, MASK, mapSensitive, mergeLayers, Redactor, sensitiveValues } from '../../worker/inputs';
-import { Keyring, KeyringError } from '../../worker/keyring';
+import { hasUrlCredentials, MASK, mapSensitive, mergeLayers, Redactor, sensitiveValues } from '../../core/inputs';
+import { Keyring, KeyringError } from '../../core/keyring';
 
 describe('input layers', () => {
   test('later layers win; objects merge key by key; arrays and scalars are replaced', () => {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { ConnectorRegistry } from '../../connectors/registry';
-import { MASK } from '../../worker/inputs';
-import { Keyring, KeyringError } from '../../worker/keyring';
-import { ConnectorService } from '../../worker/service';
-import { ConnectorStore } from '../../worker/store/connector-store';
-import { PgDatabase } from '../../worker/store/database';
+import { MASK } from '../../core/inputs';
+import { Keyring, KeyringError } from '../../core/keyring';
+import { ConnectorService } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { pollUntil } from '../support/wait';
 

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { ConnectorRegistry } from '../../connectors/registry';
-import { Keyring } from '../../worker/keyring';
-import { ConnectorService } from '../../worker/service';
-import { ConnectorStore } from '../../worker/store/connector-store';
-import { PgDatabase } from '../../worker/store/database';
+import { Keyring } from '../../core/keyring';
+import { ConnectorService } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { pollUntil, sleep } from '../support/wait';
 

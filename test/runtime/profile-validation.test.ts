@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { startManagementApi, type RunningManagementApi } from '../../api/server';
 import { ConnectorRegistry } from '../../connectors/registry';
-import { MASK } from '../../worker/inputs';
-import { Keyring } from '../../worker/keyring';
-import { ConnectorNotFoundError, ConnectorService, ConnectorValidationError } from '../../worker/service';
-import { ConnectorStore } from '../../worker/store/connector-store';
-import { PgDatabase } from '../../worker/store/database';
+import { MASK } from '../../core/inputs';
+import { Keyring } from '../../core/keyring';
+import { ConnectorNotFoundError, ConnectorService, ConnectorValidationError } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 
 const hex = () => randomBytes(6).toString('hex');

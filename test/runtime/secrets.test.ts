@@ -3,9 +3,9 @@
 // where a call goes), redaction leaves ordinary data alone, and every attempt of a `connection` runs
 // the connector version it shows.
 import vault from 'node-vault';
-import { createConnectionRunner } from '../../activities/connector-activities';
-import { Keyring } from '../../worker/keyring';
-import { MASK } from '../../worker/inputs';
+import { createConnectionRunner } from '../../core/runner';
+import { Keyring } from '../../core/keyring';
+import { MASK } from '../../core/inputs';
 import { secretRedactions } from '../../worker/logging';
 import { startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';

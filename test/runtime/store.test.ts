@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { ConnectorRegistry } from '../../connectors/registry';
-import { MASK } from '../../worker/inputs';
-import { Keyring, KeyringError } from '../../worker/keyring';
-import { ConnectorNotFoundError, ConnectorService, ConnectorValidationError } from '../../worker/service';
-import { ConnectorStore, StoreConflictError, StoreUnavailableError } from '../../worker/store/connector-store';
-import { PgDatabase, PgliteDatabase, type SqlDatabase } from '../../worker/store/database';
+import { MASK } from '../../core/inputs';
+import { Keyring, KeyringError } from '../../core/keyring';
+import { ConnectorNotFoundError, ConnectorService, ConnectorValidationError } from '../../core/service';
+import { ConnectorStore, StoreConflictError, StoreUnavailableError } from '../../core/store/connector-store';
+import { PgDatabase, PgliteDatabase, type SqlDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 
 const newKey = (id: string) => ({ id, key: randomBytes(32) });

@@ -1,5 +1,5 @@
 import vault from 'node-vault';
-import { VaultError, VaultSecretSource } from '../../worker/vault';
+import { VaultError, VaultSecretSource } from '../../core/vault';
 import { testStack, uniqueName } from '../support/stack';
 
 describe('Vault secret source (real Vault dev server)', () => {

@@ -1,0 +1,421 @@
+// The resolution pipeline and the call, in one place and with no idea that it may run inside a
+// Temporal activity: load, decrypt, Vault, overrides, validate, invoke, mask. The connector
+// activities adapt it to Temporal; the CLI and the HTTP API call it directly.
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { FailureType, permanentFailure, transientFailure } from '../connectors/errors';
+import type { ConnectorRegistry } from '../connectors/registry';
+import { isDelegating, type AnyConnectorType, type ConnectorType, type InvokeContext } from '../connectors/types';
+import {
+  getPath,
+  isPlainObject,
+  mapSensitive,
+  mergeLayers,
+  MASK,
+  objectAtPath,
+  Redactor,
+  secretParts,
+  sensitiveValues,
+  type InputLayer,
+  type InputSources,
+  type PlainObject,
+} from './inputs';
+import { KeyringError } from './keyring';
+import { secretRedactions } from './redaction';
+import { ConnectorService, zodIssues } from './service';
+import { StoreUnavailableError } from './store/connector-store';
+import { VaultError, type VaultSecretRef, type VaultSecretSource } from './vault';
+import type {
+  ConnectionRequest,
+  ConnectionResult,
+  ConnectorDescriptor,
+} from '../workflows/types';
+
+/** What the runner needs; tests pass their own real instances. */
+export interface ConnectionRunnerDeps {
+  service: ConnectorService;
+  /** Source of the Vault secrets connectors attach. Default: none (such connectors fail with `Connector.Vault.Unavailable`). */
+  vault?: VaultSecretSource;
+}
+
+/** How deep delegation may go (an agent through its OPENAI connector is 1). */
+const MAX_DELEGATION_DEPTH = 3;
+
+type ConnectorRef = ConnectionResult['connector'];
+
+/** Vault values this long are treated as secrets even where nothing says so: they look like keys. */
+export const LONG_VAULT_VALUE = 20;
+
+/** One connector's part of a call: its layers before overrides, and what it lets a caller change. */
+interface ConnectorLayers {
+  type: AnyConnectorType;
+  connector: ConnectorRef;
+  layers: InputLayer[];
+  /** The same layers with every secret taken out, and the dotted paths taken: what a call sent elsewhere may use. */
+  withoutSecrets: { layers: InputLayer[]; paths: string[] };
+  locked: string[];
+  allowedDestinations: string[];
+  /**
+   * Every secret value resolved so far: sensitive fields, URLs with credentials, and the Vault
+   * values that land at sensitive inputs, are declared secret or are long. Never a plain value such
+   * as a user name or a port, which redaction would otherwise cut out of ordinary text.
+   */
+  secrets: unknown[];
+  retry?: ConnectorDescriptor['retry'];
+  timeout?: string;
+}
+
+/** Splits one layer into its secrets and the rest. */
+function splitSecrets(layer: InputLayer, patterns: readonly string[], isSecret?: (value: unknown) => boolean) {
+  const secrets: unknown[] = [];
+  const paths: string[] = [];
+  const rest = mapSensitive(
+    layer.value,
+    patterns,
+    (secret, path) => {
+      secrets.push(secret, ...secretParts(secret));
+      paths.push(path);
+      return undefined;
+    },
+    { isSecret },
+  );
+  return { secrets, paths, rest: { source: layer.source, value: rest } };
+}
+
+/** A fully resolved call, ready for the type that performs it. */
+interface ResolvedCall {
+  /** The connector the workflow named (an agent, say). */
+  requested: ConnectorRef;
+  /** The connector whose type performs the call, when delegation led elsewhere. */
+  via?: ConnectorRef;
+  type: ConnectorType;
+  inputs: unknown;
+  value: PlainObject;
+  sources: InputSources;
+  redactor: Redactor;
+  poolKey?: string;
+}
+
+/** Where a run happens: inside an activity, or directly (CLI, HTTP API). */
+export interface RunContext {
+  signal: AbortSignal;
+  /** Default: no-op. */
+  heartbeat?(details?: unknown): void;
+  /** Attempt number reported in the result. Default: 1. */
+  attempt?: number;
+  /** Told which connector performs the call once it is resolved, before the external call. Default: none. */
+  onResolved?(call: { connector: ConnectorRef; via?: ConnectorRef }): void;
+}
+
+/**
+ * The resolution pipeline and the call, usable outside Temporal too (the CLI's and the API's `test`
+ * and `introspect`): `describe` returns secret-free facts; `run` does load, decrypt, Vault,
+ * overrides, validate, invoke, and returns the masked result.
+ */
+export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps) {
+  const registry = service.registry;
+
+  /** Steps 1-3: the profile (loaded, decrypted) and, with `withVault`, its Vault secrets in order. */
+  async function loadConnectorLayers(connector: ConnectionRequest['connector'], withVault: boolean, version?: number): Promise<ConnectorLayers> {
+    if (typeof connector !== 'string') {
+      const { type: typeName, ...inline } = connector;
+      const type = requireType(registry, typeName, 'connector.type');
+      const layer: InputLayer = { source: 'inline', value: inline };
+      return {
+        type,
+        connector: { name: null, type: type.name, version: null },
+        layers: [layer],
+        // An inline connector brings every secret it uses: there is nothing stored to withhold.
+        withoutSecrets: { layers: [layer], paths: [] },
+        locked: [],
+        allowedDestinations: [],
+        secrets: sensitiveValues(inline, type.sensitive),
+      };
+    }
+    // 1 + 2: load (cached) and decrypt; a `connection` runs the version it started with, on every attempt.
+    const profile = version === undefined ? await service.load(connector) : await service.loadVersion(connector, version);
+    if (!profile) {
+      const gone = version === undefined ? 'does not exist' : `does not exist any more (this connection started on its version ${version})`;
+      throw permanentFailure(FailureType.NotFound, `connector ${connector} ${gone}`, { connector });
+    }
+    const type = requireType(registry, profile.type, `connector ${connector}: type`);
+    const layers: InputLayer[] = [{ source: 'profile', value: profile.value }];
+    const parts = [splitSecrets(layers[0], type.sensitive)];
+    if (withVault) {
+      const long = (value: unknown) => typeof value === 'string' && value.length >= LONG_VAULT_VALUE;
+      for (const ref of profile.vault_secrets) {
+        const secret = await readVaultSecret(vault, connector, ref); // 3: Vault, in listed order
+        const declared = (ref.secret_keys ?? []).map((key) => (ref.map ? ref.map[key] : key)).filter((path): path is string => Boolean(path));
+        const layer = { source: `vault:${ref.path}`, value: applyVaultMap(secret, ref) };
+        layers.push(layer);
+        parts.push(splitSecrets(layer, [...type.sensitive, ...declared], long));
+      }
+    }
+    return {
+      type,
+      connector: { name: connector, type: type.name, version: profile.version },
+      layers,
+      withoutSecrets: { layers: parts.map((p) => p.rest), paths: parts.flatMap((p) => p.paths) },
+      locked: profile.locked,
+      allowedDestinations: profile.allowed_destinations ?? [],
+      secrets: parts.flatMap((p) => p.secrets),
+      retry: profile.retry as ConnectorDescriptor['retry'],
+      timeout: profile.timeout,
+    };
+  }
+
+  /**
+   * The whole resolution, top to bottom: profile, Vault, overrides (locked fields refused), schema;
+   * a delegating type (an agent) then hands its call to another connector, resolved the same way.
+   */
+  async function resolveCall(
+    connector: ConnectionRequest['connector'],
+    overrides: unknown,
+    overrideSource: string,
+    chain: ConnectorRef[] = [],
+    inheritedSecrets: unknown[] = [],
+    version?: number,
+  ): Promise<ResolvedCall> {
+    const own = await loadConnectorLayers(connector, true, chain.length === 0 ? version : undefined);
+    const secrets = [...inheritedSecrets, ...own.secrets];
+    if (isPlainObject(overrides)) secrets.push(...sensitiveValues(overrides, own.type.sensitive));
+    // Every secret of the call, now that all are known and before the external call: any log line
+    // from here on (the SDK's, a driver's) is redacted of them, not only what this call returns.
+    secretRedactions.add(secrets);
+    const override = overrideLayer(own, overrides, overrideSource); // 4: overrides
+    const { value, sources } = mergeLayers([...bindSecretsToDestination(own, override), ...override]);
+    const inputs = validate(own, value, new Redactor(secrets)); // 5: schema
+    const requested = chain[0] ?? own.connector;
+
+    if (isDelegating(own.type)) {
+      const target = own.type.delegate(inputs as never);
+      const seen = [...chain, own.connector];
+      if (seen.length > MAX_DELEGATION_DEPTH || seen.some((c) => c.name === target.connector)) {
+        const path = [...seen.map((c) => c.name), target.connector].join(' → ');
+        throw permanentFailure(FailureType.InvalidInput, `connector ${own.connector.name}: delegation ${path} loops or is deeper than ${MAX_DELEGATION_DEPTH}`);
+      }
+      return resolveCall(target.connector, target.overrides, `${own.type.name.toLowerCase()}:${own.connector.name ?? 'inline'}`, seen, secrets);
+    }
+    const sent = own.type.secretForms?.(inputs as never) ?? [];
+    secretRedactions.add(sent);
+    return {
+      requested,
+      via: chain.length > 0 ? own.connector : undefined,
+      type: own.type,
+      inputs,
+      value,
+      sources,
+      redactor: new Redactor([...secrets, ...sent]),
+      poolKey: own.connector.name ? `${own.connector.name}@${own.connector.version}` : undefined,
+    };
+  }
+
+  return {
+    async describe(request: ConnectionRequest): Promise<ConnectorDescriptor> {
+      let own: ConnectorLayers | undefined;
+      try {
+        own = await loadConnectorLayers(request.connector, false);
+        const { value } = mergeLayers([...own.layers, ...overrideLayer(own, request.overrides, 'override')]);
+        const action = request.action && request.action !== 'invoke' ? request.action : own.type.describeCall?.(value);
+        // The summary lands in the parent's history, the child's and the Web UI: redact it of every
+        // secret this request carries, the overrides' as much as the profile's.
+        const secrets = [...own.secrets, ...(isPlainObject(request.overrides) ? sensitiveValues(request.overrides, own.type.sensitive) : [])];
+        return {
+          ...own.connector,
+          summary: new Redactor(secrets).text([own.type.name, own.connector.name ?? '(inline)', action].filter(Boolean).join(' ')),
+          retry: own.retry,
+          timeout: own.timeout,
+        };
+      } catch (err) {
+        throw toFailure(err, own && new Redactor(own.secrets));
+      }
+    },
+
+    /**
+     * Runs one call. With `descriptor.version` (a `connection`'s input), a stored connector runs
+     * that version on every attempt; without it (CLI, API), its newest.
+     */
+    async run(input: ConnectionRequest & { descriptor?: Pick<ConnectorDescriptor, 'version'> }, runContext: RunContext): Promise<ConnectionResult> {
+      const started = performance.now();
+      let call: ResolvedCall | undefined;
+      try {
+        call = await resolveCall(input.connector, input.overrides, 'override', [], [], input.descriptor?.version ?? undefined);
+        runContext.onResolved?.({ connector: call.requested, via: call.via });
+        const { type, poolKey } = call;
+        if (poolKey) registry.retireOlderVersions(poolKey);
+        const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey };
+
+        let output: unknown; // 6: the action
+        const action = input.action ?? 'invoke';
+        if (action === 'test') output = await type.test(call.inputs, context);
+        else if (action === 'introspect') {
+          if (!type.introspect) throw permanentFailure(FailureType.InvalidInput, `connector type ${type.name} cannot introspect`);
+          output = await type.introspect(call.inputs, context);
+        } else output = await type.invoke(call.inputs, context);
+
+        return {
+          output: call.redactor.value(output),
+          connector: call.requested,
+          ...(call.via ? { via: call.via as NonNullable<ConnectionResult['via']> } : {}),
+          inputs: call.redactor.value(maskInputs(call.value, call.sources, type.sensitive)),
+          sources: call.sources,
+          duration_ms: Math.round(performance.now() - started),
+          attempt: runContext.attempt ?? 1,
+        };
+      } catch (err) {
+        throw toFailure(err, call?.redactor ?? new Redactor([]));
+      }
+    },
+  };
+}
+
+/** The override layer, after refusing malformed overrides and locked fields. */
+function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string): InputLayer[] {
+  if (overrides === undefined || overrides === null) return [];
+  if (!isPlainObject(overrides)) throw permanentFailure(FailureType.InvalidInput, 'overrides must be an object of input names to values');
+  const refused = lockedFieldsTouched(overrides, own.locked);
+  if (refused.length > 0) {
+    throw permanentFailure(
+      FailureType.LockedField,
+      `connector ${own.connector.name} locks ${refused.join(', ')}: ${source === 'override' ? 'a workflow' : source} may not override ${refused.length > 1 ? 'them' : 'it'}`,
+      { fields: refused },
+    );
+  }
+  return [{ source, value: overrides }];
+}
+
+/**
+ * The connector's own layers, or, when the overrides send the call somewhere its profile and Vault
+ * secrets do not name and its `allowed_destinations` do not list, the same layers without their
+ * secrets. Like a browser dropping credentials on a redirect to another origin: whoever may
+ * override a URL must not thereby receive the key that goes with it. Such a call must bring its own
+ * secrets; one that does not is refused, so it never goes out half-authenticated.
+ */
+function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]): InputLayer[] {
+  const destinationOf = isDelegating(own.type) ? undefined : own.type.destination?.bind(own.type);
+  if (override.length === 0 || !destinationOf || own.withoutSecrets.paths.length === 0) return own.layers;
+  const home = destinationOf(mergeLayers(own.layers).value);
+  const target = destinationOf(mergeLayers([...own.layers, ...override]).value);
+  if (target === home || (target !== undefined && (own.allowedDestinations.includes(target) || own.allowedDestinations.includes('*')))) {
+    return own.layers;
+  }
+  // Inputs that name no usable destination fail validation, which names the field better than we could.
+  if (target === undefined) return own.withoutSecrets.layers;
+  const missing = [...new Set(own.withoutSecrets.paths)].filter((path) => getPath(override[0].value, path) === undefined);
+  if (missing.length > 0) {
+    const them = missing.length > 1 ? 'them' : 'it';
+    throw permanentFailure(
+      FailureType.DestinationNotAllowed,
+      `connector ${own.connector.name}: the overrides send this call to ${target} instead of ${home ?? 'the destination the connector names'}, ` +
+        `and the connector's secrets (${missing.join(', ')}) never go to another destination: give ${them} in the overrides, ` +
+        `or add ${target} to the connector's allowed_destinations`,
+      { fields: missing, destination: target },
+    );
+  }
+  return own.withoutSecrets.layers;
+}
+
+function validate(own: ConnectorLayers, value: PlainObject, redactor: Redactor): unknown {
+  const parsed = own.type.schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = zodIssues(parsed.error);
+  const subject = own.connector.name ? `connector ${own.connector.name}` : `inline ${own.type.name} connector`;
+  throw permanentFailure(
+    FailureType.InvalidInput,
+    redactor.text(`inputs of ${subject} are invalid: ${issues.map((i) => `${i.path || '(inputs)'}: ${i.message}`).join('; ')}`),
+    { issues: redactor.value(issues) },
+  );
+}
+
+function requireType(registry: ConnectorRegistry, name: unknown, field: string): AnyConnectorType {
+  const type = typeof name === 'string' ? registry.get(name) : undefined;
+  if (!type) {
+    const given = typeof name === 'string' ? ` "${name.slice(0, 64)}"` : '';
+    throw permanentFailure(FailureType.UnknownType, `${field}${given} is not a known connector type; known types: ${registry.names().join(', ')}`);
+  }
+  return type;
+}
+
+async function readVaultSecret(vault: VaultSecretSource | undefined, connector: string, ref: VaultSecretRef): Promise<PlainObject> {
+  if (!vault) {
+    throw transientFailure(
+      FailureType.VaultUnavailable,
+      `connector ${connector} uses Vault secret ${ref.path}, but this connector worker has no Vault configured (set VAULT_ADDR and VAULT_TOKEN or AppRole)`,
+    );
+  }
+  try {
+    return await vault.read(ref.path);
+  } catch (err) {
+    if (err instanceof VaultError) throw vaultFailure(err, connector);
+    throw err;
+  }
+}
+
+function vaultFailure(err: VaultError, connector: string): ApplicationFailure {
+  const message = `connector ${connector}: ${err.message}`;
+  // A missing secret or a refused token needs a person; an unreachable Vault may come back.
+  if (err.kind === 'not_found') return permanentFailure(FailureType.VaultNotFound, message);
+  if (err.kind === 'denied' || err.kind === 'invalid') return permanentFailure(FailureType.VaultDenied, message);
+  return transientFailure(FailureType.VaultUnavailable, message);
+}
+
+/** A Vault secret as an input layer: every key as is, or only the mapped keys at their input paths. */
+function applyVaultMap(secret: PlainObject, ref: VaultSecretRef): PlainObject {
+  if (!ref.map) return secret;
+  const mapped = Object.entries(ref.map)
+    .filter(([secretKey]) => secretKey in secret)
+    .map(([secretKey, inputPath]) => ({ source: 'vault', value: objectAtPath(inputPath, secret[secretKey]) }));
+  return mergeLayers(mapped).value;
+}
+
+/** Dotted locked paths that `overrides` would set or replace. */
+function lockedFieldsTouched(overrides: PlainObject, locked: readonly string[]): string[] {
+  const touched = new Set<string>();
+  const visit = (value: PlainObject, prefix: string[]) => {
+    for (const [key, child] of Object.entries(value)) {
+      const path = [...prefix, key];
+      const dotted = path.join('.');
+      for (const lock of locked) {
+        const replacesLock = dotted === lock || dotted.startsWith(`${lock}.`) || (!isPlainObject(child) && lock.startsWith(`${dotted}.`));
+        if (replacesLock) touched.add(lock);
+      }
+      if (isPlainObject(child)) visit(child, path);
+    }
+  };
+  visit(overrides, []);
+  return [...touched];
+}
+
+/** Sensitive inputs and everything that came from Vault, masked. */
+function maskInputs(value: PlainObject, sources: InputSources, sensitive: readonly string[]): PlainObject {
+  const vaultPaths = Object.entries(sources)
+    .filter(([path, source]) => source.startsWith('vault:') && getPath(value, path) !== undefined)
+    .map(([path]) => ({ source: 'mask', value: objectAtPath(path, MASK) }));
+  return mergeLayers([{ source: 'value', value: mapSensitive(value, sensitive, () => MASK) }, ...vaultPaths]).value;
+}
+
+/**
+ * Every failure that leaves the activity: an ApplicationFailure with a namespaced type, its message
+ * and details redacted of every secret this call resolved, and no driver `cause` attached.
+ */
+function toFailure(err: unknown, redactor: Redactor | undefined): Error {
+  // Cancellation is Temporal's own signal, not a connector failure: it must reach the SDK as it is.
+  if (err instanceof CancelledFailure) return err;
+  const clean = (text: string) => (redactor ? redactor.text(text) : text);
+  if (err instanceof ApplicationFailure) {
+    return ApplicationFailure.create({
+      type: err.type ?? FailureType.External,
+      message: clean(err.message),
+      nonRetryable: err.nonRetryable ?? false,
+      details: redactor ? redactor.value(err.details ?? []) : (err.details ?? []),
+      nextRetryDelay: err.nextRetryDelay ?? undefined,
+    });
+  }
+  if (err instanceof StoreUnavailableError) return transientFailure(FailureType.StoreUnavailable, clean(err.message));
+  if (err instanceof KeyringError) return permanentFailure(FailureType.KeyringError, clean(err.message));
+  if (err instanceof VaultError) return permanentFailure(FailureType.VaultDenied, clean(err.message));
+  const message = err instanceof Error ? err.message : String(err);
+  return transientFailure(FailureType.External, clean(`connector call failed: ${message}`));
+}
+
+/** The runner: `describe` and `run`. */
+export type ConnectionRunner = ReturnType<typeof createConnectionRunner>;
