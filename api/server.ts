@@ -8,6 +8,7 @@ import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, TokenSet 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { FailureType, type FailureTypeName } from '../connectors/errors';
 import type { ConnectionRunner } from '../core/runner';
 import { DefinitionsParseError, parseDefinitions } from '../core/definitions-file';
 import { isPlainObject } from '../core/inputs';
@@ -122,21 +123,28 @@ interface ErrorBody {
   error: { type: string; message: string; issues?: FieldIssue[]; current_version?: number };
 }
 
-/** Status codes of the runner's failure types, by longest matching prefix. */
-const FAILURE_STATUS: ReadonlyArray<[prefix: string, status: number]> = [
-  ['Connector.NotFound', 404],
-  ['Connector.InvalidInput', 400],
-  ['Connector.LockedField', 400],
-  ['Connector.DestinationNotAllowed', 403],
-  ['Connector.UnknownType', 400],
-  ['Connector.Vault.Unavailable', 503],
-  ['Connector.Store.Unavailable', 503],
-  // Vault answered, but refused or has no such secret: the failure is upstream of the API.
-  ['Connector.Vault.', 502],
-  ['Connector.Keyring', 500],
-  ['Connector.External.Timeout', 504],
-  ['Connector.External.', 502],
-];
+/**
+ * The HTTP status of each failure type: a failure upstream of the API (Vault refused, the external
+ * system answered an error) is 502, one the caller can fix is 4xx. A type not listed here is 502.
+ */
+const FAILURE_STATUS: Readonly<Record<FailureTypeName, number>> = {
+  [FailureType.NotFound]: 404,
+  [FailureType.UnknownType]: 400,
+  [FailureType.InvalidInput]: 400,
+  [FailureType.LockedField]: 400,
+  [FailureType.DestinationNotAllowed]: 403,
+  [FailureType.VaultNotFound]: 502,
+  [FailureType.VaultDenied]: 502,
+  [FailureType.VaultUnavailable]: 503,
+  [FailureType.StoreUnavailable]: 503,
+  [FailureType.KeyringError]: 500,
+  [FailureType.Http]: 502,
+  [FailureType.Timeout]: 504,
+  [FailureType.Network]: 502,
+  [FailureType.External]: 502,
+  [FailureType.InvalidDocument]: 400,
+  [FailureType.Conflict]: 409,
+};
 
 const VERSION_TEXT = /^[0-9]{1,10}$/;
 const MAX_VERSION = 2_147_483_647; // the store's integer column
@@ -236,7 +244,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     const wanted = String((request.params as { type: string }).type).toUpperCase();
     const types = service.types();
     const type = types.find((t) => t.name.toUpperCase() === wanted);
-    if (!type) throw new HttpError(404, 'Connector.UnknownType', `no connector type of that name; known types: ${types.map((t) => t.name).join(', ')}`);
+    if (!type) throw new HttpError(404, FailureType.UnknownType, `no connector type of that name; known types: ${types.map((t) => t.name).join(', ')}`);
     return type;
   });
 
@@ -372,17 +380,17 @@ function describeError(error: unknown): { status: number; body: ErrorBody; heade
   const answer = (status: number, body: ErrorBody, headers: Record<string, string> = {}) => ({ status, body, headers });
   if (error instanceof HttpError) return answer(error.statusCode, errorBody(error.type, error.message), error.headers);
   if (error instanceof ConnectorValidationError) {
-    return answer(400, errorBody('Connector.InvalidInput', error.message, { issues: error.issues }));
+    return answer(400, errorBody(FailureType.InvalidInput, error.message, { issues: error.issues }));
   }
-  if (error instanceof DefinitionsParseError) return answer(400, errorBody('Connector.InvalidDocument', error.message));
-  if (error instanceof ConnectorNotFoundError) return answer(404, errorBody('Connector.NotFound', error.message));
-  if (error instanceof StoreConflictError) return answer(409, errorBody('Connector.Conflict', conflictMessage(error), { current_version: error.currentVersion }));
+  if (error instanceof DefinitionsParseError) return answer(400, errorBody(FailureType.InvalidDocument, error.message));
+  if (error instanceof ConnectorNotFoundError) return answer(404, errorBody(FailureType.NotFound, error.message));
+  if (error instanceof StoreConflictError) return answer(409, errorBody(FailureType.Conflict, conflictMessage(error), { current_version: error.currentVersion }));
   // A missing or wrong key is the server's configuration, not the caller's request.
-  if (error instanceof KeyringError) return answer(500, errorBody('Connector.Keyring', error.message));
-  if (error instanceof StoreUnavailableError) return answer(503, errorBody('Connector.Store.Unavailable', error.message));
+  if (error instanceof KeyringError) return answer(500, errorBody(FailureType.KeyringError, error.message));
+  if (error instanceof StoreUnavailableError) return answer(503, errorBody(FailureType.StoreUnavailable, error.message));
   if (error instanceof ApplicationFailure) {
-    const type = error.type ?? 'Connector.External.Error';
-    const status = FAILURE_STATUS.find(([prefix]) => type.startsWith(prefix))?.[1] ?? 502;
+    const type = error.type ?? FailureType.External;
+    const status = FAILURE_STATUS[type as FailureTypeName] ?? 502;
     const issues = (error.details?.[0] as { issues?: FieldIssue[] } | undefined)?.issues;
     return answer(status, errorBody(type, error.message, Array.isArray(issues) ? { issues } : {}));
   }

@@ -1,27 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 
-/**
- * Namespaced failure types. Everything that reaches history is an ApplicationFailure with one of
- * these types and a message that names the field and the problem, never a value.
- */
-export const FailureType = {
-  NotFound: 'Connector.NotFound',
-  UnknownType: 'Connector.UnknownType',
-  InvalidInput: 'Connector.InvalidInput',
-  LockedField: 'Connector.LockedField',
-  DestinationNotAllowed: 'Connector.DestinationNotAllowed',
-  VaultNotFound: 'Connector.Vault.NotFound',
-  VaultDenied: 'Connector.Vault.PermissionDenied',
-  VaultUnavailable: 'Connector.Vault.Unavailable',
-  StoreUnavailable: 'Connector.Store.Unavailable',
-  KeyringError: 'Connector.Keyring',
-  Http: 'Connector.External.Http',
-  Timeout: 'Connector.External.Timeout',
-  Network: 'Connector.External.Network',
-  External: 'Connector.External.Error',
-} as const;
+import { FailureType, type FailureTypeName } from '../workflows/failures';
 
-export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
+export { FailureType, type FailureTypeName };
 
 /** A failure no retry can fix: bad input, a missing connector or secret. */
 export function permanentFailure(type: FailureTypeName, message: string, details?: unknown): ApplicationFailure {
@@ -43,7 +24,7 @@ export function transientFailure(
   });
 }
 
-/** HTTP statuses that a retry may fix (DESIGN.md section 5); other 4xx are the caller's fault. */
+/** HTTP statuses that a retry may fix (408, 409, 429 and 5xx); other 4xx are the caller's fault. */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status >= 500;
 }

@@ -16,7 +16,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, httpStatusFailure, networkFailure, permanentFailure, transientFailure } from './errors';
 import { PoolManager, type PoolOptions } from './pools';
-import { parseDurationMs } from './rest';
+import { durationSchema, parseDurationMs } from './durations';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
 
 type RequestOptions = OpenAI.RequestOptions;
@@ -56,12 +56,7 @@ const openaiInputs = {
    * number) or a duration string such as `'500ms'`, `'30s'`, `'2m'`. Default 60 s. There is no
    * retry setting: the SDK's own retries are off, since Temporal retries the activity.
    */
-  timeout: z
-    .union([
-      z.number().positive(),
-      z.string().refine((value) => parseDurationMs(value) !== undefined, { message: "must be milliseconds or a duration such as '500ms', '30s' or '2m'" }),
-    ])
-    .default(OPENAI_DEFAULT_TIMEOUT_MS),
+  timeout: durationSchema.default(OPENAI_DEFAULT_TIMEOUT_MS),
   /** What to call: `models.list`, `chat.completions`, `embeddings` or `responses`. Default `models.list`. */
   operation: z.enum(OPENAI_OPERATIONS).default('models.list'),
 

@@ -7,6 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { durationSchema, parseDurationMs } from './durations';
 import { FailureType, describeNetworkError, errorCode, httpStatusFailure, networkFailure, permanentFailure } from './errors';
 import { PoolManager, type PoolOptions } from './pools';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
@@ -17,20 +18,7 @@ export type HttpMethod = (typeof HTTP_METHODS)[number];
 /** Per-request timeout when the inputs give none: 30 s. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-const DURATION_PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/;
-const DURATION_UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-
-/**
- * A timeout in milliseconds: a number is already milliseconds, a string is a duration such as
- * `'500ms'`, `'30s'`, `'2m'` or `'1h'`. Undefined when the value is not a positive duration.
- */
-export function parseDurationMs(value: number | string | undefined): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value : undefined;
-  const match = typeof value === 'string' ? DURATION_PATTERN.exec(value) : null;
-  if (!match) return undefined;
-  const ms = Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS];
-  return ms > 0 ? Math.round(ms) : undefined;
-}
+export { parseDurationMs } from './durations';
 
 // RFC 9110 token characters; undici would refuse anything else, with a less helpful message.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -93,9 +81,7 @@ export const restSchema = z
      * Per-request timeout covering connect, headers and body: milliseconds (a number) or a
      * duration string such as `'500ms'`, `'30s'`, `'2m'`. Default 30 s.
      */
-    timeout: z
-      .union([z.number().positive(), z.string().regex(DURATION_PATTERN, { message: "must be milliseconds or a duration such as '500ms', '30s' or '2m'" })])
-      .default(DEFAULT_TIMEOUT_MS),
+    timeout: durationSchema.default(DEFAULT_TIMEOUT_MS),
     /**
      * How the response body is read: `auto` (JSON when the content-type says json, else text),
      * `json` or `text`. An empty body is always `null`. Default `auto`.

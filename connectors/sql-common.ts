@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, errorCode, permanentFailure } from './errors';
-import { parseDurationMs } from './rest';
+import { durationSchema, parseDurationMs } from './durations';
 import type { InvokeContext } from './types';
 
 /** Statement timeout when the inputs give none: 30 s. */
@@ -23,13 +23,6 @@ export const POOL_IDLE_TIMEOUT_MS = 30_000;
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 /** How long a cancelled call waits for the server to confirm the cancellation before giving up on it: 2 s. */
 export const CANCEL_WAIT_MS = 2_000;
-
-const duration = z.union([
-  z.number().positive(),
-  z.string().refine((value) => parseDurationMs(value) !== undefined, {
-    message: "must be milliseconds or a duration such as '500ms', '30s' or '2m'",
-  }),
-]);
 
 /** Any JSON value: sent as a driver parameter, never spliced into the SQL text. */
 const sqlParams = z.array(z.json());
@@ -70,11 +63,11 @@ export function sqlConnectionFields(defaultPort: number) {
      * Longest a statement may run before the server cancels it: milliseconds (a number) or a
      * duration string such as `'500ms'`, `'30s'`, `'2m'`. Default 30 s.
      */
-    statement_timeout: duration.default(DEFAULT_STATEMENT_TIMEOUT_MS),
+    statement_timeout: durationSchema.default(DEFAULT_STATEMENT_TIMEOUT_MS),
     /** Most open connections kept for one stored connector version, 1 to 100. Default 5. */
     pool_size: z.number().int().min(1).max(100).default(DEFAULT_POOL_SIZE),
     /** Longest wait for a connection (TCP, TLS and login), as milliseconds or a duration string. Default 10 s. */
-    connect_timeout: duration.default(DEFAULT_CONNECT_TIMEOUT_MS),
+    connect_timeout: durationSchema.default(DEFAULT_CONNECT_TIMEOUT_MS),
   };
 }
 

@@ -28,6 +28,7 @@ import type {
   ConnectionRequest,
   ConnectionResult,
   ConnectorDescriptor,
+  ConnectorRetry,
 } from '../workflows/types';
 
 /** What the runner needs; tests pass their own real instances. */
@@ -60,7 +61,7 @@ interface ConnectorLayers {
    * as a user name or a port, which redaction would otherwise cut out of ordinary text.
    */
   secrets: unknown[];
-  retry?: ConnectorDescriptor['retry'];
+  retry?: ConnectorRetry;
   timeout?: string;
 }
 
@@ -158,7 +159,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       locked: profile.locked,
       allowedDestinations: profile.allowed_destinations ?? [],
       secrets: parts.flatMap((p) => p.secrets),
-      retry: profile.retry as ConnectorDescriptor['retry'],
+      retry: profile.retry,
       timeout: profile.timeout,
     };
   }

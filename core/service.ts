@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { durationSchema } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
 import type { AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, mapSensitive, MASK, type PlainObject } from './inputs';
@@ -7,12 +8,6 @@ import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnect
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
-
-/** A duration: milliseconds as a number, or a string such as `500ms`, `30s`, `2m`, `1h`. */
-export const durationSchema = z.union([
-  z.number().int().positive(),
-  z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, 'must be a duration such as 500ms, 30s, 2m or 1h'),
-]);
 
 export const retrySchema = z
   .object({
@@ -204,7 +199,7 @@ export class ConnectorService {
       vault_secrets: def.vault_secrets,
       locked: def.locked,
       allowed_destinations: def.allowed_destinations,
-      retry: def.retry as ConnectorRecord['retry'],
+      retry: def.retry,
       timeout: def.timeout === undefined ? undefined : String(def.timeout),
     };
     return { record, sensitive: type.sensitive };

@@ -9,6 +9,7 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import { connection } from './connection';
+import { FailureType } from './failures';
 import {
   DEFAULT_CONNECTORS_TASK_QUEUE,
   type ConnectionAction,
@@ -195,7 +196,7 @@ function toRequest(connector: unknown, overridesOrOptions: unknown): ConnectionR
 
 // A plain Error in workflow code would fail the workflow task forever; an ApplicationFailure fails the call.
 function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'Connector.InvalidInput', message, nonRetryable: true });
+  return ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
 }
 
 /** The connector's own failure, out of the activity or child wrapper, so callers can switch on `type`. */

@@ -12,3 +12,4 @@ export {
 } from './connect';
 export { connection, DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_RETRY, DEFAULT_TIMEOUT } from './connection';
 export * from './types';
+export { FailureType, type FailureTypeName } from './failures';

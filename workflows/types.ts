@@ -62,12 +62,22 @@ export interface ConnectorDescriptor {
   summary: string;
   /** The connector's per-attempt timeout, e.g. `30s`. */
   timeout?: string | number;
-  retry?: {
-    maximum_attempts?: number;
-    initial_interval?: string | number;
-    backoff_coefficient?: number;
-    maximum_interval?: string | number;
-  };
+  retry?: ConnectorRetry;
+}
+
+/**
+ * A connector's retry defaults, one shape for the profile, the store and the descriptor. Snake_case,
+ * because they are data (YAML, the API); durations are milliseconds or strings such as `1s`.
+ */
+export interface ConnectorRetry {
+  /** Attempts in all, 1 = no retry. Default: 5. */
+  maximum_attempts?: number;
+  /** First retry delay. Default: 1 s. */
+  initial_interval?: string | number;
+  /** Factor each delay grows by. Default: 2. */
+  backoff_coefficient?: number;
+  /** Longest retry delay. Default: 1 min. */
+  maximum_interval?: string | number;
 }
 
 /** Input of the `connection` workflow, shown in the Web UI. */

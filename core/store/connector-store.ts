@@ -1,17 +1,10 @@
 import type { PlainObject } from '../inputs';
 import type { VaultSecretRef } from '../vault';
+import type { ConnectorRetry } from '../../workflows/types';
 import type { SqlDatabase, SqlExecutor } from './database';
 
-/** Retry defaults of a connector, snake_case because they are data (YAML, API). */
-export interface RetrySettings {
-  /** Attempts in all, 1 = no retry. */
-  maximum_attempts?: number;
-  /** First retry delay, a duration such as `1s`. */
-  initial_interval?: string;
-  backoff_coefficient?: number;
-  /** Longest retry delay, a duration such as `1m`. */
-  maximum_interval?: string;
-}
+/** Retry defaults of a connector: the one shape the profile, the store and the descriptor share. */
+export type RetrySettings = ConnectorRetry;
 
 /** A connector as stored: sensitive fields of `value` hold ciphertext. */
 export interface ConnectorRecord {

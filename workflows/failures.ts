@@ -1,0 +1,40 @@
+// The failure vocabulary: every failure a connection can end with is an ApplicationFailure of one of
+// these types. Sandbox-safe and exported from `temporal-connectors/workflows`, so workflow code
+// switches on `FailureType.NotFound` rather than a string; every mapper in the product uses them.
+
+export const FailureType = {
+  /** The named connector does not exist (or was deleted after the connection started). Not retried. */
+  NotFound: 'Connector.NotFound',
+  /** An inline connector, or a stored one, names a type no connector worker knows. Not retried. */
+  UnknownType: 'Connector.UnknownType',
+  /** The merged inputs, the overrides or the call are invalid; the message names the field. Not retried. */
+  InvalidInput: 'Connector.InvalidInput',
+  /** An override touches a field the connector locks. Not retried. */
+  LockedField: 'Connector.LockedField',
+  /** An override sends the call elsewhere without bringing the connector's secrets. Not retried. */
+  DestinationNotAllowed: 'Connector.DestinationNotAllowed',
+  /** A Vault secret the connector uses does not exist. Not retried. */
+  VaultNotFound: 'Connector.Vault.NotFound',
+  /** Vault refused the worker's token or policy. Not retried. */
+  VaultDenied: 'Connector.Vault.PermissionDenied',
+  /** Vault did not answer. Retried. */
+  VaultUnavailable: 'Connector.Vault.Unavailable',
+  /** The connector store did not answer. Retried. */
+  StoreUnavailable: 'Connector.Store.Unavailable',
+  /** A stored secret cannot be decrypted or encrypted with the configured keys. Not retried. */
+  KeyringError: 'Connector.Keyring',
+  /** The external system answered an HTTP error: 408, 409, 429 and 5xx are retried, other 4xx not. */
+  Http: 'Connector.External.Http',
+  /** The external system did not answer in time. Retried. */
+  Timeout: 'Connector.External.Timeout',
+  /** The connection to the external system failed or broke. Retried. */
+  Network: 'Connector.External.Network',
+  /** Any other failure of the external call. */
+  External: 'Connector.External.Error',
+  /** Management API and CLI only: a YAML or JSON document that cannot be read. */
+  InvalidDocument: 'Connector.InvalidDocument',
+  /** Management API only: a write whose expected version is stale. */
+  Conflict: 'Connector.Conflict',
+} as const;
+
+export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
