@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { ApplicationFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
 import { FailureType, errorCode, permanentFailure, transientFailure } from './errors';
-import { connectTimeoutMs, createSqlConnector, sqlSchema, statementTimeoutMs, type SqlConnectorOptions, type SqlDriver, type SqlInputs, type SqlSchema } from './sql';
+import { connectTimeoutMs, createSqlConnector, serverAndUser, sqlSchema, statementTimeoutMs, tlsOptions, type SqlConnectorOptions, type SqlDriver, type SqlInputs, type SqlSchema } from './sql';
 import { CANCEL_WAIT_MS, POOL_IDLE_TIMEOUT_MS, authRefusedSentence, jsonSafeRows, toJsonSafe, type SqlField, type SqlQueryResult } from './sql-common';
 import type { ConnectorType } from './types';
 
@@ -22,14 +22,10 @@ export const mysqlSchema: SqlSchema = sqlSchema(3306);
 export type MysqlInputs = SqlInputs;
 
 function connectionOptions(inputs: MysqlInputs): mysql.ConnectionOptions {
-  const { tls } = inputs;
   return {
-    host: inputs.host,
-    port: inputs.port,
-    database: inputs.database,
-    user: inputs.user,
+    ...serverAndUser(inputs),
     password: inputs.password ?? '',
-    ssl: tls === false ? undefined : tls === true ? { rejectUnauthorized: true } : { rejectUnauthorized: tls.reject_unauthorized, ca: tls.ca },
+    ssl: tlsOptions(inputs.tls),
     connectTimeout: connectTimeoutMs(inputs),
     // DATE, DATETIME and TIMESTAMP arrive without a time zone: the server's text is exact, while a
     // Date would depend on the worker's zone.

@@ -11,7 +11,7 @@
 import type { ApplicationFailure } from '@temporalio/common';
 import { Client, DatabaseError, Pool, types, type ClientBase, type ClientConfig, type CustomTypesConfig, type PoolClient, type QueryConfig } from 'pg';
 import { FailureType, errorCode, permanentFailure, transientFailure } from './errors';
-import { connectTimeoutMs, createSqlConnector, sqlSchema, statementTimeoutMs, type SqlConnectorOptions, type SqlDriver, type SqlInputs, type SqlSchema } from './sql';
+import { connectTimeoutMs, createSqlConnector, serverAndUser, sqlSchema, statementTimeoutMs, tlsOptions, type SqlConnectorOptions, type SqlDriver, type SqlInputs, type SqlSchema } from './sql';
 import { CANCEL_WAIT_MS, POOL_IDLE_TIMEOUT_MS, authRefusedSentence, jsonSafeRows, type SqlQueryResult } from './sql-common';
 import type { ConnectorType } from './types';
 
@@ -32,16 +32,12 @@ const typeParsers: CustomTypesConfig = {
 const TYPE_NAMES = new Map<number, string>(Object.entries(types.builtins).map(([name, oid]) => [Number(oid), name.toLowerCase()]));
 
 function clientConfig(inputs: PostgresInputs): ClientConfig {
-  const { tls } = inputs;
   return {
-    host: inputs.host,
-    port: inputs.port,
-    database: inputs.database,
-    user: inputs.user,
+    ...serverAndUser(inputs),
     // A function, because pg falls back to the worker's PGPASSWORD or ~/.pgpass for a missing or
     // empty password, and would send the worker's own credentials to whatever host the inputs name.
     password: () => inputs.password ?? '',
-    ssl: tls === false ? false : tls === true ? { rejectUnauthorized: true } : { rejectUnauthorized: tls.reject_unauthorized, ca: tls.ca },
+    ssl: tlsOptions(inputs.tls) ?? false,
     connectionTimeoutMillis: connectTimeoutMs(inputs),
     // A startup parameter, so the server enforces it on every statement of the session without a SET.
     statement_timeout: statementTimeoutMs(inputs),

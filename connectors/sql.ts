@@ -68,6 +68,17 @@ export const statementTimeoutMs = (inputs: SqlInputs) => durationMs(inputs.state
 /** `connect_timeout` of validated inputs, in milliseconds. */
 export const connectTimeoutMs = (inputs: SqlInputs) => durationMs(inputs.connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
 
+/** Where and as whom to connect, as both drivers name these options. */
+export function serverAndUser(inputs: SqlInputs): { host: string; port: number; database: string; user: string } {
+  return { host: inputs.host, port: inputs.port, database: inputs.database, user: inputs.user };
+}
+
+/** Node's TLS options for the `tls` input; undefined for plain TCP. */
+export function tlsOptions(tls: SqlInputs['tls']): { rejectUnauthorized: boolean; ca?: string } | undefined {
+  if (tls === false) return undefined;
+  return tls === true ? { rejectUnauthorized: true } : { rejectUnauthorized: tls.reject_unauthorized, ca: tls.ca };
+}
+
 /**
  * What one database supplies to {@link createSqlConnector}. `Conn` is the driver's connection,
  * `Pool` its pool. Every connection the template gets is ready for statements (statement timeout
