@@ -1,69 +1,31 @@
 /**
  * The MYSQL connector type: parameterised SQL on MySQL and MariaDB through `mysql2`, one statement
- * per `query` or several in one `transaction`, with a server-side statement timeout, pools per
- * stored connector version, cancellation of the running statement, and failures mapped in one place.
+ * per `query` or several in one `transaction`. The SQL template (connectors/sql.ts) owns pools,
+ * sessions, transactions and cancellation; this file is the driver: how `mysql2` connects (with the
+ * session's statement timeout), pools, kills a statement (KILL QUERY) and runs one, which SQL lists
+ * the tables, and how MySQL's and MariaDB's errors become failures.
  *
  * A profile usually holds the connection (host, database, user, password); workflows override
  * `sql` and `params`, or give `operation: transaction` with `statements`.
  */
-import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { ApplicationFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
-import { z } from 'zod';
-import { FailureType, errorCode, networkFailure, permanentFailure, transientFailure } from './errors';
-import { PoolManager, type PoolOptions } from './pools';
-import {
-  CANCEL_WAIT_MS,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_STATEMENT_TIMEOUT_MS,
-  POOL_IDLE_TIMEOUT_MS,
-  StatementFailed,
-  authRefusedSentence,
-  connectionTestMessage,
-  describeSqlCall,
-  durationMs,
-  groupIntrospection,
-  isTlsError,
-  jsonSafeRows,
-  operationInputFailure,
-  refineSqlOperation,
-  relabelFailure,
-  runCancellable,
-  sqlConnectionFields,
-  sqlDestination,
-  sqlOperationFields,
-  toJsonSafe,
-  type IntrospectionRow,
-  type SqlField,
-  type SqlIntrospection,
-  type SqlQueryResult,
-  type SqlTransactionResult,
-} from './sql-common';
-import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
+import { FailureType, errorCode, permanentFailure, transientFailure } from './errors';
+import { connectTimeoutMs, createSqlConnector, serverAndUser, sqlSchema, statementTimeoutMs, tlsOptions, type SqlConnectorOptions, type SqlDriver, type SqlInputs, type SqlSchema } from './sql';
+import { CANCEL_WAIT_MS, POOL_IDLE_TIMEOUT_MS, authRefusedSentence, jsonSafeRows, toJsonSafe, type SqlField, type SqlQueryResult } from './sql-common';
+import type { ConnectorType } from './types';
 
 /** Inputs of a MYSQL connector: the connection, then the operation. Placeholders are `?`. */
-export const mysqlSchema = z
-  .strictObject({
-    ...sqlConnectionFields(3306),
-    ...sqlOperationFields,
-  })
-  .superRefine(refineSqlOperation);
+export const mysqlSchema: SqlSchema = sqlSchema(3306);
 
-export type MysqlInputs = z.output<typeof mysqlSchema>;
-
-const statementTimeoutMs = (inputs: MysqlInputs) => durationMs(inputs.statement_timeout, DEFAULT_STATEMENT_TIMEOUT_MS);
-const connectTimeoutMs = (inputs: MysqlInputs) => durationMs(inputs.connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+export type MysqlInputs = SqlInputs;
 
 function connectionOptions(inputs: MysqlInputs): mysql.ConnectionOptions {
-  const { tls } = inputs;
   return {
-    host: inputs.host,
-    port: inputs.port,
-    database: inputs.database,
-    user: inputs.user,
+    ...serverAndUser(inputs),
     password: inputs.password ?? '',
-    ssl: tls === false ? undefined : tls === true ? { rejectUnauthorized: true } : { rejectUnauthorized: tls.reject_unauthorized, ca: tls.ca },
+    ssl: tlsOptions(inputs.tls),
     connectTimeout: connectTimeoutMs(inputs),
     // DATE, DATETIME and TIMESTAMP arrive without a time zone: the server's text is exact, while a
     // Date would depend on the worker's zone.
@@ -79,21 +41,10 @@ function connectionOptions(inputs: MysqlInputs): mysql.ConnectionOptions {
   };
 }
 
-// Pools per stored connector version, and within it per connection settings: overrides may point one
-// version at another database or user, and such calls must not share connections.
-type Pools = PoolManager<mysql.Pool>;
-
-function settingsFingerprint(inputs: MysqlInputs): string {
-  const settings = [inputs.host, inputs.port, inputs.database, inputs.user, inputs.password ?? null, inputs.tls, inputs.pool_size];
-  return createHash('sha256')
-    .update(JSON.stringify([...settings, statementTimeoutMs(inputs), connectTimeoutMs(inputs)]))
-    .digest('hex');
-}
-
 /** What the pool events hand over: mysql2's core connection (typed as the promise wrapper). */
 type CoreConnection = { stream?: Socket; destroy(): void; on(event: 'error', listener: () => void): unknown };
 
-function newPool(inputs: MysqlInputs): mysql.Pool {
+function createPool(inputs: MysqlInputs): mysql.Pool {
   // maxIdle equal to the limit turns off mysql2's own idle sweep, a 1 s timer that would keep the
   // worker's process alive; the release/acquire handlers below close idle connections instead, on
   // unref'd timers, and unref idle sockets the way pg's allowExitOnIdle does.
@@ -117,12 +68,6 @@ function newPool(inputs: MysqlInputs): mysql.Pool {
   return pool;
 }
 
-interface Session {
-  conn: mysql.Connection;
-  /** Returns the connection to its pool, or closes it; `destroy` when its state is unknown. */
-  done(destroy: boolean): Promise<void>;
-}
-
 // Core connections whose session already has the statement timeout set: a SET per call would cost a round trip.
 const timedSessions = new WeakSet<object>();
 
@@ -140,34 +85,22 @@ async function setStatementTimeout(conn: mysql.Connection, inputs: MysqlInputs):
   }
 }
 
-async function openSession(inputs: MysqlInputs, poolKey: string | undefined, pools: Pools): Promise<Session> {
-  if (poolKey !== undefined) {
-    // Leased from before the wait for a connection until the connection is back: mysql2's Pool.end()
-    // also ends connections in use, so a pool is closed only once no call holds it.
-    const lease = pools.lease(poolKey, settingsFingerprint(inputs), () => newPool(inputs));
-    const conn = await lease.pool.getConnection().catch((err: unknown) => {
-      lease.release();
-      throw err;
-    });
-    try {
-      if (!timedSessions.has(conn.connection)) {
-        await setStatementTimeout(conn, inputs);
-        timedSessions.add(conn.connection);
-      }
-    } catch (err) {
-      conn.destroy();
-      lease.release();
-      throw err;
+/** Takes a pooled connection, setting its session's statement timeout the first time. */
+async function acquire(pool: mysql.Pool, inputs: MysqlInputs): Promise<mysql.PoolConnection> {
+  const conn = await pool.getConnection();
+  try {
+    if (!timedSessions.has(conn.connection)) {
+      await setStatementTimeout(conn, inputs);
+      timedSessions.add(conn.connection);
     }
-    return {
-      conn,
-      done: async (destroy) => {
-        if (destroy) conn.destroy();
-        else conn.release();
-        lease.release();
-      },
-    };
+  } catch (err) {
+    conn.destroy();
+    throw err;
   }
+  return conn;
+}
+
+async function connect(inputs: MysqlInputs): Promise<mysql.Connection> {
   const conn = await mysql.createConnection(connectionOptions(inputs));
   // Errors of a live connection also reject the running query; the listener keeps them from crashing the worker.
   conn.on('error', () => undefined);
@@ -177,7 +110,7 @@ async function openSession(inputs: MysqlInputs, poolKey: string | undefined, poo
     conn.destroy();
     throw err;
   }
-  return { conn, done: async (destroy) => (destroy ? conn.destroy() : conn.end().catch(() => conn.destroy())) };
+  return conn;
 }
 
 /** Asks the server, over a connection of its own, to stop the statement connection `threadId` is running. */
@@ -195,33 +128,6 @@ async function killQuery(inputs: MysqlInputs, threadId: number): Promise<void> {
 function isSqlError(err: unknown): boolean {
   const e = err as { sqlState?: unknown; fatal?: unknown };
   return typeof e?.sqlState === 'string' && e.fatal !== true;
-}
-
-/**
- * Runs `use` on a connection (pooled under `ctx.poolKey`, else one of its own, closed after), with
- * heartbeats, and kills the server-side statement when the activity is cancelled.
- */
-async function withConnection<T>(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools, use: (conn: mysql.Connection) => Promise<T>): Promise<T> {
-  let runningOn: number | undefined;
-  const work = async () => {
-    const session = await openSession(inputs, ctx.poolKey, pools);
-    let destroy = false;
-    try {
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      runningOn = session.conn.threadId;
-      return await use(session.conn);
-    } catch (err) {
-      const sqlError = err instanceof StatementFailed ? err.rolledBack && isSqlError(err.error) : isSqlError(err);
-      destroy = ctx.signal.aborted || !sqlError;
-      throw err;
-    } finally {
-      runningOn = undefined;
-      await session.done(destroy);
-    }
-  };
-  return runCancellable(ctx, work, async () => {
-    if (runningOn !== undefined) await killQuery(inputs, runningOn);
-  });
 }
 
 const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
@@ -314,35 +220,6 @@ function queryResult([result, fields]: ExecuteAnswer): SqlQueryResult {
   };
 }
 
-async function runQuery(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult> {
-  return queryResult(await withConnection(inputs, ctx, pools, (conn) => runStatement(conn, inputs.sql as string, inputs.params)));
-}
-
-async function runTransaction(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlTransactionResult> {
-  const statements = inputs.statements ?? [];
-  return withConnection(inputs, ctx, pools, async (conn) => {
-    await conn.beginTransaction();
-    const results: SqlTransactionResult['results'] = [];
-    for (const [index, statement] of statements.entries()) {
-      try {
-        const { rows, row_count } = queryResult(await runStatement(conn, statement.sql, statement.params));
-        results.push({ row_count, rows });
-      } catch (err) {
-        // A cancelled call's connection is destroyed, which rolls back on the server anyway.
-        const rolledBack = !ctx.signal.aborted && (await conn.rollback().then(() => true, () => false));
-        throw new StatementFailed(index, err, rolledBack);
-      }
-    }
-    try {
-      await conn.commit();
-    } catch (err) {
-      const rolledBack = await conn.rollback().then(() => true, () => false);
-      throw new StatementFailed('commit', err, rolledBack);
-    }
-    return { results };
-  });
-}
-
 const AUTH_ERRNOS = new Set([
   1044, // ER_DBACCESS_DENIED_ERROR: no access to the database
   1045, // ER_ACCESS_DENIED_ERROR: wrong password
@@ -364,21 +241,15 @@ const UNAVAILABLE_ERRNOS = new Set([1053, 1077, 1152, 1153, 1184, 1927, 2006, 20
 const NETWORK_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR']);
 
 /**
- * The one place MYSQL errors become failures. Messages carry the server's message, error number and
- * SQLSTATE, never the password; a duplicate key's value is left out; the driver error is not attached.
+ * MySQL's and MariaDB's errors as failures. Messages carry the server's message, error number and
+ * SQLSTATE, never the password; a duplicate key's value is left out.
  */
-function mysqlFailure(err: unknown, inputs: MysqlInputs): ApplicationFailure {
-  if (err instanceof StatementFailed) {
-    const where = err.index === 'commit' ? 'commit' : `statements.${err.index}`;
-    const suffix = err.rolledBack ? '; the transaction was rolled back' : '; the connection was closed, which rolls the transaction back';
-    return relabelFailure(mysqlFailure(err.error, inputs), `${where}: `, suffix, err.index === 'commit' ? {} : { statement: err.index });
-  }
-  const target = `MYSQL ${inputs.host}:${inputs.port}`;
-  const e = err as { errno?: unknown; sqlState?: unknown; code?: unknown; message?: unknown };
+function mysqlFailure(err: unknown, inputs: MysqlInputs, target: string): ApplicationFailure | undefined {
+  const e = err as { errno?: unknown; sqlState?: unknown; message?: unknown };
   const code = errorCode(err);
-  const message = typeof e?.message === 'string' ? e.message : String(err);
   if (typeof e?.sqlState === 'string' && typeof e.errno === 'number') {
     const errno = e.errno;
+    const message = typeof e.message === 'string' ? e.message : String(err);
     // Unlike PostgreSQL, MySQL puts the duplicate value in the message itself.
     const serverMessage = errno === 1062 ? message.replace(/^Duplicate entry '[\s\S]*' for key/, 'Duplicate entry for key') : message;
     const codes = `${code ? `${code} ` : ''}${errno}, SQLSTATE ${e.sqlState}`;
@@ -402,43 +273,13 @@ function mysqlFailure(err: unknown, inputs: MysqlInputs): ApplicationFailure {
   if (code === 'HANDSHAKE_NO_SSL_SUPPORT') {
     return permanentFailure(FailureType.External, `${target}: the server does not accept TLS connections; set tls: false`, { code });
   }
-  if (isTlsError(err)) {
-    return permanentFailure(FailureType.External, `${target}: the TLS handshake failed (${code}); check tls.ca and tls.reject_unauthorized`, { code });
-  }
   if (code === 'ETIMEDOUT') {
     return transientFailure(FailureType.Timeout, `${target}: no connection within connect_timeout (${connectTimeoutMs(inputs)} ms)`, { details: { code } });
   }
   if (code && NETWORK_CODES.has(code)) {
     return transientFailure(FailureType.Network, `${target} failed: the connection was lost (${code})`, { details: { code } });
   }
-  if (code) return networkFailure(target, err);
-  return permanentFailure(FailureType.External, `MYSQL call failed: ${message}`);
-}
-
-async function invokeMysql(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult | SqlTransactionResult> {
-  const missing = operationInputFailure('MYSQL', inputs);
-  if (missing) throw missing;
-  try {
-    return inputs.operation === 'transaction' ? await runTransaction(inputs, ctx, pools) : await runQuery(inputs, ctx, pools);
-  } catch (err) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    throw mysqlFailure(err, inputs);
-  }
-}
-
-async function testMysql(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<ConnectionTestResult> {
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  const target = `MYSQL at ${inputs.host}:${inputs.port}`;
-  try {
-    // Never pooled: the test proves that these inputs can log in now, not that a pool once could.
-    await withConnection(inputs, { ...ctx, poolKey: undefined }, pools, (conn) => conn.query('SELECT 1'));
-    const latency = elapsed();
-    return { ok: true, message: `Connected to ${target}, database ${inputs.database}, as ${inputs.user}: SELECT 1 in ${latency} ms`, latency_ms: latency };
-  } catch (err) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    return { ok: false, message: connectionTestMessage(target, err, mysqlFailure(err, inputs)), latency_ms: elapsed() };
-  }
+  return undefined;
 }
 
 const SYSTEM_SCHEMAS = ['mysql', 'performance_schema', 'sys', 'information_schema'];
@@ -452,39 +293,37 @@ LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.
 WHERE s.SCHEMA_NAME = DATABASE() AND s.SCHEMA_NAME NOT IN (${SYSTEM_SCHEMAS.map((name) => `'${name}'`).join(', ')})
 ORDER BY t.TABLE_NAME, c.ORDINAL_POSITION`;
 
-async function introspectMysql(inputs: MysqlInputs, ctx: InvokeContext, pools: Pools): Promise<SqlIntrospection> {
-  try {
-    const [rows] = await withConnection(inputs, ctx, pools, (conn) => conn.query<(IntrospectionRow & mysql.RowDataPacket)[]>(INTROSPECTION_SQL));
-    // MariaDB reports "no default" of a nullable column as the text NULL (a string default would be quoted).
-    return groupIntrospection(rows.map((row) => ({ ...row, column_default: row.column_default === 'NULL' ? null : row.column_default })));
-  } catch (err) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    throw mysqlFailure(err, inputs);
-  }
-}
+/** What the SQL template needs of `mysql2`. */
+const mysqlDriver: SqlDriver<mysql.Connection, mysql.Pool> = {
+  name: 'MYSQL',
+  description: 'MySQL and MariaDB: parameterised queries and transactions, with a statement timeout and pooled connections.',
+  defaultPort: 3306,
+  connect,
+  disconnect: async (conn, destroy) => (destroy ? conn.destroy() : conn.end().catch(() => conn.destroy())),
+  createPool,
+  endPool: (pool) => pool.end(),
+  acquire,
+  release: (conn, destroy) => (destroy ? conn.destroy() : (conn as mysql.PoolConnection).release()),
+  sessionId: (conn) => conn.threadId,
+  cancel: killQuery,
+  run: async (conn, sql, params) => queryResult(await runStatement(conn, sql, params)),
+  begin: (conn) => conn.beginTransaction(),
+  commit: (conn) => conn.commit(),
+  rollback: (conn) => conn.rollback(),
+  commitFailureRollsBack: false,
+  isStatementError: isSqlError,
+  failure: mysqlFailure,
+  introspectionSql: INTROSPECTION_SQL,
+  // MariaDB reports "no default" of a nullable column as the text NULL (a string default would be quoted).
+  introspectionRow: (row) => ({ ...row, column_default: row.column_default === 'NULL' ? null : row.column_default }),
+};
 
 /** Options of {@link createMysqlConnector}. */
-export interface MysqlConnectorOptions {
-  /** How long pools are kept, and how many (connectors/pools.ts). Default: its defaults. */
-  pools?: PoolOptions;
-}
+export type MysqlConnectorOptions = SqlConnectorOptions;
 
 /** Creates the MYSQL type with its own pools; `mysqlConnector` is the one workers use. */
 export function createMysqlConnector(options: MysqlConnectorOptions = {}): ConnectorType<typeof mysqlSchema> {
-  const pools: Pools = new PoolManager((pool) => pool.end(), options.pools);
-  return {
-    name: 'MYSQL',
-    description: 'MySQL and MariaDB: parameterised queries and transactions, with a statement timeout and pooled connections.',
-    schema: mysqlSchema,
-    sensitive: ['password'],
-    invoke: (inputs, ctx) => invokeMysql(inputs, ctx, pools),
-    test: (inputs, ctx) => testMysql(inputs, ctx, pools),
-    introspect: (inputs, ctx) => introspectMysql(inputs, ctx, pools),
-    describeCall: describeSqlCall,
-    destination: sqlDestination(3306),
-    close: (poolKey) => pools.close(poolKey),
-    pools,
-  };
+  return createSqlConnector(mysqlDriver, options);
 }
 
 /** The MYSQL connector type. */

@@ -1,56 +1,24 @@
 /**
  * The POSTGRES connector type: parameterised SQL on PostgreSQL through `pg`, one statement per
- * `query` or several in one `transaction`, with a server-side statement timeout, pools per stored
- * connector version, cancellation of the running statement, and failures mapped in one place.
+ * `query` or several in one `transaction`. The SQL template (connectors/sql.ts) owns pools,
+ * sessions, transactions and cancellation; this file is the driver: how `pg` connects, pools,
+ * cancels a statement (pg_cancel_backend) and runs one, which SQL lists the tables, and how
+ * PostgreSQL's errors become failures.
  *
  * A profile usually holds the connection (host, database, user, password); workflows override
  * `sql` and `params`, or give `operation: transaction` with `statements`.
  */
-import { createHash } from 'node:crypto';
 import type { ApplicationFailure } from '@temporalio/common';
-import { Client, DatabaseError, Pool, types, type ClientBase, type ClientConfig, type CustomTypesConfig, type QueryConfig, type QueryResult } from 'pg';
-import { z } from 'zod';
-import { FailureType, errorCode, networkFailure, permanentFailure, transientFailure } from './errors';
-import { PoolManager, type PoolOptions } from './pools';
-import {
-  CANCEL_WAIT_MS,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_STATEMENT_TIMEOUT_MS,
-  POOL_IDLE_TIMEOUT_MS,
-  StatementFailed,
-  authRefusedSentence,
-  connectionTestMessage,
-  describeSqlCall,
-  durationMs,
-  groupIntrospection,
-  isTlsError,
-  jsonSafeRows,
-  operationInputFailure,
-  refineSqlOperation,
-  relabelFailure,
-  runCancellable,
-  sqlConnectionFields,
-  sqlDestination,
-  sqlOperationFields,
-  type IntrospectionRow,
-  type SqlIntrospection,
-  type SqlQueryResult,
-  type SqlTransactionResult,
-} from './sql-common';
-import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
+import { Client, DatabaseError, Pool, types, type ClientBase, type ClientConfig, type CustomTypesConfig, type PoolClient, type QueryConfig } from 'pg';
+import { FailureType, errorCode, permanentFailure, transientFailure } from './errors';
+import { connectTimeoutMs, createSqlConnector, serverAndUser, sqlSchema, statementTimeoutMs, tlsOptions, type SqlConnectorOptions, type SqlDriver, type SqlInputs, type SqlSchema } from './sql';
+import { CANCEL_WAIT_MS, POOL_IDLE_TIMEOUT_MS, authRefusedSentence, jsonSafeRows, type SqlQueryResult } from './sql-common';
+import type { ConnectorType } from './types';
 
 /** Inputs of a POSTGRES connector: the connection, then the operation. Placeholders are `$1`, `$2`, ... */
-export const postgresSchema = z
-  .strictObject({
-    ...sqlConnectionFields(5432),
-    ...sqlOperationFields,
-  })
-  .superRefine(refineSqlOperation);
+export const postgresSchema: SqlSchema = sqlSchema(5432);
 
-export type PostgresInputs = z.output<typeof postgresSchema>;
-
-const statementTimeoutMs = (inputs: PostgresInputs) => durationMs(inputs.statement_timeout, DEFAULT_STATEMENT_TIMEOUT_MS);
-const connectTimeoutMs = (inputs: PostgresInputs) => durationMs(inputs.connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+export type PostgresInputs = SqlInputs;
 
 // `date` and `timestamp` carry no time zone: pg would read them as local time, so the same row
 // would give different instants on workers in different zones. The server's text is exact.
@@ -64,41 +32,18 @@ const typeParsers: CustomTypesConfig = {
 const TYPE_NAMES = new Map<number, string>(Object.entries(types.builtins).map(([name, oid]) => [Number(oid), name.toLowerCase()]));
 
 function clientConfig(inputs: PostgresInputs): ClientConfig {
-  const { tls } = inputs;
   return {
-    host: inputs.host,
-    port: inputs.port,
-    database: inputs.database,
-    user: inputs.user,
+    ...serverAndUser(inputs),
     // A function, because pg falls back to the worker's PGPASSWORD or ~/.pgpass for a missing or
     // empty password, and would send the worker's own credentials to whatever host the inputs name.
     password: () => inputs.password ?? '',
-    ssl: tls === false ? false : tls === true ? { rejectUnauthorized: true } : { rejectUnauthorized: tls.reject_unauthorized, ca: tls.ca },
+    ssl: tlsOptions(inputs.tls) ?? false,
     connectionTimeoutMillis: connectTimeoutMs(inputs),
     // A startup parameter, so the server enforces it on every statement of the session without a SET.
     statement_timeout: statementTimeoutMs(inputs),
     application_name: 'temporal-connectors',
     types: typeParsers,
   };
-}
-
-// Pools per stored connector version, and within it per connection settings: overrides may point one
-// version at another database or user, and such calls must not share connections.
-type Pools = PoolManager<Pool>;
-
-function settingsFingerprint(inputs: PostgresInputs): string {
-  const settings = [inputs.host, inputs.port, inputs.database, inputs.user, inputs.password ?? null, inputs.tls, inputs.pool_size];
-  return createHash('sha256')
-    .update(JSON.stringify([...settings, statementTimeoutMs(inputs), connectTimeoutMs(inputs)]))
-    .digest('hex');
-}
-
-function newPool(inputs: PostgresInputs): Pool {
-  const pool = new Pool({ ...clientConfig(inputs), max: inputs.pool_size, idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS, allowExitOnIdle: true });
-  // An idle connection the server drops (restart, idle timeout) is reported here; the pool already
-  // discards it, and without a listener the error would crash the worker.
-  pool.on('error', () => undefined);
-  return pool;
 }
 
 /** pg reports a connect timeout as a closed connection; this says what happened instead. */
@@ -109,42 +54,12 @@ class ConnectTimeout extends Error {
   }
 }
 
-interface Session {
-  client: ClientBase;
-  /** Returns the connection to its pool, or closes it; `destroy` when its state is unknown. */
-  done(destroy: boolean): Promise<void>;
-}
-
-async function openSession(inputs: PostgresInputs, poolKey: string | undefined, pools: Pools): Promise<Session> {
+/** Runs `open`, turning pg's codeless "connection closed" after connect_timeout into a {@link ConnectTimeout}. */
+async function connecting<T>(inputs: PostgresInputs, open: () => Promise<T>): Promise<T> {
   const started = Date.now();
   const timeoutMs = connectTimeoutMs(inputs);
   try {
-    if (poolKey !== undefined) {
-      // Leased from before the wait for a connection until the connection is back: the pool is not
-      // closed under a call, even when a newer connector version retires it meanwhile.
-      const lease = pools.lease(poolKey, settingsFingerprint(inputs), () => newPool(inputs));
-      const client = await lease.pool.connect().catch((err: unknown) => {
-        lease.release();
-        throw err;
-      });
-      return {
-        client,
-        done: async (destroy) => {
-          client.release(destroy);
-          lease.release();
-        },
-      };
-    }
-    const client = new Client(clientConfig(inputs));
-    // Errors of a live connection also reject the running query; the listener keeps them from crashing the worker.
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      throw err;
-    }
-    return { client, done: () => client.end().catch(() => undefined) };
+    return await open();
   } catch (err) {
     const codeless = !(err instanceof DatabaseError) && !errorCode(err);
     if (codeless && (/timeout/i.test((err as Error)?.message) || Date.now() - started >= timeoutMs - 50)) throw new ConnectTimeout(timeoutMs);
@@ -152,97 +67,31 @@ async function openSession(inputs: PostgresInputs, poolKey: string | undefined, 
   }
 }
 
-/** Asks the server, over a connection of its own, to stop whatever backend `pid` is running. */
-async function cancelBackend(inputs: PostgresInputs, pid: number): Promise<void> {
-  const client = new Client({ ...clientConfig(inputs), connectionTimeoutMillis: Math.min(connectTimeoutMs(inputs), CANCEL_WAIT_MS) });
+async function openClient(config: ClientConfig): Promise<Client> {
+  const client = new Client(config);
+  // Errors of a live connection also reject the running query; the listener keeps them from crashing the worker.
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await client.query('SELECT pg_cancel_backend($1)', [pid]);
-  } finally {
+  } catch (err) {
     await client.end().catch(() => undefined);
+    throw err;
   }
-}
-
-function backendPid(client: ClientBase): number | undefined {
-  const pid = (client as ClientBase & { processID?: unknown }).processID;
-  return typeof pid === 'number' ? pid : undefined;
-}
-
-/**
- * Runs `use` on a connection (pooled under `ctx.poolKey`, else one of its own, closed after), with
- * heartbeats, and cancels the server-side statement when the activity is cancelled.
- */
-async function withClient<T>(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools, use: (client: ClientBase) => Promise<T>): Promise<T> {
-  let runningOn: number | undefined;
-  const work = async () => {
-    const session = await openSession(inputs, ctx.poolKey, pools);
-    let destroy = false;
-    try {
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      runningOn = backendPid(session.client);
-      return await use(session.client);
-    } catch (err) {
-      // After an SQL error the connection is fine (pg itself drops it if the server closed it);
-      // after anything else, or a cancellation, its state is unknown.
-      const sqlError = err instanceof StatementFailed ? err.rolledBack && err.error instanceof DatabaseError : err instanceof DatabaseError;
-      destroy = ctx.signal.aborted || !sqlError;
-      throw err;
-    } finally {
-      runningOn = undefined;
-      await session.done(destroy);
-    }
-  };
-  return runCancellable(ctx, work, async () => {
-    if (runningOn !== undefined) await cancelBackend(inputs, runningOn);
-  });
+  return client;
 }
 
 // Always the extended protocol, even without parameters: one statement per call, as with MYSQL, and
 // a result of one shape (the simple protocol would run `a; b` and answer with a list).
 type ExtendedQueryConfig = QueryConfig & { queryMode: 'extended' };
 
-function runStatement(client: ClientBase, sql: string, params: unknown[] = []): Promise<QueryResult> {
+async function runStatement(client: ClientBase, sql: string, params: unknown[] = []): Promise<SqlQueryResult> {
   const query: ExtendedQueryConfig = { text: sql, values: params, queryMode: 'extended' };
-  return client.query(query);
-}
-
-function rowCount(result: QueryResult): number {
-  return result.rowCount ?? result.rows.length;
-}
-
-async function runQuery(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult> {
-  const result = await withClient(inputs, ctx, pools, (client) => runStatement(client, inputs.sql as string, inputs.params));
+  const result = await client.query(query);
   return {
     rows: jsonSafeRows(result.rows),
-    row_count: rowCount(result),
+    row_count: result.rowCount ?? result.rows.length,
     fields: result.fields.map((field) => ({ name: field.name, type: TYPE_NAMES.get(field.dataTypeID) ?? field.dataTypeID })),
   };
-}
-
-async function runTransaction(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlTransactionResult> {
-  const statements = inputs.statements ?? [];
-  return withClient(inputs, ctx, pools, async (client) => {
-    await client.query('BEGIN');
-    const results: SqlTransactionResult['results'] = [];
-    for (const [index, statement] of statements.entries()) {
-      try {
-        const result = await runStatement(client, statement.sql, statement.params);
-        results.push({ row_count: rowCount(result), rows: jsonSafeRows(result.rows) });
-      } catch (err) {
-        // A cancelled call's connection is destroyed, which rolls back on the server anyway.
-        const rolledBack = !ctx.signal.aborted && (await client.query('ROLLBACK').then(() => true, () => false));
-        throw new StatementFailed(index, err, rolledBack);
-      }
-    }
-    try {
-      await client.query('COMMIT');
-    } catch (err) {
-      // Deferred constraints and serialization checks fail at COMMIT; the server has rolled back.
-      throw new StatementFailed('commit', err, true);
-    }
-    return { results };
-  });
 }
 
 // Worth a retry: the same statement may well succeed on the next attempt.
@@ -252,16 +101,10 @@ const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03']);
 const UNAVAILABLE_SQLSTATE = /^(08(?!P01)|57P0[1235]|53)/;
 
 /**
- * The one place POSTGRES errors become failures. Messages carry the server's message and SQLSTATE,
- * never `detail` (it quotes row values) and never the password; the driver error is not attached.
+ * PostgreSQL's errors as failures. Messages carry the server's message and SQLSTATE, never `detail`
+ * (it quotes row values) and never the password.
  */
-function postgresFailure(err: unknown, inputs: PostgresInputs): ApplicationFailure {
-  if (err instanceof StatementFailed) {
-    const where = err.index === 'commit' ? 'commit' : `statements.${err.index}`;
-    const suffix = err.rolledBack ? '; the transaction was rolled back' : '; the connection was closed, which rolls the transaction back';
-    return relabelFailure(postgresFailure(err.error, inputs), `${where}: `, suffix, err.index === 'commit' ? {} : { statement: err.index });
-  }
-  const target = `POSTGRES ${inputs.host}:${inputs.port}`;
+function postgresFailure(err: unknown, inputs: PostgresInputs, target: string): ApplicationFailure | undefined {
   if (err instanceof DatabaseError) {
     const code = err.code ?? 'no SQLSTATE';
     const details = { code };
@@ -288,42 +131,11 @@ function postgresFailure(err: unknown, inputs: PostgresInputs): ApplicationFailu
   if (/does not support SSL/i.test(message)) {
     return permanentFailure(FailureType.External, `${target}: the server does not accept TLS connections; set tls: false`);
   }
-  if (isTlsError(err)) {
-    return permanentFailure(FailureType.External, `${target}: the TLS handshake failed (${errorCode(err)}); check tls.ca and tls.reject_unauthorized`, {
-      code: errorCode(err),
-    });
-  }
-  if (errorCode(err)) return networkFailure(target, err);
-  if (/Connection terminated|not queryable|Connection ended/i.test(message)) {
+  // Codeless: errors with a code (TLS, network) are the template's.
+  if (!errorCode(err) && /Connection terminated|not queryable|Connection ended/i.test(message)) {
     return transientFailure(FailureType.Network, `${target} failed: the connection was closed unexpectedly`);
   }
-  return permanentFailure(FailureType.External, `POSTGRES call failed: ${message}`);
-}
-
-async function invokePostgres(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlQueryResult | SqlTransactionResult> {
-  const missing = operationInputFailure('POSTGRES', inputs);
-  if (missing) throw missing;
-  try {
-    return inputs.operation === 'transaction' ? await runTransaction(inputs, ctx, pools) : await runQuery(inputs, ctx, pools);
-  } catch (err) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    throw postgresFailure(err, inputs);
-  }
-}
-
-async function testPostgres(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<ConnectionTestResult> {
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  const target = `POSTGRES at ${inputs.host}:${inputs.port}`;
-  try {
-    // Never pooled: the test proves that these inputs can log in now, not that a pool once could.
-    await withClient(inputs, { ...ctx, poolKey: undefined }, pools, (client) => client.query('SELECT 1'));
-    const latency = elapsed();
-    return { ok: true, message: `Connected to ${target}, database ${inputs.database}, as ${inputs.user}: SELECT 1 in ${latency} ms`, latency_ms: latency };
-  } catch (err) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    return { ok: false, message: connectionTestMessage(target, err, postgresFailure(err, inputs)), latency_ms: elapsed() };
-  }
+  return undefined;
 }
 
 // Arrays and user-defined types report only ARRAY / USER-DEFINED as data_type; their udt_name says more.
@@ -339,38 +151,53 @@ WHERE s.schema_name NOT IN ('pg_catalog', 'information_schema')
   AND s.schema_name NOT LIKE 'pg\\_temp\\_%'
 ORDER BY s.schema_name, t.table_name, c.ordinal_position`;
 
-async function introspectPostgres(inputs: PostgresInputs, ctx: InvokeContext, pools: Pools): Promise<SqlIntrospection> {
-  try {
-    const result = await withClient(inputs, ctx, pools, (client) => client.query<IntrospectionRow>(INTROSPECTION_SQL));
-    return groupIntrospection(result.rows);
-  } catch (err) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    throw postgresFailure(err, inputs);
-  }
-}
+/** What the SQL template needs of `pg`. A pooled connection is a PoolClient, one of its own a Client. */
+const postgresDriver: SqlDriver<ClientBase, Pool> = {
+  name: 'POSTGRES',
+  description: 'PostgreSQL: parameterised queries and transactions, with a statement timeout and pooled connections.',
+  defaultPort: 5432,
+  connect: (inputs) => connecting(inputs, () => openClient(clientConfig(inputs))),
+  disconnect: (client) => (client as Client).end().catch(() => undefined),
+  createPool: (inputs) => {
+    const pool = new Pool({ ...clientConfig(inputs), max: inputs.pool_size, idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS, allowExitOnIdle: true });
+    // An idle connection the server drops (restart, idle timeout) is reported here; the pool already
+    // discards it, and without a listener the error would crash the worker.
+    pool.on('error', () => undefined);
+    return pool;
+  },
+  endPool: (pool) => pool.end(),
+  acquire: (pool, inputs) => connecting(inputs, () => pool.connect()),
+  release: (client, destroy) => (client as PoolClient).release(destroy),
+  sessionId: (client) => {
+    const pid = (client as ClientBase & { processID?: unknown }).processID;
+    return typeof pid === 'number' ? pid : undefined;
+  },
+  cancel: async (inputs, pid) => {
+    const client = await openClient({ ...clientConfig(inputs), connectionTimeoutMillis: Math.min(connectTimeoutMs(inputs), CANCEL_WAIT_MS) });
+    try {
+      await client.query('SELECT pg_cancel_backend($1)', [pid]);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  },
+  run: runStatement,
+  begin: async (client) => void (await client.query('BEGIN')),
+  commit: async (client) => void (await client.query('COMMIT')),
+  rollback: async (client) => void (await client.query('ROLLBACK')),
+  // Deferred constraints and serialization checks fail at COMMIT, and the server has rolled back.
+  commitFailureRollsBack: true,
+  // pg itself drops a connection the server closed.
+  isStatementError: (err) => err instanceof DatabaseError,
+  failure: postgresFailure,
+  introspectionSql: INTROSPECTION_SQL,
+};
 
 /** Options of {@link createPostgresConnector}. */
-export interface PostgresConnectorOptions {
-  /** How long pools are kept, and how many (connectors/pools.ts). Default: its defaults. */
-  pools?: PoolOptions;
-}
+export type PostgresConnectorOptions = SqlConnectorOptions;
 
 /** Creates the POSTGRES type with its own pools; `postgresConnector` is the one workers use. */
 export function createPostgresConnector(options: PostgresConnectorOptions = {}): ConnectorType<typeof postgresSchema> {
-  const pools: Pools = new PoolManager((pool) => pool.end(), options.pools);
-  return {
-    name: 'POSTGRES',
-    description: 'PostgreSQL: parameterised queries and transactions, with a statement timeout and pooled connections.',
-    schema: postgresSchema,
-    sensitive: ['password'],
-    invoke: (inputs, ctx) => invokePostgres(inputs, ctx, pools),
-    test: (inputs, ctx) => testPostgres(inputs, ctx, pools),
-    introspect: (inputs, ctx) => introspectPostgres(inputs, ctx, pools),
-    describeCall: describeSqlCall,
-    destination: sqlDestination(5432),
-    close: (poolKey) => pools.close(poolKey),
-    pools,
-  };
+  return createSqlConnector(postgresDriver, options);
 }
 
 /** The POSTGRES connector type. */

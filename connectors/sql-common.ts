@@ -32,65 +32,84 @@ export function sqlDestination(defaultPort: number): (inputs: Record<string, unk
   return (inputs) => `${String(inputs.host ?? '127.0.0.1').toLowerCase()}:${String(inputs.port ?? defaultPort)}`;
 }
 
-/** Settings of the connection itself; `defaultPort` is the database's usual port. */
+/** Settings of the connection itself; `defaultPort` is the database's usual port. Each field says what it means in its description. */
 export function sqlConnectionFields(defaultPort: number) {
   return {
-    /** Host name or IP address of the server. Default `127.0.0.1`. */
-    host: z.string().min(1).default('127.0.0.1'),
-    /** TCP port of the server. Default 5432 for POSTGRES, 3306 for MYSQL. */
-    port: z.number().int().min(1).max(65_535).default(defaultPort),
-    /** Database to connect to; MYSQL also limits `introspect` to it. */
-    database: z.string().min(1),
-    /** User to connect as. */
-    user: z.string().min(1),
-    /** Password of `user` (sensitive). Default: none, for servers that trust the client. */
-    password: z.string().optional(),
-    /**
-     * TLS: `false` (plain TCP), `true` (TLS, verifying the server certificate against the system CAs),
-     * or `{ reject_unauthorized, ca }`: `reject_unauthorized` (default true) refuses certificates that
-     * do not verify, `ca` is a PEM bundle to verify against. Default `false`.
-     */
+    host: z.string().min(1).default('127.0.0.1').describe('Host name or IP address of the server. Default `127.0.0.1`.'),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65_535)
+      .default(defaultPort)
+      .describe(`TCP port of the server, 1 to 65535. Default ${defaultPort}.`),
+    database: z.string().min(1).describe('Database to connect to; MYSQL also limits `introspect` to it.'),
+    user: z.string().min(1).describe('User to connect as.'),
+    password: z.string().optional().describe('Password of `user` (sensitive: encrypted at rest, masked on read). Default: none, for servers that trust the client.'),
     tls: z
       .union([
         z.boolean(),
         z.strictObject({
-          reject_unauthorized: z.boolean().default(true),
-          ca: z.string().min(1).optional(),
+          reject_unauthorized: z.boolean().default(true).describe('Refuse server certificates that do not verify. Default `true`.'),
+          ca: z.string().min(1).optional().describe('PEM bundle of the certificate authorities to verify the server certificate against. Default: the system CAs.'),
         }),
       ])
-      .default(false),
-    /**
-     * Longest a statement may run before the server cancels it: milliseconds (a number) or a
-     * duration string such as `'500ms'`, `'30s'`, `'2m'`. Default 30 s.
-     */
-    statement_timeout: durationSchema.default(DEFAULT_STATEMENT_TIMEOUT_MS),
-    /** Most open connections kept for one stored connector version, 1 to 100. Default 5. */
-    pool_size: z.number().int().min(1).max(100).default(DEFAULT_POOL_SIZE),
-    /** Longest wait for a connection (TCP, TLS and login), as milliseconds or a duration string. Default 10 s. */
-    connect_timeout: durationSchema.default(DEFAULT_CONNECT_TIMEOUT_MS),
+      .default(false)
+      .describe(
+        'TLS: `false` (plain TCP), `true` (TLS, verifying the server certificate against the system CAs), or ' +
+          '`{ reject_unauthorized, ca }` to say how to verify it. Default `false`.',
+      ),
+    statement_timeout: durationSchema
+      .default(DEFAULT_STATEMENT_TIMEOUT_MS)
+      .describe(
+        'Longest a statement may run before the server cancels it: milliseconds (a number) or a duration string ' +
+          "such as '500ms', '30s', '2m'. Default 30000 (30 s).",
+      ),
+    pool_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(DEFAULT_POOL_SIZE)
+      .describe('Most open connections kept for one stored connector version, 1 to 100. Default 5.'),
+    connect_timeout: durationSchema
+      .default(DEFAULT_CONNECT_TIMEOUT_MS)
+      .describe(
+        "Longest wait for a connection (TCP, TLS and login): milliseconds (a number) or a duration string such as '500ms', '10s'. Default 10000 (10 s).",
+      ),
   };
 }
 
 const sqlStatement = z.strictObject({
-  /** One SQL statement, with placeholders (`$1` for POSTGRES, `?` for MYSQL). */
-  sql: z.string().min(1),
-  /** Values of the placeholders, in order. Default `[]`. */
-  params: sqlParams.optional(),
+  sql: z.string().min(1).describe('One SQL statement, with placeholders (`$1`, `$2`, ... for POSTGRES, `?` for MYSQL).'),
+  params: sqlParams.optional().describe('Values of the placeholders, in order: any JSON values, always sent as driver parameters. Default `[]`.'),
 });
 
-/** What to run: `query` (one statement) or `transaction` (several, all or nothing). */
+/** What to run: `query` (one statement) or `transaction` (several, all or nothing). Each field says what it means in its description. */
 export const sqlOperationFields = {
-  /** `query` runs `sql` with `params`; `transaction` runs `statements` in one transaction. Default `query`. */
-  operation: z.enum(['query', 'transaction']).default('query'),
-  /** The statement of a `query`, with placeholders (`$1` for POSTGRES, `?` for MYSQL); required to invoke a query. */
-  sql: z.string().min(1).optional(),
-  /**
-   * Values of the placeholders of `sql`, in order: any JSON values, always sent as driver parameters.
-   * Objects travel as JSON text; arrays as PostgreSQL arrays on POSTGRES, as JSON text on MYSQL. Default `[]`.
-   */
-  params: sqlParams.optional(),
-  /** The statements of a `transaction`, run in order on one connection: 1 to 100; required to invoke a transaction. */
-  statements: z.array(sqlStatement).min(1).max(MAX_TRANSACTION_STATEMENTS).optional(),
+  operation: z
+    .enum(['query', 'transaction'])
+    .default('query')
+    .describe('`query` runs `sql` with `params`; `transaction` runs `statements` in one transaction, all or nothing. Default `query`.'),
+  sql: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('The statement of a `query`, with placeholders (`$1`, `$2`, ... for POSTGRES, `?` for MYSQL); required to invoke a query.'),
+  params: sqlParams
+    .optional()
+    .describe(
+      'Values of the placeholders of `sql`, in order: any JSON values, always sent as driver parameters, never spliced into the SQL. ' +
+        'Objects travel as JSON text; arrays as PostgreSQL arrays on POSTGRES, as JSON text on MYSQL. Default `[]`.',
+    ),
+  statements: z
+    .array(sqlStatement)
+    .min(1)
+    .max(MAX_TRANSACTION_STATEMENTS)
+    .optional()
+    .describe(
+      `The statements of a \`transaction\`, run in order on one connection, 1 to ${MAX_TRANSACTION_STATEMENTS}; required to invoke a transaction.`,
+    ),
 };
 
 /**
