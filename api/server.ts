@@ -238,14 +238,15 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
 
   // ---- types ----
 
-  app.get('/v1/types', async () => ({ types: service.types() }));
+  // Both carry the schema of the document around a type's inputs, so one answer is enough to build a whole form.
+  app.get('/v1/types', async () => ({ types: service.types(), definition_json_schema: service.definitionJsonSchema() }));
 
   app.get('/v1/types/:type', async (request) => {
     const wanted = String((request.params as { type: string }).type).toUpperCase();
     const types = service.types();
     const type = types.find((t) => t.name.toUpperCase() === wanted);
     if (!type) throw new HttpError(404, FailureType.UnknownType, `no connector type of that name; known types: ${types.map((t) => t.name).join(', ')}`);
-    return type;
+    return { ...type, definition_json_schema: service.definitionJsonSchema() };
   });
 
   // ---- connectors ----

@@ -45,6 +45,43 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n');
 }
 
+interface FieldDoc {
+  path: string;
+  description: string;
+}
+
+/**
+ * The fields of a JSON Schema at every depth, by dotted path (`auth.token`, `vault_secrets[].path`), with
+ * their descriptions. Fields of a union's variants are labelled with the variant's constant (`(type bearer)`).
+ */
+function fieldDocs(schema: unknown, path = '', label = ''): FieldDoc[] {
+  if (!schema || typeof schema !== 'object') return [];
+  const node = schema as { properties?: Record<string, unknown>; oneOf?: unknown[]; anyOf?: unknown[]; items?: unknown };
+  const docs: FieldDoc[] = [];
+  for (const [key, property] of Object.entries(node.properties ?? {})) {
+    const at = path ? `${path}.${key}` : key;
+    const description = (property as { description?: unknown }).description;
+    docs.push({ path: at, description: `${label}${typeof description === 'string' ? description : ''}` });
+    docs.push(...fieldDocs(property, at));
+  }
+  for (const variant of [...(node.oneOf ?? []), ...(node.anyOf ?? [])]) {
+    const constant = Object.entries((variant as { properties?: Record<string, { const?: unknown }> }).properties ?? {}).find(([, p]) => p.const !== undefined);
+    docs.push(...fieldDocs(variant, path, constant ? `(${constant[0]} ${String(constant[1].const)}) ` : label));
+  }
+  if (node.items) docs.push(...fieldDocs(node.items, `${path}[]`));
+  return docs;
+}
+
+/** One line per field: its path, then `(sensitive)` where it is, then its description. */
+function fieldTable(schema: unknown, sensitive: readonly string[]): string {
+  const rows = fieldDocs(schema).map((doc) => [`  ${doc.path}`, `${sensitive.includes(doc.path) ? '(sensitive) ' : ''}${doc.description}`]);
+  if (rows.length === 0) return '  (no fields)';
+  return table(rows)
+    .split('\n')
+    .map((line) => line.trimEnd())
+    .join('\n');
+}
+
 function print(value: unknown, format: string): void {
   process.stdout.write(format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value));
 }
@@ -134,13 +171,23 @@ export function buildCli(): Command {
     });
 
   program
-    .command('types')
-    .description("connector types: their fields and which are sensitive")
-    .option('--json', 'JSON (with each type\'s JSON Schema) instead of a table')
-    .action(async (opts: { json?: boolean }) => {
-      const types = await withServices(async ({ service }) => service.types());
-      if (opts.json) return print(types, 'json');
-      console.log(table([['TYPE', 'SENSITIVE', 'FIELDS'], ...types.map((t) => [t.name, t.sensitive.join(', ') || '-', t.fields.join(', ')])]));
+    .command('types [type]')
+    .description('connector types: their fields with descriptions, and which are sensitive; one type when named')
+    .option('--json', "JSON (with each type's JSON Schema) instead of text")
+    .option('--definition', 'the fields of a connector document (name, type, value, vault_secrets, ...) instead')
+    .action(async (name: string | undefined, opts: { json?: boolean; definition?: boolean }) => {
+      const { types, definition } = await withServices(async ({ service }) => ({ types: service.types(), definition: service.definitionJsonSchema() }));
+      if (opts.definition) {
+        if (opts.json) return print(definition, 'json');
+        console.log(`connector document:\n${fieldTable(definition, [])}`);
+        return;
+      }
+      const chosen = name === undefined ? types : types.filter((t) => t.name.toUpperCase() === name.toUpperCase());
+      if (chosen.length === 0) throw new Error(`no connector type "${name}"; known types: ${types.map((t) => t.name).join(', ')}`);
+      if (opts.json) return print(name === undefined ? types : chosen[0], 'json');
+      const sections = chosen.map((t) => `${t.name}: ${t.description}\n${fieldTable(t.json_schema, t.sensitive)}`);
+      if (name === undefined) sections.unshift(table([['TYPE', 'SENSITIVE', 'FIELDS'], ...types.map((t) => [t.name, t.sensitive.join(', ') || '-', t.fields.join(', ')])]));
+      console.log(sections.join('\n\n'));
     });
 
   for (const action of ['test', 'introspect'] as const) {

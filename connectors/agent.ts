@@ -8,22 +8,30 @@ import type { DelegatingConnectorType } from './types';
  */
 export const agentSchema = z
   .object({
-    /** Name of the stored OPENAI (or OpenAI-compatible) connector to call through. Required. */
-    connector: z.string().min(1, 'must name a stored OPENAI connector'),
-    /** Model. Default: the connector's `default_model`. */
-    model: z.string().min(1).optional(),
-    /** System prompt, sent as the first message. Default: none. */
-    system_prompt: z.string().optional(),
-    /** Sampling temperature, 0 to 2. Default: the model's. */
-    temperature: z.number().min(0).max(2).optional(),
-    /** Most tokens to generate. Default: the model's. */
-    max_tokens: z.number().int().positive().optional(),
-    /** Tool (function) definitions in the Chat Completions format. Default: none. */
-    tools: z.array(z.record(z.string(), z.unknown())).optional(),
-    /** The conversation of this call; `runAgent(name, messages)` supplies it. */
+    connector: z
+      .string()
+      .min(1, 'must name a stored OPENAI connector')
+      .meta({ description: 'Name of the stored OPENAI (or OpenAI-compatible) connector to call through. Required.', examples: ['my_openai_connector'] }),
+    model: z.string().min(1).optional().meta({ description: "Model. Default: the connector's `default_model`.", examples: ['gpt-4o-mini'] }),
+    system_prompt: z.string().optional().describe('System prompt, sent as the first message. Default: none.'),
+    temperature: z.number().min(0).max(2).optional().describe("Sampling temperature, 0 to 2. Default: the model's."),
+    max_tokens: z.number().int().positive().optional().describe("Most tokens to generate. Default: the model's."),
+    tools: z
+      .array(z.record(z.string(), z.unknown()).describe('One tool definition, e.g. `{ type: function, function: { name, parameters } }`.'))
+      .optional()
+      .describe('Tool (function) definitions in the Chat Completions format. Default: none.'),
     messages: z
-      .array(z.object({ role: z.string().min(1), content: z.unknown() }).loose())
-      .min(1, 'must hold at least one message: pass them to runAgent(name, messages)'),
+      .array(
+        z
+          .object({
+            role: z.string().min(1).meta({ description: 'Who speaks: `system`, `user`, `assistant` or `tool`.', examples: ['user'] }),
+            content: z.unknown().describe('What is said: a string, or an array of content parts.'),
+          })
+          .loose()
+          .describe('One message: `role` and `content`, plus any other message fields the API takes.'),
+      )
+      .min(1, 'must hold at least one message: pass them to runAgent(name, messages)')
+      .describe('The conversation of this call; `runAgent(name, messages)` supplies it, so a profile leaves it out.'),
   })
   .strict();
 

@@ -40,68 +40,77 @@ const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an absolute http
 const positiveInt = z.number().int().positive();
 const jsonObject = z.record(z.string(), z.json());
 
+// Field documentation lives in the schema (`.describe()`/`.meta()`), so the JSON Schema that forms, the
+// API and `connectors types` show carries it. Defaults and units stay in the text for readers that
+// show only the description.
+const chatMessage = z
+  .object({
+    role: z.string().min(1).meta({ description: 'Who speaks: `system`, `developer`, `user`, `assistant` or `tool`.', examples: ['user'] }),
+    content: z.unknown().describe('What is said: a string, or an array of content parts (text, images, ...).'),
+  })
+  .loose()
+  .describe('One message: `role` and `content`, plus any other message fields the API takes (`name`, `tool_calls`, `tool_call_id`, ...).');
+
 const openaiInputs = {
-  /** Base URL of the API, including its version path. Default `https://api.openai.com/v1`. */
-  base_url: httpUrl.default(OPENAI_DEFAULT_BASE_URL),
-  /** Sent as `Authorization: Bearer <api_key>` (sensitive). Required. */
-  api_key: z.string().min(1),
-  /** Sent as the `OpenAI-Organization` header. Default: none. */
-  organization: z.string().min(1).optional(),
-  /** Sent as the `OpenAI-Project` header. Default: none. */
-  project: z.string().min(1).optional(),
-  /** Model used when a call gives no `model`, e.g. `gpt-4o-mini`. Default: none. */
-  default_model: z.string().min(1).optional(),
-  /**
-   * Longest a call may take, from sending the request to having the whole answer: milliseconds (a
-   * number) or a duration string such as `'500ms'`, `'30s'`, `'2m'`. Default 60 s. There is no
-   * retry setting: the SDK's own retries are off, since Temporal retries the activity.
-   */
-  timeout: durationSchema.default(OPENAI_DEFAULT_TIMEOUT_MS),
-  /** What to call: `models.list`, `chat.completions`, `embeddings` or `responses`. Default `models.list`. */
-  operation: z.enum(OPENAI_OPERATIONS).default('models.list'),
+  base_url: httpUrl
+    .default(OPENAI_DEFAULT_BASE_URL)
+    .meta({ description: 'Base URL of the API, including its version path. Default `https://api.openai.com/v1`.', examples: ['http://127.0.0.1:11434/v1'] }),
+  api_key: z.string().min(1).describe('Sent as `Authorization: Bearer <api_key>`. Required.'),
+  organization: z.string().min(1).optional().describe('Sent as the `OpenAI-Organization` header. Default: none.'),
+  project: z.string().min(1).optional().describe('Sent as the `OpenAI-Project` header. Default: none.'),
+  default_model: z.string().min(1).optional().meta({ description: 'Model used when a call gives no `model`. Default: none.', examples: ['gpt-4o-mini'] }),
+  timeout: durationSchema
+    .default(OPENAI_DEFAULT_TIMEOUT_MS)
+    .meta({
+      description:
+        "Longest a call may take, from sending the request to having the whole answer: milliseconds (a number) or a duration string such as '500ms', '30s', '2m'. Default 60 s. There is no retry setting: the SDK's own retries are off, since Temporal retries the activity.",
+      examples: ['2m', 30000],
+    }),
+  operation: z
+    .enum(OPENAI_OPERATIONS)
+    .default('models.list')
+    .describe('What to call: `models.list`, `chat.completions`, `embeddings` or `responses`. Default `models.list`.'),
 
   // Request parameters. Each is sent only by the operations listed in OPERATION_PARAMETERS.
-  /** Model of this call (chat.completions, embeddings, responses). Default: `default_model`. */
-  model: z.string().min(1).optional(),
-  /** The conversation (chat.completions, required there): objects with `role` and `content`, plus any other message fields. */
-  messages: z.array(z.object({ role: z.string().min(1), content: z.unknown() }).loose()).min(1).optional(),
-  /** What to embed (embeddings) or the prompt (responses), required there: a string or an array. */
-  input: z.union([z.string(), z.array(z.unknown()).min(1)]).optional(),
-  /** System or developer instructions (responses). Default: none. */
-  instructions: z.string().optional(),
-  /** Sampling temperature, 0 to 2 (chat.completions, responses). Default: the model's. */
-  temperature: z.number().min(0).max(2).optional(),
-  /** Nucleus sampling, 0 to 1 (chat.completions, responses). Default: the model's. */
-  top_p: z.number().min(0).max(1).optional(),
-  /** Most tokens to generate (chat.completions; older models and most compatible servers). Default: the model's. */
-  max_tokens: positiveInt.optional(),
-  /** Most tokens to generate, reasoning included (chat.completions; newer OpenAI models). Default: the model's. */
-  max_completion_tokens: positiveInt.optional(),
-  /** Most tokens to generate (responses). Default: the model's. */
-  max_output_tokens: positiveInt.optional(),
-  /** Tool definitions, each with a `type` (chat.completions, responses). Default: none. */
-  tools: z.array(z.object({ type: z.string().min(1) }).loose()).optional(),
-  /** `none`, `auto`, `required`, or an object naming a tool (chat.completions, responses). Default: the API's. */
-  tool_choice: z.union([z.string().min(1), jsonObject]).optional(),
-  /** Output format, e.g. `{ type: 'json_object' }` (chat.completions). Default: text. */
-  response_format: z.object({ type: z.string().min(1) }).loose().optional(),
-  /** Length of the returned vectors (embeddings; newer models only). Default: the model's. */
-  dimensions: positiveInt.optional(),
-  /** `float` (arrays of numbers) or `base64` (embeddings). Default: float arrays. */
-  encoding_format: z.enum(['float', 'base64']).optional(),
-  /**
-   * Only `false` is accepted: an activity returns one result, so streamed answers are refused
-   * rather than silently collected. Default: not streamed.
-   */
+  model: z.string().min(1).optional().meta({ description: 'Model of this call (chat.completions, embeddings, responses). Default: `default_model`.', examples: ['gpt-4o-mini'] }),
+  messages: z
+    .array(chatMessage)
+    .min(1)
+    .optional()
+    .describe('The conversation (chat.completions, required there): objects with `role` and `content`, plus any other message fields.'),
+  input: z.union([z.string(), z.array(z.unknown()).min(1)]).optional().describe('What to embed (embeddings) or the prompt (responses), required there: a string or an array.'),
+  instructions: z.string().optional().describe('System or developer instructions (responses). Default: none.'),
+  temperature: z.number().min(0).max(2).optional().describe('Sampling temperature, 0 to 2 (chat.completions, responses). Default: the model\'s.'),
+  top_p: z.number().min(0).max(1).optional().describe('Nucleus sampling, 0 to 1 (chat.completions, responses). Default: the model\'s.'),
+  max_tokens: positiveInt.optional().describe('Most tokens to generate (chat.completions; older models and most compatible servers). Default: the model\'s.'),
+  max_completion_tokens: positiveInt.optional().describe('Most tokens to generate, reasoning included (chat.completions; newer OpenAI models). Default: the model\'s.'),
+  max_output_tokens: positiveInt.optional().describe('Most tokens to generate (responses). Default: the model\'s.'),
+  tools: z
+    .array(z.object({ type: z.string().min(1).meta({ description: 'Kind of tool, e.g. `function`.', examples: ['function'] }) }).loose().describe('One tool definition in the API\'s format.'))
+    .optional()
+    .describe('Tool definitions, each with a `type` (chat.completions, responses). Default: none.'),
+  tool_choice: z
+    .union([z.string().min(1), jsonObject])
+    .optional()
+    .describe('`none`, `auto`, `required`, or an object naming a tool (chat.completions, responses). Default: the API\'s.'),
+  response_format: z
+    .object({ type: z.string().min(1).meta({ description: 'Format: `text`, `json_object` or `json_schema`.', examples: ['json_object'] }) })
+    .loose()
+    .optional()
+    .meta({ description: 'Output format (chat.completions). Default: text.', examples: [{ type: 'json_object' }] }),
+  dimensions: positiveInt.optional().describe('Length of the returned vectors (embeddings; newer models only). Default: the model\'s.'),
+  encoding_format: z.enum(['float', 'base64']).optional().describe('`float` (arrays of numbers) or `base64` (embeddings). Default: float arrays.'),
   stream: z
     .boolean()
     .refine((stream) => !stream, { message: 'streaming is not supported: a Temporal activity returns one result; leave stream out or set it to false' })
-    .optional(),
-  /**
-   * Further request parameters, sent as given by every operation but `models.list`, e.g.
-   * `{ seed: 7, stop: ['\n'] }`. May not repeat a parameter that has its own input. Default: none.
-   */
-  extra_body: jsonObject.optional(),
+    .optional()
+    .describe('Only `false` is accepted: an activity returns one result, so streamed answers are refused rather than silently collected. Default: not streamed.'),
+  extra_body: jsonObject
+    .optional()
+    .meta({
+      description: 'Further request parameters, sent as given by every operation but `models.list`. May not repeat a parameter that has its own input. Default: none.',
+      examples: [{ seed: 7, stop: ['\n'] }],
+    }),
 };
 
 type RequestParameter = Exclude<

@@ -31,72 +31,92 @@ const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an absolute http
 const queryScalar = z.union([z.string(), z.number(), z.boolean()]);
 const formValue = z.union([queryScalar, z.array(queryScalar)]);
 
+// Field documentation lives in the schema (`.describe()`/`.meta()`), so the JSON Schema that forms, the
+// API and `connectors types` show carries it. Defaults and units stay in the text for readers that
+// show only the description.
 const restAuthSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('basic'),
-    /** User name for HTTP Basic authentication. */
-    username: z.string(),
-    /** Password for HTTP Basic authentication (sensitive). */
-    password: z.string(),
-  }),
-  z.strictObject({
-    type: z.literal('bearer'),
-    /** Sent as `Authorization: Bearer <token>` (sensitive). */
-    token: z.string().min(1),
-  }),
-  z.strictObject({
-    type: z.literal('api_key'),
-    /** Header that carries the key. Default `X-API-Key`. */
-    header: headerName.default('X-API-Key'),
-    /** The key itself (sensitive). */
-    value: headerValue.min(1),
-  }),
+  z
+    .strictObject({
+      type: z.literal('basic').describe('`basic`: HTTP Basic authentication with a user name and a password.'),
+      username: z.string().describe('User name for HTTP Basic authentication.'),
+      password: z.string().describe('Password for HTTP Basic authentication.'),
+    })
+    .describe('HTTP Basic authentication: sends `Authorization: Basic <base64 of username:password>`.'),
+  z
+    .strictObject({
+      type: z.literal('bearer').describe('`bearer`: a bearer token.'),
+      token: z.string().min(1).describe('Sent as `Authorization: Bearer <token>`.'),
+    })
+    .describe('Bearer token authentication: sends `Authorization: Bearer <token>`.'),
+  z
+    .strictObject({
+      type: z.literal('api_key').describe('`api_key`: a key sent in a header of its own.'),
+      header: headerName.default('X-API-Key').meta({ description: 'Header that carries the key. Default `X-API-Key`.', examples: ['X-API-Key', 'api-key'] }),
+      value: headerValue.min(1).describe('The key itself.'),
+    })
+    .describe('API key authentication: sends the key in the header named by `header`.'),
 ]);
 
 /** Inputs of a REST connector (snake_case: they are data in profiles, Vault secrets and overrides). */
 export const restSchema = z
   .strictObject({
-    /** Full URL of the endpoint. Give either this, or `base_url` (plus an optional `path`). */
-    url: httpUrl.optional(),
-    /** Base URL of the API, e.g. `https://api.example.com/v1`; `path` is joined to it. */
-    base_url: httpUrl.optional(),
-    /** Path joined to `base_url` with exactly one slash, e.g. `invoices` or `/invoices`. Default: none. */
-    path: z.string().optional(),
-    /** HTTP method, case-insensitive. Default `GET`. */
-    method: z.string().transform((method) => method.toUpperCase()).pipe(z.enum(HTTP_METHODS)).default('GET'),
-    /** Request headers. A header given here wins over the default content-type; `auth` wins over it. */
-    headers: z.record(headerName, headerValue).optional(),
-    /** Query parameters, added to any query already in the URL; an array repeats the key. Default: none. */
-    query: z.record(z.string(), formValue).optional(),
-    /** Request body: any JSON value. Default: no body (`null` also sends none). */
-    data: z.json().optional(),
-    /**
-     * How `data` is encoded: `json`, `text` (a string sent as-is) or `form` (an object sent as
-     * application/x-www-form-urlencoded). Default: `text` when `data` is a string, else `json`.
-     */
-    data_format: z.enum(['json', 'text', 'form']).optional(),
-    /** Authentication; sets the matching header and wins over the same header in `headers`. Default: none. */
-    auth: restAuthSchema.optional(),
-    /**
-     * Per-request timeout covering connect, headers and body: milliseconds (a number) or a
-     * duration string such as `'500ms'`, `'30s'`, `'2m'`. Default 30 s.
-     */
-    timeout: durationSchema.default(DEFAULT_TIMEOUT_MS),
-    /**
-     * How the response body is read: `auto` (JSON when the content-type says json, else text),
-     * `json` or `text`. An empty body is always `null`. Default `auto`.
-     */
-    response_format: z.enum(['auto', 'json', 'text']).default('auto'),
-    /**
-     * Path that `test()` GETs, joined to `base_url` (or to the origin of `url`), e.g. `/health`.
-     * Default: `url` or `base_url` itself.
-     */
-    health_path: z.string().optional(),
-    /**
-     * Path of the API's OpenAPI document, joined like `health_path`; `introspect()` returns it
-     * (parsed JSON, or the text of a YAML document). Default: none (introspection is refused).
-     */
-    openapi_path: z.string().optional(),
+    url: httpUrl
+      .optional()
+      .meta({ description: 'Full URL of the endpoint. Give either this, or `base_url` (plus an optional `path`).', examples: ['https://hooks.example.com/notify'] }),
+    base_url: httpUrl
+      .optional()
+      .meta({ description: 'Base URL of the API; `path` is joined to it. Give either this or `url`.', examples: ['https://api.example.com/v1'] }),
+    path: z
+      .string()
+      .optional()
+      .meta({ description: 'Path joined to `base_url` with exactly one slash. Not allowed with `url`. Default: none.', examples: ['/invoices', 'invoices/42'] }),
+    method: z
+      .string()
+      .transform((method) => method.toUpperCase())
+      .pipe(z.enum(HTTP_METHODS))
+      .default('GET')
+      .meta({ description: `HTTP method, case-insensitive. Default \`GET\`. One of ${HTTP_METHODS.join(', ')}.` }),
+    headers: z
+      .record(headerName, headerValue)
+      .optional()
+      .describe(
+        'Request headers, by name. A header given here wins over the default content-type; `auth` wins over it. `authorization`, `proxy-authorization`, `x-api-key` and `cookie` are sensitive. Default: none.',
+      ),
+    query: z
+      .record(z.string(), formValue)
+      .optional()
+      .meta({ description: 'Query parameters, added to any query already in the URL; an array repeats the key. Default: none.', examples: [{ customer: 'acme', status: ['open', 'late'] }] }),
+    data: z.json().optional().describe('Request body: any JSON value. Default: no body (`null` also sends none).'),
+    data_format: z
+      .enum(['json', 'text', 'form'])
+      .optional()
+      .describe(
+        'How `data` is encoded: `json`, `text` (a string sent as-is) or `form` (an object sent as application/x-www-form-urlencoded). Default: `text` when `data` is a string, else `json`.',
+      ),
+    auth: restAuthSchema
+      .optional()
+      .describe('Authentication: `basic`, `bearer` or `api_key`; sets the matching header and wins over the same header in `headers`. Default: none.'),
+    timeout: durationSchema
+      .default(DEFAULT_TIMEOUT_MS)
+      .meta({
+        description: "Per-request timeout covering connect, headers and body: milliseconds (a number) or a duration string such as '500ms', '30s', '2m'. Default 30 s.",
+        examples: ['10s', 5000],
+      }),
+    response_format: z
+      .enum(['auto', 'json', 'text'])
+      .default('auto')
+      .describe('How the response body is read: `auto` (JSON when the content-type says json, else text), `json` or `text`. An empty body is always `null`. Default `auto`.'),
+    health_path: z
+      .string()
+      .optional()
+      .meta({ description: 'Path that the connection test GETs, joined to `base_url` (or to the origin of `url`). Default: `url` or `base_url` itself.', examples: ['/health'] }),
+    openapi_path: z
+      .string()
+      .optional()
+      .meta({
+        description: "Path of the API's OpenAPI document, joined like `health_path`; introspection returns it (parsed JSON, or the text of a YAML document). Default: none (introspection is refused).",
+        examples: ['/openapi.json'],
+      }),
   })
   .superRefine((inputs, ctx) => {
     if (!inputs.url && !inputs.base_url) {

@@ -11,41 +11,71 @@ export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 
 export const retrySchema = z
   .object({
-    maximum_attempts: z.number().int().min(1).max(1000).optional(),
-    initial_interval: durationSchema.optional(),
-    backoff_coefficient: z.number().min(1).max(100).optional(),
-    maximum_interval: durationSchema.optional(),
+    maximum_attempts: z.number().int().min(1).max(1000).optional().describe('Most attempts of a call, the first included, 1 to 1000. Default 5.'),
+    initial_interval: durationSchema.optional().meta({ description: 'Wait before the first retry: milliseconds or a duration. Default 1 s.', examples: ['1s', 500] }),
+    backoff_coefficient: z.number().min(1).max(100).optional().describe('Each wait is the previous one times this, 1 to 100. Default 2.'),
+    maximum_interval: durationSchema.optional().meta({ description: 'Longest wait between two attempts: milliseconds or a duration. Default 1 min.', examples: ['1m'] }),
   })
   .strict();
 
+// Field documentation lives in the schema, so the JSON Schema the API serves (`definition_json_schema`)
+// and `connectors types --definition` carry it.
 /** A connector definition as operators write it (YAML, JSON, API). */
 export const connectorDefinitionSchema = z
   .object({
-    name: z.string().regex(CONNECTOR_NAME, 'must be 1-128 characters of a-z 0-9 _ . -, starting with a letter or digit'),
-    type: z.string().min(1, 'is required'),
-    description: z.string().max(2000).default(''),
-    value: z.record(z.string(), z.unknown()).default({}),
+    name: z
+      .string()
+      .regex(CONNECTOR_NAME, 'must be 1-128 characters of a-z 0-9 _ . -, starting with a letter or digit')
+      .meta({ description: 'Unique name that workflows use: 1-128 characters of a-z 0-9 _ . -, starting with a letter or digit.', examples: ['billing_api'] }),
+    type: z.string().min(1, 'is required').meta({ description: 'A registered connector type, e.g. REST, OPENAI, POSTGRES, MYSQL, AGENT.', examples: ['REST'] }),
+    description: z.string().max(2000).default('').describe('What the connector is for, for people; up to 2000 characters. Default: empty.'),
+    value: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe(
+        "The type's inputs (its json_schema), snake_case; sensitive ones are encrypted at rest and masked on read. Required inputs may be left to Vault secrets and overrides. Default: none.",
+      ),
     vault_secrets: z
       .array(
         z
           .object({
-            path: z.string().regex(/^[A-Za-z0-9_.\-/]+$/, 'must be a Vault API path such as secret/data/name'),
-            map: z.record(z.string(), z.string().min(1)).optional(),
-            secret_keys: z.array(z.string().min(1)).optional(),
+            path: z
+              .string()
+              .regex(/^[A-Za-z0-9_.\-/]+$/, 'must be a Vault API path such as secret/data/name')
+              .meta({ description: 'Vault API path of the secret: KV v2 `secret/data/<name>`, KV v1 `kv/<name>`.', examples: ['secret/data/billing'] }),
+            map: z
+              .record(z.string(), z.string().min(1))
+              .optional()
+              .meta({ description: 'Secret key to input path; only the mapped keys are applied. Default: every key of the secret becomes the input of that name.', examples: [{ token: 'auth.token' }] }),
+            secret_keys: z
+              .array(z.string().min(1))
+              .optional()
+              .describe('Keys of the secret that are secrets wherever they land (redacted from outputs, messages and logs). Default: none besides sensitive inputs.'),
           })
-          .strict(),
+          .strict()
+          .describe('One Vault secret whose keys become inputs.'),
       )
-      .default([]),
-    locked: z.array(z.string().min(1)).default([]),
+      .default([])
+      .describe("Vault secrets applied after `value`, in listed order (later wins), before the workflow's overrides. Default: none."),
+    locked: z
+      .array(z.string().min(1))
+      .default([])
+      .meta({ description: 'Inputs (dotted paths) a workflow may not override. Default: none.', examples: [['base_url']] }),
     allowed_destinations: z
       .array(z.string().min(1).max(300))
       .max(100)
       .default([])
-      .describe(
-        "Destinations besides the connector's own to which its stored and Vault secrets may follow an override: an origin such as https://api-eu.example.com, a host:port for SQL, or * for any",
-      ),
-    retry: retrySchema.optional(),
-    timeout: durationSchema.optional(),
+      .meta({
+        description:
+          "Destinations besides the connector's own to which its stored and Vault secrets may follow an override: an origin such as https://api-eu.example.com, a host:port for SQL, or * for any; at most 100. Default: none.",
+        examples: [['https://api-eu.example.com', 'replica.internal:5432']],
+      }),
+    retry: retrySchema
+      .optional()
+      .describe('Retry policy of calls through this connector; a call\'s own `retry` option wins. Default: 5 attempts from 1 s, x2, at most 1 min.'),
+    timeout: durationSchema
+      .optional()
+      .meta({ description: "Per-attempt timeout of calls: milliseconds or a duration such as 500ms, 30s, 2m, 1h; a call's own `timeout` option wins. Default 60 s.", examples: ['30s'] }),
   })
   .strict();
 
@@ -214,6 +244,11 @@ export class ConnectorService {
       sensitive: [...type.sensitive],
       json_schema: z.toJSONSchema(type.schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>,
     }));
+  }
+
+  /** JSON Schema of a connector document (name, type, value, vault_secrets, ...), with each field described. */
+  definitionJsonSchema(): Record<string, unknown> {
+    return z.toJSONSchema(connectorDefinitionSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   }
 
   async get(name: string, version?: number): Promise<ConnectorView> {

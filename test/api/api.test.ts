@@ -289,6 +289,84 @@ describe('management API over HTTP', () => {
       expect(unknown.status).toBe(404);
       expect(unknown.json.error.message).toContain('REST');
     });
+
+    /**
+     * Every property of a JSON Schema at every depth, by dotted path (`auth.token`, `vault_secrets[].path`),
+     * with its description: what a form shows beside each field.
+     */
+    function fieldDescriptions(schema: Json, path = '', found: Record<string, unknown> = {}): Record<string, unknown> {
+      if (!schema || typeof schema !== 'object') return found;
+      for (const [key, property] of Object.entries((schema.properties ?? {}) as Record<string, Json>)) {
+        const at = path ? `${path}.${key}` : key;
+        // Variants of a union share the path; the first description found wins, a missing one is recorded.
+        if (found[at] === undefined) found[at] = property.description;
+        fieldDescriptions(property, at, found);
+      }
+      for (const variant of [...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) fieldDescriptions(variant, path, found);
+      if (schema.items) fieldDescriptions(schema.items, `${path}[]`, found);
+      return found;
+    }
+
+    const undescribed = (descriptions: Record<string, unknown>) =>
+      Object.entries(descriptions)
+        .filter(([, description]) => typeof description !== 'string' || description.length < 10)
+        .map(([path]) => path);
+
+    test("a REST type's JSON Schema describes every input, also each field of every auth variant", async () => {
+      const rest = await call('GET', '/v1/types/REST');
+      expect(rest.status).toBe(200);
+      const schema = rest.json.json_schema;
+      const descriptions = fieldDescriptions(schema);
+      // The walk reaches the top level and inside each variant of the auth union.
+      expect(Object.keys(descriptions)).toEqual(expect.arrayContaining(['url', 'base_url', 'timeout', 'auth', 'auth.type', 'auth.username', 'auth.password', 'auth.token', 'auth.header', 'auth.value']));
+      expect(undescribed(descriptions)).toEqual([]);
+      for (const variant of schema.properties.auth.oneOf) {
+        for (const [key, property] of Object.entries(variant.properties as Record<string, Json>)) {
+          expect([key, typeof property.description]).toEqual([key, 'string']);
+        }
+      }
+      // Defaults and units stay in the text, for readers that show only the description.
+      expect(schema.properties.method.description).toContain('Default `GET`');
+      expect(schema.properties.timeout.description).toContain('Default 30 s');
+      expect(schema.properties.auth.oneOf.find((v: Json) => v.properties.type.const === 'api_key').properties.header.description).toContain('X-API-Key');
+      expect(schema.properties.base_url.examples).toEqual(expect.arrayContaining([expect.stringMatching(/^https:\/\//)]));
+    });
+
+    test("an OPENAI type's JSON Schema describes every input and the fields of its messages", async () => {
+      const openai = await call('GET', '/v1/types/OPENAI');
+      expect(openai.status).toBe(200);
+      const descriptions = fieldDescriptions(openai.json.json_schema);
+      expect(Object.keys(descriptions)).toEqual(expect.arrayContaining(['base_url', 'api_key', 'timeout', 'operation', 'messages', 'messages[].role', 'messages[].content', 'tools[].type', 'extra_body']));
+      expect(undescribed(descriptions)).toEqual([]);
+      expect(openai.json.json_schema.properties.timeout.description).toContain('Default 60 s');
+      expect(openai.json.json_schema.properties.operation.description).toContain('Default `models.list`');
+    });
+
+    test("an AGENT type's JSON Schema describes every input", async () => {
+      const agent = await call('GET', '/v1/types/AGENT');
+      expect(agent.status).toBe(200);
+      const descriptions = fieldDescriptions(agent.json.json_schema);
+      expect(Object.keys(descriptions)).toEqual(expect.arrayContaining(['connector', 'model', 'system_prompt', 'temperature', 'max_tokens', 'tools', 'messages', 'messages[].role']));
+      expect(undescribed(descriptions)).toEqual([]);
+    });
+
+    test('the types carry the JSON Schema of a connector document, every field described', async () => {
+      const list = await call('GET', '/v1/types');
+      const one = await call('GET', '/v1/types/rest');
+      expect(one.json.definition_json_schema).toEqual(list.json.definition_json_schema);
+      const schema = list.json.definition_json_schema;
+      const descriptions = fieldDescriptions(schema);
+      expect(Object.keys(descriptions)).toEqual(
+        expect.arrayContaining([
+          'name', 'type', 'description', 'value', 'vault_secrets', 'vault_secrets[].path', 'vault_secrets[].map', 'vault_secrets[].secret_keys',
+          'locked', 'allowed_destinations', 'retry', 'retry.maximum_attempts', 'retry.initial_interval', 'retry.backoff_coefficient', 'retry.maximum_interval', 'timeout',
+        ]),
+      );
+      expect(undescribed(descriptions)).toEqual([]);
+      expect(schema.required).toEqual(['name', 'type']);
+      // A type's own response keeps every field it had.
+      expect(Object.keys(one.json)).toEqual(expect.arrayContaining(['name', 'description', 'fields', 'sensitive', 'json_schema']));
+    });
   });
 
   describe('apply', () => {

@@ -215,6 +215,25 @@ describe('connectors CLI', () => {
     expect(json.find((t) => t.name === 'REST')!.json_schema.properties).toHaveProperty('base_url');
   });
 
+  test('types shows every field of a type with its description, also inside auth', async () => {
+    const all = await cli(['types']);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toMatch(/^ {2}base_url +Base URL of the API/m);
+    expect(all.stdout).toMatch(/^ {2}api_key +\(sensitive\) Sent as `Authorization: Bearer <api_key>`/m);
+    const rest = await cli(['types', 'rest']);
+    expect(rest.code).toBe(0);
+    expect(rest.stdout).toMatch(/^REST: /m);
+    expect(rest.stdout).toMatch(/^ {2}method +HTTP method, case-insensitive\. Default `GET`\./m);
+    expect(rest.stdout).toMatch(/^ {2}auth\.token +\(sensitive\) \(type bearer\) Sent as `Authorization: Bearer <token>`/m);
+    expect(rest.stdout).not.toMatch(/^OPENAI/m);
+    const unknown = await cli(['types', 'NOPE']);
+    expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('known types: REST') });
+    // The document every connector shares, with its fields.
+    const definition = await cli(['types', '--definition']);
+    expect(definition.stdout).toMatch(/^ {2}vault_secrets\[\]\.path +/m);
+    expect(definition.stdout).toMatch(/^ {2}locked +/m);
+  });
+
   test('rotate-key re-encrypts everything; workflows still use the connector with only the new key', async () => {
     keyring = `${key2},${key1}`;
     const rotated = await cli(['rotate-key']);
