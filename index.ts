@@ -8,7 +8,8 @@ export { ConnectorStore, StoreConflictError, StoreUnavailableError, type StoredC
 export { PgDatabase, PgliteDatabase, type SqlDatabase } from './core/store/database';
 export { Keyring, KeyringError } from './core/keyring';
 export { VaultSecretSource, VaultError, type VaultSecretRef, type VaultSourceOptions } from './core/vault';
-export { connectorServicesFromEnv, openDatabaseFromEnv } from './core/config';
+export { connectorServicesFromEnv, openDatabaseFromEnv, connectorServices, openDatabase, type ConnectorServices } from './core/services';
+export { loadConfig, ConfigError, type ConnectorsConfig, type KeyringSetting, type VaultSettings, type StoreSettings } from './core/config';
 export { ConnectorRegistry, BUILT_IN_TYPES } from './connectors/registry';
 export { restConnector, createRestConnector } from './connectors/rest';
 export { openaiConnector, createOpenAiConnector } from './connectors/openai';
@@ -21,5 +22,5 @@ export type { PoolOptions } from './connectors/pools';
 export { FailureType } from './connectors/errors';
 export { MASK } from './core/inputs';
 export { createEncryptionCodec } from './core/codec';
-export { startCodecServer, createCodecServer, codecServerOptionsFromEnv } from './api/codec-server';
-export { startManagementApi, createManagementApi, tokensFromEnv } from './api/server';
+export { startCodecServer, createCodecServer, codecServerOptionsFromEnv, codecServerOptionsFromConfig } from './api/codec-server';
+export { startManagementApi, createManagementApi, tokensFromEnv, managementApiOptionsFromConfig } from './api/server';

@@ -6,12 +6,12 @@
  * not to whoever merely looks at the UI.
  */
 import type { Payload } from '@temporalio/common';
-import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, isLoopbackHost, TokenSet } from './http';
+import { checkedAllowedHosts, checkedTokens, createBearerCheck, createHostCheck, HttpError, isLoopbackHost, listen, type RunningHttpServer } from './http';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ConnectorRegistry } from '../connectors/registry';
 import { createEncryptionCodec } from '../core/codec';
+import { codecSettings, DEFAULT_CODEC_CORS_ORIGINS, keyringSetting, payloadKeyringSetting, type ConnectorsConfig } from '../core/config';
 import { hasUrlCredentials, isPlainObject, isSensitivePath, MASK } from '../core/inputs';
 import { Keyring, KeyringError } from '../core/keyring';
 
@@ -62,18 +62,13 @@ export interface StartCodecServerOptions extends CodecServerOptions {
   port?: number;
 }
 
-export interface RunningCodecServer {
-  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8888`: the codec endpoint to configure. */
-  url: string;
-  app: FastifyInstance;
-  /** Stops accepting requests, lets in-flight ones finish, then closes. */
-  close(): Promise<void>;
-}
+/** The codec server listening: its base URL (e.g. `http://127.0.0.1:8888`, the codec endpoint to configure), the Fastify instance, and `close()`. */
+export type RunningCodecServer = RunningHttpServer;
 
 /** Default port of the codec server. */
 export const DEFAULT_CODEC_PORT = 8888;
 /** The Web UI of `temporal server start-dev`, by both of its usual names. */
-export const DEFAULT_CODEC_CORS_ORIGINS = ['http://127.0.0.1:8233', 'http://localhost:8233'];
+export { DEFAULT_CODEC_CORS_ORIGINS };
 /** 16 MiB: a batch of payloads near Temporal's 2 MB payload limit fits; far larger bodies are refused. */
 export const DEFAULT_CODEC_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 
@@ -86,29 +81,22 @@ const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
  * `TC_CODEC_CORS_ORIGINS` (comma-separated, default the dev server's Web UI on port 8233),
  * `TC_CODEC_ALLOWED_HOSTS` (comma-separated, default none), `TC_CODEC_PORT` (default 8888).
  * Throws when there is no keyring. Running without tokens is never configured here: it takes
- * `insecureNoAuth` (the CLI's `--insecure-no-auth`).
+ * `insecureNoAuth` (the CLI's `--insecure-no-auth`). Reads `env` (default: this process's) as `loadConfig` does.
  */
-export function codecServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): StartCodecServerOptions {
-  const keyring = env.TC_PAYLOAD_KEYRING ? Keyring.parse(env.TC_PAYLOAD_KEYRING, 'TC_PAYLOAD_KEYRING') : Keyring.fromEnv(env);
+export function codecServerOptionsFromEnv(env?: NodeJS.ProcessEnv): StartCodecServerOptions {
+  const payloadKeyring = payloadKeyringSetting(env);
+  return codecServerOptionsFromConfig({ payloadKeyring, keyring: payloadKeyring ? undefined : keyringSetting(env), codec: codecSettings(env) });
+}
+
+/** The codec server's options that the configuration sets (see {@link codecServerOptionsFromEnv}). Throws when there is no keyring. */
+export function codecServerOptionsFromConfig(config: Pick<ConnectorsConfig, 'payloadKeyring' | 'keyring' | 'codec'>): StartCodecServerOptions {
+  const keyring = Keyring.fromSetting(config.payloadKeyring ?? config.keyring);
   if (!keyring) {
     throw new Error('the codec server needs the payload keyring: set TC_PAYLOAD_KEYRING (or TC_KEYRING / TC_KEYRING_FILE) to the keys the workers encrypt with');
   }
-  const list = (value: string | undefined) =>
-    (value ?? '')
-      .split(',')
-      .map((item) => item.trim())
-      .filter(Boolean);
-  const options: StartCodecServerOptions = {
-    keyring,
-    tokens: list(env.TC_CODEC_TOKENS),
-    corsOrigins: env.TC_CODEC_CORS_ORIGINS === undefined ? [...DEFAULT_CODEC_CORS_ORIGINS] : list(env.TC_CODEC_CORS_ORIGINS),
-    allowedHosts: checkedAllowedHosts(list(env.TC_CODEC_ALLOWED_HOSTS), 'TC_CODEC_ALLOWED_HOSTS'),
-  };
-  if (env.TC_CODEC_PORT !== undefined && env.TC_CODEC_PORT !== '') {
-    const port = Number(env.TC_CODEC_PORT);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`TC_CODEC_PORT must be a port number (0-65535), not "${env.TC_CODEC_PORT}"`);
-    options.port = port;
-  }
+  const { tokens, corsOrigins, allowedHosts, port } = config.codec;
+  const options: StartCodecServerOptions = { keyring, tokens: [...tokens], corsOrigins: [...corsOrigins], allowedHosts: [...allowedHosts] };
+  if (port !== undefined) options.port = port;
   return options;
 }
 
@@ -126,7 +114,7 @@ type JsonPayload = z.infer<typeof codecBodySchema>['payloads'][number];
 /** The codec server as a Fastify instance, not listening (`inject()` it, or {@link startCodecServer}). */
 export function createCodecServer(options: CodecServerOptions): FastifyInstance {
   const codec = createEncryptionCodec(options.keyring);
-  const tokens = checkedTokens(options.tokens ?? []);
+  const tokens = checkedTokens(options.tokens ?? [], 'the codec server tokens');
   const open = options.insecureNoAuth === true;
   if (open && tokens.length > 0) {
     throw new Error('the codec server was given tokens (TC_CODEC_TOKENS) and insecureNoAuth (--insecure-no-auth) at once: drop one of them');
@@ -137,7 +125,7 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
         'For development on this machine only, start it with --insecure-no-auth (insecureNoAuth: true) on a loopback address',
     );
   }
-  const acceptedTokens = new TokenSet(tokens);
+  const authenticate = createBearerCheck({ tokens: [['valid', tokens]], server: 'this codec server', realm: 'temporal-connectors-codec' });
   const checkHost = createHostCheck({
     allowedHosts: checkedAllowedHosts(options.allowedHosts ?? [], 'allowedHosts (TC_CODEC_ALLOWED_HOSTS)'),
     setting: 'TC_CODEC_ALLOWED_HOSTS',
@@ -170,18 +158,7 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
   // A browser's preflight never carries credentials, so OPTIONS is never authenticated.
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || open) return;
-    const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined) {
-      throw new HttpError(401, 'Request.Unauthorized', 'this codec server needs an Authorization: Bearer <token> header', {
-        'www-authenticate': 'Bearer realm="temporal-connectors-codec"',
-      });
-    }
-    const valid = acceptedTokens.matches(presented);
-    if (!valid) {
-      throw new HttpError(401, 'Request.Unauthorized', 'the bearer token is not valid for this codec server', {
-        'www-authenticate': 'Bearer realm="temporal-connectors-codec", error="invalid_token"',
-      });
-    }
+    authenticate(request);
   });
 
   app.route({ method: 'OPTIONS', url: '/*', handler: async (_request, reply) => reply.code(204).send() });
@@ -235,11 +212,7 @@ export async function startCodecServer(options: StartCodecServerOptions): Promis
       `refusing to serve /decode without tokens on ${host}: --insecure-no-auth (insecureNoAuth) is for loopback addresses only (127.0.0.1, ::1, localhost); set TC_CODEC_TOKENS to serve other machines`,
     );
   }
-  const app = createCodecServer(options);
-  await app.listen({ host, port: options.port ?? DEFAULT_CODEC_PORT });
-  const address = app.server.address() as AddressInfo;
-  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return { url: `http://${shown}:${address.port}`, app, close: () => app.close() };
+  return listen(createCodecServer(options), { host, port: options.port ?? DEFAULT_CODEC_PORT });
 }
 
 /**
@@ -292,14 +265,6 @@ function toJsonPayload(payload: Payload): JsonPayload {
 
 function errorBody(type: string, message: string) {
   return { error: { type, message } };
-}
-
-function checkedTokens(tokens: string[]): string[] {
-  // A token with whitespace or a comma could never be presented as `Bearer <token>` or configured from the environment.
-  if (tokens.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
-    throw new Error('the codec server tokens must be non-empty and contain no whitespace or commas');
-  }
-  return tokens;
 }
 
 /** `http://localhost:8233/` → `http://localhost:8233`: browsers send the origin without path or slash. */

@@ -1,6 +1,12 @@
-// What both HTTP servers (the management API and the codec server) share: bearer tokens and error answers.
+// What both HTTP servers (the management API and the codec server) share: bearer tokens and their
+// check, the Host check, error answers, and listening. Token lists and host names from the
+// environment are parsed and checked by core/config.ts, which these checks reuse.
+import type { FastifyInstance } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIPv6 } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { checkedHostNames, checkedTokens } from '../core/config';
+
+export { checkedTokens };
 
 /** The token of an `Authorization: Bearer <token>` header; undefined when the header is missing or of another form. */
 export function bearerToken(header: string | undefined): string | undefined {
@@ -8,27 +14,79 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * A set of accepted bearer tokens. Tokens are kept as SHA-256 digests, so every comparison is between
- * equal-length values, and every token is compared, matched or not, so timing says nothing about which
- * or how many there are.
+ * Accepted bearer tokens by access level. Tokens are kept as SHA-256 digests, so every comparison is
+ * between equal-length values, and every token is compared, matched or not, so timing says nothing
+ * about which or how many there are.
  */
-export class TokenSet {
-  private readonly digests: Buffer[];
+export class TokenSet<Level extends string> {
+  private readonly entries: Array<{ digest: Buffer; level: Level }>;
 
-  constructor(tokens: readonly string[]) {
-    this.digests = tokens.map(digest);
+  /** `levels`: the tokens of each access level; a token listed under several levels gets the first. */
+  constructor(levels: ReadonlyArray<readonly [Level, readonly string[]]>) {
+    this.entries = levels.flatMap(([level, tokens]) => tokens.map((token) => ({ digest: digest(token), level })));
   }
 
   get size(): number {
-    return this.digests.length;
+    return this.entries.length;
   }
 
-  matches(presented: string): boolean {
+  /** The access level of `presented`; undefined when it is none of the tokens. */
+  levelOf(presented: string): Level | undefined {
     const candidate = digest(presented);
-    let found = false;
-    for (const known of this.digests) found = timingSafeEqual(candidate, known) || found;
+    let found: Level | undefined;
+    for (const { digest: known, level } of this.entries) {
+      // No early exit: each known token costs one comparison, whichever matches.
+      if (timingSafeEqual(candidate, known) && found === undefined) found = level;
+    }
     return found;
   }
+}
+
+/**
+ * The bearer check of a server: the access level of a request's `Authorization: Bearer <token>`,
+ * compared in constant time against `tokens` (see {@link TokenSet}); 401 with a `WWW-Authenticate`
+ * challenge of `realm` for a missing header or an unknown token. `server` names the server in
+ * messages, e.g. `this API`.
+ */
+export function createBearerCheck<Level extends string>(options: {
+  tokens: ReadonlyArray<readonly [Level, readonly string[]]>;
+  server: string;
+  realm: string;
+}): (request: { headers: { authorization?: string } }) => Level {
+  const tokens = new TokenSet(options.tokens);
+  const { server, realm } = options;
+  return (request) => {
+    const presented = bearerToken(request.headers.authorization);
+    if (presented === undefined) {
+      throw new HttpError(401, 'Request.Unauthorized', `${server} needs an Authorization: Bearer <token> header`, {
+        'www-authenticate': `Bearer realm="${realm}"`,
+      });
+    }
+    const level = tokens.levelOf(presented);
+    if (level === undefined) {
+      throw new HttpError(401, 'Request.Unauthorized', `the bearer token is not valid for ${server}`, {
+        'www-authenticate': `Bearer realm="${realm}", error="invalid_token"`,
+      });
+    }
+    return level;
+  };
+}
+
+/** A server listening: what `startManagementApi` and `startCodecServer` return. */
+export interface RunningHttpServer {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  app: FastifyInstance;
+  /** Stops accepting requests, lets in-flight ones finish, then closes. */
+  close(): Promise<void>;
+}
+
+/** Makes `app` listen on `host` and `port` (`0` picks a free one) and says where. */
+export async function listen(app: FastifyInstance, options: { host: string; port: number }): Promise<RunningHttpServer> {
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { url: `http://${shown}:${address.port}`, app, close: () => app.close() };
 }
 
 function digest(token: string): Buffer {
@@ -64,16 +122,7 @@ export function isLoopbackHost(host: string): boolean {
  * Host names configured as further names of a server (a reverse proxy's name, say), checked:
  * names or IP addresses only, no scheme, port or path. `setting` names where they came from.
  */
-export function checkedAllowedHosts(hosts: readonly string[], setting: string): string[] {
-  return hosts.map((host) => {
-    const bare = typeof host === 'string' ? host.replace(/^\[(.*)\]$/, '$1') : '';
-    // A colon is an IPv6 address or a port; only the former is a host.
-    if (!(bare.includes(':') ? isIPv6(bare) : /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/i.test(bare))) {
-      throw new Error(`${setting}: "${String(host).slice(0, 100)}" is not a host name such as codec.example.com (no scheme, port or path)`);
-    }
-    return bare.toLowerCase();
-  });
-}
+export const checkedAllowedHosts = checkedHostNames;
 
 /** What {@link createHostCheck} reads of a request: Fastify's, or any Node request. */
 export interface HostCheckedRequest {

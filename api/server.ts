@@ -4,11 +4,11 @@
  * version (`ETag` / `If-Match`).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { bearerToken, checkedAllowedHosts, createHostCheck, HttpError, TokenSet } from './http';
+import { checkedAllowedHosts, checkedTokens, createBearerCheck, createHostCheck, HttpError, listen, type RunningHttpServer } from './http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { FailureType, type FailureTypeName } from '../connectors/errors';
+import { apiSettings, type ConnectorsConfig } from '../core/config';
 import type { ConnectionRunner } from '../core/runner';
 import { DefinitionsParseError, parseDefinitions } from '../core/definitions-file';
 import { isPlainObject } from '../core/inputs';
@@ -65,13 +65,8 @@ export interface StartManagementApiOptions extends ManagementApiOptions {
   port?: number;
 }
 
-export interface RunningManagementApi {
-  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`. */
-  url: string;
-  app: FastifyInstance;
-  /** Stops accepting requests, lets in-flight ones finish, then closes. */
-  close(): Promise<void>;
-}
+/** The API listening: its base URL (e.g. `http://127.0.0.1:8080`), the Fastify instance, and `close()`. */
+export type RunningManagementApi = RunningHttpServer;
 
 /** 1 MiB: far above any connector definition, small enough that a flood of large bodies costs little. */
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -81,40 +76,33 @@ export const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 const API_ACTOR = 'api';
 
 /**
- * The API tokens configured by the environment: `TC_API_TOKENS` (read-write) and
- * `TC_API_READ_TOKENS` (read-only), each comma-separated. Throws when there is none at all.
+ * The API tokens configured by the environment (default: this process's): `TC_API_TOKENS`
+ * (read-write) and `TC_API_READ_TOKENS` (read-only), each comma-separated, as `loadConfig` reads
+ * them (its `api`). Throws when there is none at all.
  */
-export function tokensFromEnv(env: NodeJS.ProcessEnv = process.env): ApiTokens {
-  const list = (value: string | undefined) =>
-    (value ?? '')
-      .split(',')
-      .map((token) => token.trim())
-      .filter(Boolean);
-  const tokens = { readWrite: list(env.TC_API_TOKENS), readOnly: list(env.TC_API_READ_TOKENS) };
-  requireTokens(tokens);
-  return tokens;
+export function tokensFromEnv(env?: NodeJS.ProcessEnv): ApiTokens {
+  return requireTokens(apiSettings(env).tokens);
 }
 
-/** Further host names of the API from `TC_API_ALLOWED_HOSTS` (comma-separated; default none). */
-export function allowedHostsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
-  const hosts = (env.TC_API_ALLOWED_HOSTS ?? '')
-    .split(',')
-    .map((host) => host.trim())
-    .filter(Boolean);
-  return checkedAllowedHosts(hosts, 'TC_API_ALLOWED_HOSTS');
+/** Further host names of the API from `TC_API_ALLOWED_HOSTS` (comma-separated; default none), as `loadConfig` reads them. */
+export function allowedHostsFromEnv(env?: NodeJS.ProcessEnv): string[] {
+  return apiSettings(env).allowedHosts;
 }
 
-function requireTokens(tokens: ApiTokens | undefined): void {
+/** The API's options that the configuration sets: its tokens (at least one required) and further host names. */
+export function managementApiOptionsFromConfig(config: Pick<ConnectorsConfig, 'api'>): Pick<ManagementApiOptions, 'tokens' | 'allowedHosts'> {
+  return { tokens: requireTokens(config.api.tokens), allowedHosts: config.api.allowedHosts };
+}
+
+function requireTokens(tokens: ApiTokens | undefined): ApiTokens {
   const all = [...(tokens?.readWrite ?? []), ...(tokens?.readOnly ?? [])];
   if (all.length === 0) {
     throw new Error(
       'the management API needs at least one bearer token: set TC_API_TOKENS (read-write) and/or TC_API_READ_TOKENS (read-only), comma-separated',
     );
   }
-  // A token with whitespace or a comma could never be presented as `Bearer <token>` or configured from the environment.
-  if (all.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
-    throw new Error('the management API tokens must be non-empty and contain no whitespace or commas');
-  }
+  checkedTokens(all, 'the management API tokens');
+  return tokens!;
 }
 
 type Access = 'read' | 'write';
@@ -157,8 +145,14 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   requireTokens(options.tokens);
   const { service, runner } = options;
   const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
-  const readWriteTokens = new TokenSet(options.tokens.readWrite);
-  const readOnlyTokens = new TokenSet(options.tokens.readOnly ?? []);
+  const authenticate = createBearerCheck<Access>({
+    tokens: [
+      ['write', options.tokens.readWrite],
+      ['read', options.tokens.readOnly ?? []],
+    ],
+    server: 'this API',
+    realm: 'temporal-connectors',
+  });
   const checkHost = createHostCheck({
     allowedHosts: checkedAllowedHosts(options.allowedHosts ?? [], 'allowedHosts (TC_API_ALLOWED_HOSTS)'),
     setting: 'TC_API_ALLOWED_HOSTS',
@@ -198,20 +192,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('cache-control', 'no-store');
     checkHost(request);
-    const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined) {
-      throw new HttpError(401, 'Request.Unauthorized', 'this API needs an Authorization: Bearer <token> header', {
-        'www-authenticate': 'Bearer realm="temporal-connectors"',
-      });
-    }
-    const readWrite = readWriteTokens.matches(presented);
-    const readOnly = readOnlyTokens.matches(presented);
-    if (!readWrite && !readOnly) {
-      throw new HttpError(401, 'Request.Unauthorized', 'the bearer token is not valid for this API', {
-        'www-authenticate': 'Bearer realm="temporal-connectors", error="invalid_token"',
-      });
-    }
-    access.set(request, readWrite ? 'write' : 'read');
+    access.set(request, authenticate(request));
   });
 
   /** Route-level check, after authentication and before the body is read. */
@@ -355,11 +336,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
 
 /** {@link createManagementApi}, listening. */
 export async function startManagementApi(options: StartManagementApiOptions): Promise<RunningManagementApi> {
-  const app = createManagementApi(options);
-  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
-  const address = app.server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return { url: `http://${host}:${address.port}`, app, close: () => app.close() };
+  return listen(createManagementApi(options), { host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
 }
 
 function loggerOptions(logger: ManagementApiOptions['logger']): FastifyServerOptions['logger'] {

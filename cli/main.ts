@@ -1,20 +1,20 @@
 // The `connectors` CLI: operators manage connectors without touching workflows. It works on the store
 // named by the environment (DATABASE_URL, else the embedded store in TC_DATA_DIR) through the same
-// service layer as the HTTP API and the runtime.
+// service layer as the HTTP API and the runtime. The environment is read once, by loadConfig, when
+// a command first needs it; commands get typed values from there.
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { createConnectionRunner } from '../core/runner';
-import { connectorServicesFromEnv } from '../core/config';
+import { loadConfig, type ConnectorsConfig } from '../core/config';
 import { parseDefinitions } from '../core/definitions-file';
 import { ConnectorValidationError } from '../core/service';
-
-type Services = Awaited<ReturnType<typeof connectorServicesFromEnv>>;
+import { connectorServices, type ConnectorServices } from '../core/services';
 
 /** Runs `action` with the store open, and closes it after: an open embedded store keeps the process alive. */
-async function withServices<T>(action: (services: Services) => Promise<T>): Promise<T> {
-  const services = await connectorServicesFromEnv();
+async function withConfiguredServices<T>(config: ConnectorsConfig, action: (services: ConnectorServices) => Promise<T>): Promise<T> {
+  const services = await connectorServices(config);
   try {
     return await action(services);
   } finally {
@@ -94,7 +94,12 @@ function positiveInt(label: string) {
   };
 }
 
-export function buildCli(): Command {
+/**
+ * The CLI's commands. `config` gives the configuration when a command first needs it; default: `loadConfig()`
+ * of this process's environment, read once.
+ */
+export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Command {
+  const withServices = <T>(action: (services: ConnectorServices) => Promise<T>) => withConfiguredServices(config(), action);
   const program = new Command('connectors')
     .description('Manage temporal-connectors connector profiles (store: DATABASE_URL, else the embedded store in TC_DATA_DIR).')
     .showHelpAfterError()
@@ -212,10 +217,10 @@ export function buildCli(): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positiveInt('--port'), 8080)
     .action(async (opts: { host: string; port: number }) => {
-      const { allowedHostsFromEnv, startManagementApi, tokensFromEnv } = require('../api/server') as typeof import('../api/server'); // eslint-disable-line @typescript-eslint/no-require-imports
-      const tokens = tokensFromEnv(process.env);
-      const allowedHosts = allowedHostsFromEnv(process.env);
-      const services = await connectorServicesFromEnv();
+      const { managementApiOptionsFromConfig, startManagementApi } = require('../api/server') as typeof import('../api/server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      // Tokens are checked before the store opens, so a missing one leaves nothing open.
+      const { tokens, allowedHosts } = managementApiOptionsFromConfig(config());
+      const services = await connectorServices(config());
       const api = await startManagementApi({ service: services.service, runner: createConnectionRunner(services), tokens, allowedHosts, host: opts.host, port: opts.port });
       console.log(`management API on ${api.url} (store ${services.store.db.description})`);
       await new Promise<void>((resolve) => {
@@ -235,8 +240,8 @@ export function buildCli(): Command {
     .option('--port <port>', 'port to listen on (default: TC_CODEC_PORT, else 8888)', positiveInt('--port'))
     .option('--insecure-no-auth', 'serve without TC_CODEC_TOKENS, to anyone who reaches the port: development on this machine only (loopback addresses only)')
     .action(async (opts: { host: string; port?: number; insecureNoAuth?: boolean }) => {
-      const { startCodecServer, codecServerOptionsFromEnv } = require('../api/codec-server') as typeof import('../api/codec-server'); // eslint-disable-line @typescript-eslint/no-require-imports
-      const options = codecServerOptionsFromEnv(process.env);
+      const { startCodecServer, codecServerOptionsFromConfig } = require('../api/codec-server') as typeof import('../api/codec-server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      const options = codecServerOptionsFromConfig(config());
       const insecureNoAuth = opts.insecureNoAuth === true;
       const server = await startCodecServer({ ...options, insecureNoAuth, host: opts.host, port: opts.port ?? options.port });
       console.log(`codec server on ${server.url} (CORS origins: ${options.corsOrigins.join(', ') || 'none'})`);
@@ -256,10 +261,16 @@ export function buildCli(): Command {
       // Loaded here, not at the top: the Temporal worker runtime is heavy and only this command needs it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { runStandaloneConnectorWorker } = require('../worker/standalone') as typeof import('../worker/standalone');
-      await runStandaloneConnectorWorker();
+      await runStandaloneConnectorWorker(config());
     });
 
   return program;
+}
+
+/** `load`, called once: later calls return its first result. */
+function once<T>(load: () => T): () => T {
+  let loaded: { value: T } | undefined;
+  return () => (loaded ??= { value: load() }).value;
 }
 
 /** One line on stderr, never a stack trace: validation issues, driver errors and failures all say what is wrong. */

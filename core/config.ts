@@ -1,28 +1,236 @@
-import { mkdirSync } from 'node:fs';
+// Configuration from the environment, read in one place: the surfaces (worker, CLI, servers) call
+// loadConfig() once at their edge and pass typed values down; nothing below them reads process.env.
+// A leaf module (no imports from the rest of the project), so every layer can use its types.
+import type { LogLevel } from '@temporalio/common';
+import { readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
-import { ConnectorRegistry } from '../connectors/registry';
-import { Keyring } from './keyring';
-import { ConnectorService } from './service';
-import { PgDatabase, PgliteDatabase, type SqlDatabase } from './store/database';
-import { ConnectorStore } from './store/connector-store';
-import { VaultSecretSource } from './vault';
 
-/**
- * The store named by the environment: `DATABASE_URL` (PostgreSQL server), else the embedded store
- * in `TC_DATA_DIR` (default `.data/store` under the working directory), or in memory with `TC_DATA_DIR=memory`.
- */
-export async function openDatabaseFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<SqlDatabase> {
-  if (env.DATABASE_URL) return new PgDatabase({ connectionString: env.DATABASE_URL });
-  const dir = env.TC_DATA_DIR ?? path.resolve('.data', 'store');
-  if (dir === 'memory') return PgliteDatabase.open();
-  mkdirSync(dir, { recursive: true });
-  return PgliteDatabase.open(dir);
+/** A configuration value that cannot be used. The message names the variable and the problem, never a secret value. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
 }
 
-/** Store, keyring, registry and Vault from the environment, with the schema migrated. */
-export async function connectorServicesFromEnv(env: NodeJS.ProcessEnv = process.env) {
-  const store = new ConnectorStore(await openDatabaseFromEnv(env));
-  await store.migrate();
-  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring: Keyring.fromEnv(env) });
-  return { store, service, vault: VaultSecretSource.fromEnv(env) };
+/** Keys as configured: `id:base64key` entries (see `Keyring.parse`) and where they came from, for messages. */
+export interface KeyringSetting {
+  /** The entries, separated by commas, semicolons or new lines; `#` starts a comment line. */
+  text: string;
+  /** Where the entries came from: `TC_KEYRING`, `TC_KEYRING_FILE <path>` or `TC_PAYLOAD_KEYRING`. */
+  source: string;
+}
+
+/** How to reach Vault: the fields of `VaultSourceOptions` that the environment sets. */
+export interface VaultSettings {
+  /** `VAULT_ADDR`: base URL, e.g. `http://127.0.0.1:8200`. */
+  address: string;
+  /** `VAULT_TOKEN`: token auth. Default: none. */
+  token?: string;
+  /** `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (default empty), `VAULT_APPROLE_MOUNT` (default `approle`): AppRole auth. Default: none. */
+  appRole?: { roleId: string; secretId: string; mountPoint?: string };
+  /** `VAULT_NAMESPACE`: Vault Enterprise namespace. Default: none. */
+  namespace?: string;
+  /** `TC_VAULT_CACHE_TTL_MS`: how long a read secret is reused, in milliseconds. Default: none (the source's own, 60000). */
+  cacheTtlMs?: number;
+}
+
+/** Where the connector store lives. */
+export interface StoreSettings {
+  /** `DATABASE_URL`: a PostgreSQL server. Default: none (the embedded store). */
+  databaseUrl?: string;
+  /**
+   * `TC_DATA_DIR`: folder of the embedded store, an absolute path, or `memory` for a store in memory.
+   * Default: `.data/store` under the working directory. Used only without `databaseUrl`.
+   */
+  dataDir: string;
+}
+
+/** Everything the environment configures, typed and checked (README, Configuration). */
+export interface ConnectorsConfig {
+  temporal: {
+    /** `TEMPORAL_ADDRESS`: the Temporal frontend. Default: `127.0.0.1:7233`. */
+    address: string;
+    /** `TEMPORAL_NAMESPACE`. Default: `default`. */
+    namespace: string;
+    /** `TC_TASK_QUEUE`: task queue of the connector worker. Default: `connectors`. */
+    taskQueue: string;
+  };
+  store: StoreSettings;
+  /** `TC_KEYRING`, else `TC_KEYRING_FILE` (read here): keys of the store's sensitive fields. Default: none. */
+  keyring?: KeyringSetting;
+  /** `TC_PAYLOAD_KEYRING`: keys of payload encryption (standalone worker, codec server). Default: none. */
+  payloadKeyring?: KeyringSetting;
+  /** `VAULT_*` and `TC_VAULT_CACHE_TTL_MS`. Default: none (no `VAULT_ADDR`). */
+  vault?: VaultSettings;
+  /** `TC_LOG_LEVEL`: log level of a standalone connector worker, any case. Default: `INFO`. */
+  logLevel: LogLevel;
+  api: {
+    /** `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated. Default: none (the API then refuses to start). */
+    tokens: { readWrite: string[]; readOnly: string[] };
+    /** `TC_API_ALLOWED_HOSTS`: further host names of the API, comma-separated, lower-cased. Default: none. */
+    allowedHosts: string[];
+  };
+  codec: {
+    /** `TC_CODEC_TOKENS`, comma-separated. Default: none (the codec server then refuses to start without `--insecure-no-auth`). */
+    tokens: string[];
+    /** `TC_CODEC_CORS_ORIGINS`, comma-separated; set but empty means none. Default: the dev server's Web UI on port 8233. */
+    corsOrigins: string[];
+    /** `TC_CODEC_ALLOWED_HOSTS`: further host names of the codec server, comma-separated, lower-cased. Default: none. */
+    allowedHosts: string[];
+    /** `TC_CODEC_PORT`, 0-65535. Default: none (the server's own, 8888). */
+    port?: number;
+  };
+}
+
+/** The levels in increasing severity, as Temporal's `Logger` names them. */
+export const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+/** The Web UI of `temporal server start-dev`, by both of its usual names. */
+export const DEFAULT_CODEC_CORS_ORIGINS: readonly string[] = ['http://127.0.0.1:8233', 'http://localhost:8233'];
+
+type Env = NodeJS.ProcessEnv | Readonly<Record<string, string | undefined>>;
+
+/**
+ * The configuration of `env` (default: this process's environment), checked: a value that cannot be
+ * used throws a {@link ConfigError} naming the variable. An empty variable counts as unset, except
+ * `TC_CODEC_CORS_ORIGINS`, where empty means no origin. Reads `TC_KEYRING_FILE` when it is used.
+ * What a surface requires (API tokens, a payload keyring) is checked by that surface.
+ */
+export function loadConfig(env: Env = process.env): ConnectorsConfig {
+  return {
+    temporal: {
+      address: setting(env, 'TEMPORAL_ADDRESS') ?? '127.0.0.1:7233',
+      namespace: setting(env, 'TEMPORAL_NAMESPACE') ?? 'default',
+      taskQueue: setting(env, 'TC_TASK_QUEUE') ?? 'connectors',
+    },
+    store: storeSettings(env),
+    keyring: keyringSetting(env),
+    payloadKeyring: payloadKeyringSetting(env),
+    vault: vaultSettings(env),
+    logLevel: parseLogLevel(env.TC_LOG_LEVEL),
+    api: apiSettings(env),
+    codec: codecSettings(env),
+  };
+}
+
+/** {@link ConnectorsConfig.api} alone. */
+export function apiSettings(env: Env = process.env): ConnectorsConfig['api'] {
+  return {
+    tokens: { readWrite: tokenList(env, 'TC_API_TOKENS'), readOnly: tokenList(env, 'TC_API_READ_TOKENS') },
+    allowedHosts: checkedHostNames(listSetting(env.TC_API_ALLOWED_HOSTS), 'TC_API_ALLOWED_HOSTS'),
+  };
+}
+
+/** {@link ConnectorsConfig.codec} alone. */
+export function codecSettings(env: Env = process.env): ConnectorsConfig['codec'] {
+  return {
+    tokens: tokenList(env, 'TC_CODEC_TOKENS'),
+    corsOrigins: env.TC_CODEC_CORS_ORIGINS === undefined ? [...DEFAULT_CODEC_CORS_ORIGINS] : listSetting(env.TC_CODEC_CORS_ORIGINS),
+    allowedHosts: checkedHostNames(listSetting(env.TC_CODEC_ALLOWED_HOSTS), 'TC_CODEC_ALLOWED_HOSTS'),
+    port: portSetting(env, 'TC_CODEC_PORT'),
+  };
+}
+
+/** {@link ConnectorsConfig.store} alone, for `openDatabaseFromEnv`. */
+export function storeSettings(env: Env = process.env): StoreSettings {
+  return { databaseUrl: setting(env, 'DATABASE_URL'), dataDir: setting(env, 'TC_DATA_DIR') ?? path.resolve('.data', 'store') };
+}
+
+/** {@link ConnectorsConfig.keyring} alone, for `Keyring.fromEnv`: `TC_KEYRING`, else the file `TC_KEYRING_FILE`. */
+export function keyringSetting(env: Env = process.env): KeyringSetting | undefined {
+  const text = setting(env, 'TC_KEYRING');
+  if (text !== undefined) return { text, source: 'TC_KEYRING' };
+  const file = setting(env, 'TC_KEYRING_FILE');
+  if (file === undefined) return undefined;
+  try {
+    return { text: readFileSync(file, 'utf8'), source: `TC_KEYRING_FILE ${file}` };
+  } catch (err) {
+    throw new ConfigError(`TC_KEYRING_FILE ${file} cannot be read: ${(err as NodeJS.ErrnoException).code}`);
+  }
+}
+
+/** {@link ConnectorsConfig.payloadKeyring} alone. */
+export function payloadKeyringSetting(env: Env = process.env): KeyringSetting | undefined {
+  const text = setting(env, 'TC_PAYLOAD_KEYRING');
+  return text === undefined ? undefined : { text, source: 'TC_PAYLOAD_KEYRING' };
+}
+
+/** {@link ConnectorsConfig.vault} alone, for `VaultSecretSource.fromEnv`. Undefined without `VAULT_ADDR`. */
+export function vaultSettings(env: Env = process.env): VaultSettings | undefined {
+  const address = setting(env, 'VAULT_ADDR');
+  if (address === undefined) return undefined;
+  const roleId = setting(env, 'VAULT_ROLE_ID');
+  const ttl = setting(env, 'TC_VAULT_CACHE_TTL_MS');
+  let cacheTtlMs: number | undefined;
+  if (ttl !== undefined) {
+    cacheTtlMs = Number(ttl);
+    if (!/^\s*\d+\s*$/.test(ttl) || !Number.isSafeInteger(cacheTtlMs)) {
+      throw new ConfigError(`TC_VAULT_CACHE_TTL_MS must be a whole number of milliseconds (0 or more), not "${ttl.slice(0, 40)}"`);
+    }
+  }
+  return {
+    address,
+    token: setting(env, 'VAULT_TOKEN'),
+    appRole: roleId ? { roleId, secretId: env.VAULT_SECRET_ID ?? '', mountPoint: setting(env, 'VAULT_APPROLE_MOUNT') } : undefined,
+    namespace: setting(env, 'VAULT_NAMESPACE'),
+    cacheTtlMs,
+  };
+}
+
+/** `TC_LOG_LEVEL` (any case) as a level; unset or empty gives `INFO`. Throws, naming the valid levels, on anything else. */
+export function parseLogLevel(value: string | undefined): LogLevel {
+  if (value === undefined || value.trim() === '') return 'INFO';
+  const level = value.trim().toUpperCase() as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`TC_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${value}"`);
+  return level;
+}
+
+/** A comma-separated setting's items, trimmed, empty ones dropped. */
+export function listSetting(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Bearer tokens, checked: each non-empty, without whitespace or commas (such a token could never be
+ * presented as `Bearer <token>`, nor configured as a comma-separated list). `what` names them in the
+ * error, e.g. `the management API tokens`; the tokens themselves are never shown.
+ */
+export function checkedTokens(tokens: readonly string[], what: string): string[] {
+  if (tokens.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
+    throw new ConfigError(`${what} must be non-empty and contain no whitespace or commas`);
+  }
+  return [...tokens];
+}
+
+/**
+ * Host names configured as further names of a server (a reverse proxy's name, say), checked and
+ * lower-cased: names or IP addresses only, no scheme, port or path. `setting` names where they came from.
+ */
+export function checkedHostNames(hosts: readonly string[], setting: string): string[] {
+  return hosts.map((host) => {
+    const bare = typeof host === 'string' ? host.replace(/^\[(.*)\]$/, '$1') : '';
+    // A colon is an IPv6 address or a port; only the former is a host.
+    if (!(bare.includes(':') ? isIPv6(bare) : /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/i.test(bare))) {
+      throw new ConfigError(`${setting}: "${String(host).slice(0, 100)}" is not a host name such as codec.example.com (no scheme, port or path)`);
+    }
+    return bare.toLowerCase();
+  });
+}
+
+function setting(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function tokenList(env: Env, name: string): string[] {
+  return checkedTokens(listSetting(env[name]), name);
+}
+
+function portSetting(env: Env, name: string): number | undefined {
+  const value = setting(env, name);
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${name} must be a port number (0-65535), not "${value.slice(0, 40)}"`);
+  return port;
 }

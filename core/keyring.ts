@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { ConfigError, keyringSetting, type KeyringSetting } from './config';
 
 const PREFIX = 'tcenc:v1:';
 const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -57,20 +57,20 @@ export class Keyring {
 
   /**
    * The keyring configured by `TC_KEYRING` (entries as in {@link Keyring.parse}) or `TC_KEYRING_FILE`
-   * (a file of such entries); undefined when neither is set.
+   * (a file of such entries) in `env` (default: this process's environment); undefined when neither is set.
    */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | undefined {
-    if (env.TC_KEYRING) return Keyring.parse(env.TC_KEYRING, 'TC_KEYRING');
-    if (env.TC_KEYRING_FILE) {
-      let text: string;
-      try {
-        text = readFileSync(env.TC_KEYRING_FILE, 'utf8');
-      } catch (err) {
-        throw new KeyringError(`TC_KEYRING_FILE ${env.TC_KEYRING_FILE} cannot be read: ${(err as NodeJS.ErrnoException).code}`);
-      }
-      return Keyring.parse(text, `TC_KEYRING_FILE ${env.TC_KEYRING_FILE}`);
+  static fromEnv(env?: NodeJS.ProcessEnv): Keyring | undefined {
+    try {
+      return Keyring.fromSetting(keyringSetting(env));
+    } catch (err) {
+      // Callers have always caught KeyringError for every keyring problem, an unreadable file included.
+      throw err instanceof ConfigError ? new KeyringError(err.message) : err;
     }
-    return undefined;
+  }
+
+  /** The keyring of a configured setting (`loadConfig().keyring` or `.payloadKeyring`); undefined for none. */
+  static fromSetting(setting: KeyringSetting | undefined): Keyring | undefined {
+    return setting === undefined ? undefined : Keyring.parse(setting.text, setting.source);
   }
 
   /** A new random key entry, `id:base64key`, for configuration. */

@@ -1,4 +1,5 @@
 import vault from 'node-vault';
+import { vaultSettings } from './config';
 import { isPlainObject, type PlainObject } from './inputs';
 
 /** A Vault secret attached to a connector. Every key of the secret becomes an input key, unless `map` says otherwise. */
@@ -81,19 +82,12 @@ export class VaultSecretSource {
 
   /**
    * From `VAULT_ADDR` with `VAULT_TOKEN`, or `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (AppRole,
-   * mount `VAULT_APPROLE_MOUNT`), `VAULT_NAMESPACE`, and `TC_VAULT_CACHE_TTL_MS`. Undefined without `VAULT_ADDR`.
+   * mount `VAULT_APPROLE_MOUNT`), `VAULT_NAMESPACE`, and `TC_VAULT_CACHE_TTL_MS`, in `env` (default:
+   * this process's environment; see `loadConfig`). Undefined without `VAULT_ADDR`.
    */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): VaultSecretSource | undefined {
-    if (!env.VAULT_ADDR) return undefined;
-    return new VaultSecretSource({
-      address: env.VAULT_ADDR,
-      token: env.VAULT_TOKEN,
-      appRole: env.VAULT_ROLE_ID
-        ? { roleId: env.VAULT_ROLE_ID, secretId: env.VAULT_SECRET_ID ?? '', mountPoint: env.VAULT_APPROLE_MOUNT }
-        : undefined,
-      namespace: env.VAULT_NAMESPACE,
-      cacheTtlMs: env.TC_VAULT_CACHE_TTL_MS ? Number(env.TC_VAULT_CACHE_TTL_MS) : undefined,
-    });
+  static fromEnv(env?: NodeJS.ProcessEnv): VaultSecretSource | undefined {
+    const settings = vaultSettings(env);
+    return settings && new VaultSecretSource(settings);
   }
 
   /** The secret's key/value pairs (KV v2's `data.data`, KV v1's `data`). */

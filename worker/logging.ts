@@ -4,10 +4,11 @@
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import type { RuntimeOptions } from '@temporalio/worker';
 import { types } from 'node:util';
+import { LOG_LEVELS } from '../core/config';
 import { secretRedactions, type SecretRedactions } from '../core/redaction';
 
-/** The levels in increasing severity, as Temporal's `Logger` names them. */
-export const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+// The levels in increasing severity, and `TC_LOG_LEVEL`'s parser: the configuration owns them.
+export { LOG_LEVELS, parseLogLevel } from '../core/config';
 
 export { SecretRedactions, secretRedactions, type SecretRedactionsOptions } from '../core/redaction';
 
@@ -250,12 +251,4 @@ export function installJsonLogging(options: JsonLoggingOptions = {}): boolean {
   }
   installedLogger = logger;
   return true;
-}
-
-/** `TC_LOG_LEVEL` (any case) as a level; unset or empty gives `INFO`. Throws, naming the valid levels, on anything else. */
-export function parseLogLevel(value: string | undefined): LogLevel {
-  if (value === undefined || value.trim() === '') return 'INFO';
-  const level = value.trim().toUpperCase() as LogLevel;
-  if (!LOG_LEVELS.includes(level)) throw new Error(`TC_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${value}"`);
-  return level;
 }

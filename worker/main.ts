@@ -1,7 +1,10 @@
-// `npm run worker`: a connector worker on its own.
+// `npm run worker`: a connector worker on its own, configured by the environment (read here, once).
+import { loadConfig } from '../core/config';
 import { runStandaloneConnectorWorker } from './standalone';
 
-runStandaloneConnectorWorker().catch((err: Error) => {
-  console.error(`connector worker failed: ${err.message}`);
-  process.exit(1);
-});
+Promise.resolve()
+  .then(() => runStandaloneConnectorWorker(loadConfig()))
+  .catch((err: Error) => {
+    console.error(`connector worker failed: ${err.message}`);
+    process.exit(1);
+  });

@@ -1,5 +1,5 @@
 import type { PGlite as PGliteType, Transaction } from '@electric-sql/pglite';
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { Client, Pool, type PoolClient, type PoolConfig } from 'pg';
 
 /** What the store needs of a PostgreSQL-speaking database. Implemented over `pg` and over embedded PGlite. */
 export interface SqlExecutor {
@@ -187,5 +187,8 @@ function describePg(config: PoolConfig): string {
       return 'PostgreSQL (connection string)';
     }
   }
-  return `PostgreSQL ${config.host ?? process.env.PGHOST ?? 'localhost'}:${config.port ?? process.env.PGPORT ?? 5432}/${config.database ?? process.env.PGDATABASE ?? ''}`;
+  // Where pg itself will connect: it fills what the config leaves out from its PG* variables and defaults.
+  // An unconnected client opens nothing.
+  const resolved = new Client(config);
+  return `PostgreSQL ${resolved.host}:${resolved.port}/${resolved.database ?? ''}`;
 }

@@ -319,6 +319,28 @@ describe('connectors CLI', () => {
     });
   });
 
+  // The CLI reads its configuration once, through loadConfig, when a command first needs it.
+  describe('configuration', () => {
+    const vault = { VAULT_ADDR: 'http://127.0.0.1:1', VAULT_TOKEN: 'root' };
+
+    test('a bad value stops a command with one line naming the variable', async () => {
+      const run = await cli(['list'], undefined, { ...vault, TC_VAULT_CACHE_TTL_MS: 'a minute' });
+      expect(run).toEqual({ code: 1, stdout: '', stderr: 'connectors: TC_VAULT_CACHE_TTL_MS must be a whole number of milliseconds (0 or more), not "a minute"\n' });
+    });
+
+    test('with a good value the same command runs on the configured store', async () => {
+      const run = await cli(['list', '--json'], undefined, { ...vault, TC_VAULT_CACHE_TTL_MS: '60000' });
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(Array.isArray(JSON.parse(run.stdout))).toBe(true);
+    });
+
+    test('a command that needs no configuration runs whatever the environment holds', async () => {
+      const run = await cli(['--help'], undefined, { TC_LOG_LEVEL: 'loud' });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^Usage: connectors/);
+    });
+  });
+
   test('no CLI output ever contained a secret', () => {
     expect(outputs.length).toBeGreaterThan(30);
     for (const text of outputs) {

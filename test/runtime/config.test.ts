@@ -1,0 +1,166 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { codecServerOptionsFromEnv } from '../../api/codec-server';
+import { allowedHostsFromEnv, tokensFromEnv } from '../../api/server';
+import { ConfigError, loadConfig } from '../../core/config';
+import { Keyring, KeyringError } from '../../core/keyring';
+import { openDatabaseFromEnv } from '../../core/services';
+import { VaultSecretSource } from '../../core/vault';
+
+// The environment is turned into configuration by one function; these are its rules, without servers.
+describe('configuration from the environment', () => {
+  test('an empty environment gets the defaults the README documents', () => {
+    expect(loadConfig({})).toEqual({
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'connectors' },
+      store: { databaseUrl: undefined, dataDir: path.resolve('.data', 'store') },
+      keyring: undefined,
+      payloadKeyring: undefined,
+      vault: undefined,
+      logLevel: 'INFO',
+      api: { tokens: { readWrite: [], readOnly: [] }, allowedHosts: [] },
+      codec: { tokens: [], corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'], allowedHosts: [], port: undefined },
+    });
+  });
+
+  test('every variable is read into its typed field', () => {
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_NAMESPACE: 'billing',
+      TC_TASK_QUEUE: 'connectors-eu',
+      DATABASE_URL: 'postgres://store.internal/connectors',
+      TC_DATA_DIR: 'memory',
+      TC_KEYRING: 'k1:AAAA',
+      TC_PAYLOAD_KEYRING: 'p1:BBBB',
+      VAULT_ADDR: 'http://vault.internal:8200',
+      VAULT_ROLE_ID: 'role',
+      VAULT_SECRET_ID: 'secret-id',
+      VAULT_APPROLE_MOUNT: 'ci-approle',
+      VAULT_NAMESPACE: 'team',
+      TC_VAULT_CACHE_TTL_MS: '0',
+      TC_LOG_LEVEL: 'debug',
+      TC_API_TOKENS: ' rw1 , rw2,',
+      TC_API_READ_TOKENS: 'ro1',
+      TC_API_ALLOWED_HOSTS: 'Connectors.Example.com',
+      TC_CODEC_TOKENS: 'c1',
+      TC_CODEC_CORS_ORIGINS: 'https://ui.example.com',
+      TC_CODEC_ALLOWED_HOSTS: '[fd00::5]',
+      TC_CODEC_PORT: '9999',
+    });
+    expect(config).toEqual({
+      temporal: { address: 'temporal.internal:7233', namespace: 'billing', taskQueue: 'connectors-eu' },
+      store: { databaseUrl: 'postgres://store.internal/connectors', dataDir: 'memory' },
+      keyring: { text: 'k1:AAAA', source: 'TC_KEYRING' },
+      payloadKeyring: { text: 'p1:BBBB', source: 'TC_PAYLOAD_KEYRING' },
+      vault: {
+        address: 'http://vault.internal:8200',
+        token: undefined,
+        appRole: { roleId: 'role', secretId: 'secret-id', mountPoint: 'ci-approle' },
+        namespace: 'team',
+        cacheTtlMs: 0,
+      },
+      logLevel: 'DEBUG',
+      api: { tokens: { readWrite: ['rw1', 'rw2'], readOnly: ['ro1'] }, allowedHosts: ['connectors.example.com'] },
+      codec: { tokens: ['c1'], corsOrigins: ['https://ui.example.com'], allowedHosts: ['fd00::5'], port: 9999 },
+    });
+  });
+
+  test('an empty variable counts as unset, except TC_CODEC_CORS_ORIGINS, where empty means no origin', () => {
+    const blank = loadConfig({ TEMPORAL_ADDRESS: '', TC_TASK_QUEUE: '', DATABASE_URL: '', TC_KEYRING: '', TC_KEYRING_FILE: '', VAULT_ADDR: '', TC_CODEC_PORT: '', TC_CODEC_CORS_ORIGINS: '' });
+    expect(blank).toMatchObject({ temporal: { address: '127.0.0.1:7233', taskQueue: 'connectors' }, store: { databaseUrl: undefined }, keyring: undefined, vault: undefined });
+    expect(blank.codec).toEqual({ tokens: [], corsOrigins: [], allowedHosts: [], port: undefined });
+  });
+
+  test('TC_KEYRING_FILE is read when TC_KEYRING is unset, and an unreadable one is named', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tc-config-'));
+    try {
+      const file = path.join(dir, 'keyring');
+      writeFileSync(file, '# store keys\nk2:CCCC\n');
+      expect(loadConfig({ TC_KEYRING_FILE: file }).keyring).toEqual({ text: '# store keys\nk2:CCCC\n', source: `TC_KEYRING_FILE ${file}` });
+      expect(loadConfig({ TC_KEYRING: 'k1:AAAA', TC_KEYRING_FILE: file }).keyring?.source).toBe('TC_KEYRING');
+      const missing = path.join(dir, 'missing');
+      expect(() => loadConfig({ TC_KEYRING_FILE: missing })).toThrow(new ConfigError(`TC_KEYRING_FILE ${missing} cannot be read: ENOENT`));
+      // Keyring.fromEnv has always raised KeyringError for every keyring problem.
+      expect(() => Keyring.fromEnv({ TC_KEYRING_FILE: missing })).toThrow(KeyringError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad value is refused with a ConfigError naming the variable and the problem', () => {
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      [{ TC_LOG_LEVEL: 'loud' }, /^TC_LOG_LEVEL must be one of TRACE, DEBUG, INFO, WARN, ERROR; got "loud"$/],
+      [{ TC_CODEC_PORT: '70000' }, /^TC_CODEC_PORT must be a port number \(0-65535\), not "70000"$/],
+      [{ TC_CODEC_PORT: 'http' }, /^TC_CODEC_PORT must be a port number/],
+      [{ VAULT_ADDR: 'http://vault:8200', VAULT_TOKEN: 't', TC_VAULT_CACHE_TTL_MS: '1 minute' }, /^TC_VAULT_CACHE_TTL_MS must be a whole number of milliseconds \(0 or more\), not "1 minute"$/],
+      [{ VAULT_ADDR: 'http://vault:8200', VAULT_TOKEN: 't', TC_VAULT_CACHE_TTL_MS: '-5' }, /^TC_VAULT_CACHE_TTL_MS must be a whole number/],
+      [{ TC_API_ALLOWED_HOSTS: 'https://connectors.example.com' }, /^TC_API_ALLOWED_HOSTS: "https:\/\/connectors.example.com" is not a host name/],
+      [{ TC_CODEC_ALLOWED_HOSTS: 'codec.example.com:443' }, /^TC_CODEC_ALLOWED_HOSTS: .* is not a host name/],
+    ];
+    for (const [env, message] of refused) {
+      let error: unknown;
+      try {
+        loadConfig(env);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(message);
+    }
+  });
+
+  test('a malformed token is refused naming its variable, never showing the token', () => {
+    const token = 'tok-config-SECRET-7171';
+    // The marker is visible where it belongs: a well-formed token reaches the configuration.
+    expect(loadConfig({ TC_API_READ_TOKENS: token }).api.tokens.readOnly).toEqual([token]);
+    for (const name of ['TC_API_TOKENS', 'TC_API_READ_TOKENS', 'TC_CODEC_TOKENS']) {
+      const env = { [name]: `ok1, ${token} with-space` };
+      let message = '';
+      try {
+        loadConfig(env);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toBe(`${name} must be non-empty and contain no whitespace or commas`);
+      expect(message).not.toContain(token);
+    }
+  });
+
+  test('the fromEnv functions of the package read what loadConfig reads', async () => {
+    const storeKey = Keyring.generateEntry('sk1');
+    const payloadKey = Keyring.generateEntry('pk1');
+    const env = {
+      TC_KEYRING: storeKey,
+      TC_PAYLOAD_KEYRING: payloadKey,
+      VAULT_ADDR: 'http://127.0.0.1:1',
+      VAULT_TOKEN: 'root',
+      TC_VAULT_CACHE_TTL_MS: '2500',
+      TC_API_TOKENS: 'rw1',
+      TC_API_ALLOWED_HOSTS: 'proxy.example.test',
+      TC_CODEC_TOKENS: 'c1,c2',
+      TC_CODEC_PORT: '0',
+      TC_DATA_DIR: 'memory',
+    };
+    expect(Keyring.fromEnv(env)?.primaryId).toBe('sk1');
+    expect(Keyring.fromEnv({})).toBeUndefined();
+    const vault = VaultSecretSource.fromEnv(env);
+    expect(vault?.cacheTtlMs).toBe(2500);
+    expect(VaultSecretSource.fromEnv({})).toBeUndefined();
+    expect(() => VaultSecretSource.fromEnv({ ...env, TC_VAULT_CACHE_TTL_MS: 'soon' })).toThrow(/^TC_VAULT_CACHE_TTL_MS/);
+    expect(tokensFromEnv(env)).toEqual(loadConfig(env).api.tokens);
+    expect(allowedHostsFromEnv(env)).toEqual(['proxy.example.test']);
+    const codec = codecServerOptionsFromEnv(env);
+    expect({ keyId: codec.keyring.primaryId, tokens: codec.tokens, port: codec.port, allowedHosts: codec.allowedHosts }).toEqual({
+      keyId: 'pk1',
+      tokens: ['c1', 'c2'],
+      port: 0,
+      allowedHosts: [],
+    });
+    const db = await openDatabaseFromEnv(env);
+    try {
+      expect(db.description).toMatch(/in memory|memory/i);
+    } finally {
+      await db.close();
+    }
+  });
+});
