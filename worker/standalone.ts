@@ -1,5 +1,5 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
-import { loadConfig, type ConnectorsConfig } from '../core/config';
+import { loadConfig, temporalConnectionOptions, type ConnectorsConfig } from '../core/config';
 import { Keyring } from '../core/keyring';
 import { connectorServices } from '../core/services';
 import { createConnectorWorker, runConnectorWorker } from './connector-worker';
@@ -15,10 +15,10 @@ import { encryptedDataConverter } from './plugin';
 export async function runStandaloneConnectorWorker(config: ConnectorsConfig = loadConfig()): Promise<void> {
   // First of all: the Runtime takes its logger when it is created, which the first connection does.
   installJsonLogging({ level: config.logLevel });
-  const { address, namespace, taskQueue } = config.temporal;
+  const { address, namespace, taskQueue, apiKey, tls, source } = config.temporal;
   // With TC_PAYLOAD_KEYRING, payloads are encrypted as ConnectorsPlugin({ encryption }) does for the user's workers.
   const payloadKeyring = Keyring.fromSetting(config.payloadKeyring);
-  const connection = await NativeConnection.connect({ address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   const { service, vault, store } = await connectorServices(config);
   try {
     const worker = await createConnectorWorker({
@@ -32,6 +32,10 @@ export async function runStandaloneConnectorWorker(config: ConnectorsConfig = lo
     Runtime.instance().logger.info('connector worker started', {
       address,
       namespace,
+      // How, never with what: the key and certificates stay out of the log.
+      tls: !tls ? 'off' : typeof tls === 'object' && tls.clientCertPair ? 'mTLS' : 'on',
+      api_key: apiKey === undefined ? 'none' : 'set',
+      ...(source && { profile: source }),
       task_queue: taskQueue,
       store: store.db.description,
       payload_encryption: payloadKeyring ? `key ${payloadKeyring.primaryId}` : 'off',
