@@ -1,5 +1,5 @@
-import Long from 'long';
 import { Client, Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +64,7 @@ describe('connectors worker reaches Temporal as the Temporal CLI does', () => {
   beforeAll(async () => {
     api = await startTestHttpServer();
     connection = await Connection.connect({ address: temporal.address });
-    await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) } });
+    await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
     client = new Client({ connection, namespace });
     // A new namespace answers describe at once but list and start only once the frontend's cache knows it.
     const deadline = Date.now() + 60_000;
