@@ -122,6 +122,12 @@ export interface TemporalSettings {
   metadata?: Record<string, string>;
   /** The profile read, and from which file, for messages. Default: none (no file). */
   source?: string;
+  /**
+   * `TC_WORKER_SHUTDOWN_GRACE_MS`: on SIGTERM, how long a standalone connector worker lets calls in flight
+   * finish before it cancels them (they are then retried on another worker), in milliseconds. Default:
+   * 25000, inside the 30 s an orchestrator such as Kubernetes waits before SIGKILL.
+   */
+  shutdownGraceMs: number;
 }
 
 /** What `NativeConnection.connect` and `Connection.connect` take from {@link TemporalSettings}. */
@@ -150,6 +156,7 @@ export function temporalSettings(env: Env = process.env): TemporalSettings {
     address: connect.connectionOptions.address || '127.0.0.1:7233',
     namespace: connect.namespace || 'default',
     taskQueue: setting(env, 'TC_TASK_QUEUE') ?? 'connectors',
+    shutdownGraceMs: millisecondsSetting(env, 'TC_WORKER_SHUTDOWN_GRACE_MS') ?? 25_000,
     apiKey: typeof apiKey === 'string' ? apiKey : undefined,
     tls,
     metadata: metadata && Object.keys(metadata).length > 0 ? (metadata as Record<string, string>) : undefined,
@@ -218,14 +225,7 @@ export function vaultSettings(env: Env = process.env): VaultSettings | undefined
   const address = setting(env, 'VAULT_ADDR');
   if (address === undefined) return undefined;
   const roleId = setting(env, 'VAULT_ROLE_ID');
-  const ttl = setting(env, 'TC_VAULT_CACHE_TTL_MS');
-  let cacheTtlMs: number | undefined;
-  if (ttl !== undefined) {
-    cacheTtlMs = Number(ttl);
-    if (!/^\s*\d+\s*$/.test(ttl) || !Number.isSafeInteger(cacheTtlMs)) {
-      throw new ConfigError(`TC_VAULT_CACHE_TTL_MS must be a whole number of milliseconds (0 or more), not "${ttl.slice(0, 40)}"`);
-    }
-  }
+  const cacheTtlMs = millisecondsSetting(env, 'TC_VAULT_CACHE_TTL_MS');
   return {
     address,
     token: setting(env, 'VAULT_TOKEN'),
@@ -281,6 +281,16 @@ export function checkedHostNames(hosts: readonly string[], setting: string): str
 function setting(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value === '' ? undefined : value;
+}
+
+function millisecondsSetting(env: Env, name: string): number | undefined {
+  const value = setting(env, name);
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(ms)) {
+    throw new ConfigError(`${name} must be a whole number of milliseconds (0 or more), not "${value.slice(0, 40)}"`);
+  }
+  return ms;
 }
 
 function tokenList(env: Env, name: string): string[] {

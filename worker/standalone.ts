@@ -8,8 +8,9 @@ import { encryptedDataConverter } from './plugin';
 
 /**
  * A connector worker on its own, configured by `config` (default: `loadConfig()` of this process's
- * environment; README, Configuration): what `npm run worker` and `connectors worker` run. Stops on
- * SIGINT/SIGTERM (the SDK's default). Logs JSON lines on stderr at `TC_LOG_LEVEL` (default `INFO`),
+ * environment; README, Configuration): what `npm run worker` and `connectors worker` run. On
+ * SIGINT/SIGTERM (the SDK's signals) it stops polling, lets calls in flight finish for up to
+ * `TC_WORKER_SHUTDOWN_GRACE_MS`, closes its pools and the store, and exits 0. Logs JSON lines on stderr at `TC_LOG_LEVEL` (default `INFO`),
  * redacted of every resolved secret.
  */
 export async function runStandaloneConnectorWorker(config: ConnectorsConfig = loadConfig()): Promise<void> {
@@ -27,7 +28,12 @@ export async function runStandaloneConnectorWorker(config: ConnectorsConfig = lo
       taskQueue,
       service,
       vault,
-      workerOptions: payloadKeyring ? { dataConverter: encryptedDataConverter(payloadKeyring) } : undefined,
+      workerOptions: {
+        // The SDK's default, 0, cancels every call in flight at SIGTERM; its retry on another worker would
+        // call the external system a second time. Finishing it here is what a rolling deploy wants.
+        shutdownGraceTime: config.temporal.shutdownGraceMs,
+        ...(payloadKeyring && { dataConverter: encryptedDataConverter(payloadKeyring) }),
+      },
     });
     Runtime.instance().logger.info('connector worker started', {
       address,

@@ -145,4 +145,27 @@ describe('connectors worker reaches Temporal as the Temporal CLI does', () => {
       expect(await stopWorker(worker)).toBe(0);
     }
   }, 120_000);
+
+  test('SIGTERM lets a call in flight finish before the worker exits; another worker takes over, and the call is made once', async () => {
+    const configFile = path.join(dataDir, 'temporal.toml');
+    writeFileSync(configFile, `[profile.default]\naddress = "${temporal.address}"\nnamespace = "${namespace}"\n`);
+    const taskQueue = uniqueName('connectors');
+    const worker = await startWorker(workerEnv(configFile, { TC_TASK_QUEUE: taskQueue }));
+    const before = api.requests.length;
+    api.respondWith({ status: 200, body: { slow: true }, delayMs: 3_000 });
+    const running = runConnection(taskQueue);
+    const deadline = Date.now() + 30_000;
+    while (api.requests.length === before && Date.now() < deadline) await sleep(20);
+    expect(api.requests.length).toBe(before + 1);
+    const code = await stopWorker(worker);
+    expect({ code, output: worker.output() }).toMatchObject({ code: 0 });
+    // The workflow itself completes on whichever worker polls next, as with several hosts on one store.
+    const next = await startWorker(workerEnv(configFile, { TC_TASK_QUEUE: taskQueue }));
+    try {
+      expect(await running).toMatchObject({ output: { status: 200, body: { slow: true } }, attempt: 1 });
+      expect(api.requests.length).toBe(before + 1);
+    } finally {
+      expect(await stopWorker(next)).toBe(0);
+    }
+  }, 120_000);
 });
