@@ -2,18 +2,31 @@
 // named by the environment (DATABASE_URL, else the embedded store in TC_DATA_DIR) through the same
 // service layer as the HTTP API and the runtime. The environment is read once, by loadConfig, when
 // a command first needs it; commands get typed values from there.
+// Only commander and the configuration load up front: each command imports what it uses (the store and
+// connector libraries, the Temporal worker, the HTTP servers) when it runs, so `--help` and a
+// typo answer at once and `list` does not load the Temporal SDK.
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { stringify } from 'yaml';
-import { createConnectionRunner } from '../core/runner';
 import { loadConfig, type ConnectorsConfig } from '../core/config';
-import { parseDefinitions } from '../core/definitions-file';
-import { ConnectorValidationError } from '../core/service';
-import { connectorServices, type ConnectorServices } from '../core/services';
+import type { ConnectorServices } from '../core/services';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- `require`, not `import()`: under cli/bin.js's tsx/cjs
+   hook an `import()` goes to Node's ESM loader, which cannot resolve a `.ts` source. */
+const lazy = {
+  services: () => require('../core/services') as typeof import('../core/services'),
+  runner: () => require('../core/runner') as typeof import('../core/runner'),
+  definitions: () => require('../core/definitions-file') as typeof import('../core/definitions-file'),
+  yaml: () => require('yaml') as typeof import('yaml'),
+  managementApi: () => require('../api/server') as typeof import('../api/server'),
+  codecServer: () => require('../api/codec-server') as typeof import('../api/codec-server'),
+  worker: () => require('../worker/standalone') as typeof import('../worker/standalone'),
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Runs `action` with the store open, and closes it after: an open embedded store keeps the process alive. */
 async function withConfiguredServices<T>(config: ConnectorsConfig, action: (services: ConnectorServices) => Promise<T>): Promise<T> {
+  const { connectorServices } = lazy.services();
   const services = await connectorServices(config);
   try {
     return await action(services);
@@ -83,7 +96,7 @@ function fieldTable(schema: unknown, sensitive: readonly string[]): string {
 }
 
 function print(value: unknown, format: string): void {
-  process.stdout.write(format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value));
+  process.stdout.write(format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : lazy.yaml().stringify(value));
 }
 
 function positiveInt(label: string) {
@@ -112,6 +125,7 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
     .requiredOption('-f, --file <file>', 'file to read, or - for standard input')
     .option('--actor <name>', 'who is applying, recorded in history (default: cli:<user>)')
     .action(async (opts: { file: string; actor?: string }) => {
+      const { parseDefinitions } = lazy.definitions();
       const definitions = parseDefinitions(readSource(opts.file), opts.file === '-' ? 'stdin' : opts.file);
       if (definitions.length === 0) throw new Error(`${opts.file} holds no connector definitions`);
       const applied = await withServices(({ service }) => service.applyMany(definitions, { actor: actor(opts.actor) }));
@@ -201,6 +215,7 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
       .description(action === 'test' ? 'check that a connector reaches its system (exit code 1 when not)' : "describe the connector's system (SQL: schemas, tables, columns; REST: OpenAPI)")
       .option('--timeout <seconds>', 'give up after this many seconds', positiveInt('--timeout'), 60)
       .action(async (name: string, opts: { timeout: number }) => {
+        const { createConnectionRunner } = lazy.runner();
         const result = await withServices(({ service, vault }) =>
           createConnectionRunner({ service, vault }).run({ connector: name, action }, { signal: AbortSignal.timeout(opts.timeout * 1000) }),
         );
@@ -217,7 +232,9 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positiveInt('--port'), 8080)
     .action(async (opts: { host: string; port: number }) => {
-      const { managementApiOptionsFromConfig, startManagementApi } = require('../api/server') as typeof import('../api/server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      const { managementApiOptionsFromConfig, startManagementApi } = lazy.managementApi();
+      const { connectorServices } = lazy.services();
+      const { createConnectionRunner } = lazy.runner();
       // Tokens are checked before the store opens, so a missing one leaves nothing open.
       const { tokens, allowedHosts } = managementApiOptionsFromConfig(config());
       const services = await connectorServices(config());
@@ -240,7 +257,7 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
     .option('--port <port>', 'port to listen on (default: TC_CODEC_PORT, else 8888)', positiveInt('--port'))
     .option('--insecure-no-auth', 'serve without TC_CODEC_TOKENS, to anyone who reaches the port: development on this machine only (loopback addresses only)')
     .action(async (opts: { host: string; port?: number; insecureNoAuth?: boolean }) => {
-      const { startCodecServer, codecServerOptionsFromConfig } = require('../api/codec-server') as typeof import('../api/codec-server'); // eslint-disable-line @typescript-eslint/no-require-imports
+      const { startCodecServer, codecServerOptionsFromConfig } = lazy.codecServer();
       const options = codecServerOptionsFromConfig(config());
       const insecureNoAuth = opts.insecureNoAuth === true;
       const server = await startCodecServer({ ...options, insecureNoAuth, host: opts.host, port: opts.port ?? options.port });
@@ -256,11 +273,11 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
 
   program
     .command('worker')
-    .description('run a connector worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TC_TASK_QUEUE, store, keyring and Vault from the environment)')
+    .description(
+      'run a connector worker (Temporal as the Temporal CLI reaches it: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, temporal.toml; TC_TASK_QUEUE, store, keyring and Vault from the environment)',
+    )
     .action(async () => {
-      // Loaded here, not at the top: the Temporal worker runtime is heavy and only this command needs it.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { runStandaloneConnectorWorker } = require('../worker/standalone') as typeof import('../worker/standalone');
+      const { runStandaloneConnectorWorker } = lazy.worker();
       await runStandaloneConnectorWorker(config());
     });
 
@@ -275,7 +292,8 @@ function once<T>(load: () => T): () => T {
 
 /** One line on stderr, never a stack trace: validation issues, driver errors and failures all say what is wrong. */
 export function describeCliError(err: unknown): string {
-  if (err instanceof ConnectorValidationError) return err.message;
+  // By name: importing the class would load the service layer for every command, --help included.
+  if (err instanceof Error && err.name === 'ConnectorValidationError') return err.message;
   const message = err instanceof Error ? err.message : String(err);
   return message.split('\n')[0];
 }

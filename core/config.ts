@@ -2,7 +2,8 @@
 // loadConfig() once at their edge and pass typed values down; nothing below them reads process.env.
 // A leaf module (no imports from the rest of the project), so every layer can use its types.
 import type { LogLevel } from '@temporalio/common';
-import { readFileSync } from 'node:fs';
+import { loadClientConfigProfile, toClientOptions, type ClientConnectConfig } from '@temporalio/envconfig';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
 
@@ -46,14 +47,8 @@ export interface StoreSettings {
 
 /** Everything the environment configures, typed and checked (README, Configuration). */
 export interface ConnectorsConfig {
-  temporal: {
-    /** `TEMPORAL_ADDRESS`: the Temporal frontend. Default: `127.0.0.1:7233`. */
-    address: string;
-    /** `TEMPORAL_NAMESPACE`. Default: `default`. */
-    namespace: string;
-    /** `TC_TASK_QUEUE`: task queue of the connector worker. Default: `connectors`. */
-    taskQueue: string;
-  };
+  /** How to reach Temporal, read by `@temporalio/envconfig` as the Temporal CLI reads it: see {@link temporalSettings}. */
+  temporal: TemporalSettings;
   store: StoreSettings;
   /** `TC_KEYRING`, else `TC_KEYRING_FILE` (read here): keys of the store's sensitive fields. Default: none. */
   keyring?: KeyringSetting;
@@ -96,11 +91,7 @@ type Env = NodeJS.ProcessEnv | Readonly<Record<string, string | undefined>>;
  */
 export function loadConfig(env: Env = process.env): ConnectorsConfig {
   return {
-    temporal: {
-      address: setting(env, 'TEMPORAL_ADDRESS') ?? '127.0.0.1:7233',
-      namespace: setting(env, 'TEMPORAL_NAMESPACE') ?? 'default',
-      taskQueue: setting(env, 'TC_TASK_QUEUE') ?? 'connectors',
-    },
+    temporal: temporalSettings(env),
     store: storeSettings(env),
     keyring: keyringSetting(env),
     payloadKeyring: payloadKeyringSetting(env),
@@ -109,6 +100,82 @@ export function loadConfig(env: Env = process.env): ConnectorsConfig {
     api: apiSettings(env),
     codec: codecSettings(env),
   };
+}
+
+/**
+ * How to reach Temporal. The profile of a `temporal.toml` file (the Temporal CLI's: `TEMPORAL_CONFIG_FILE`,
+ * else `~/.config/temporalio/temporal.toml`; profile `TEMPORAL_PROFILE`, else `default`), overridden by
+ * `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS*` and `TEMPORAL_GRPC_META_*`.
+ */
+export interface TemporalSettings {
+  /** The Temporal frontend, `host:port`. Default: `127.0.0.1:7233`. */
+  address: string;
+  /** Default: `default`. */
+  namespace: string;
+  /** `TC_TASK_QUEUE`: task queue of the connector worker. Default: `connectors`. */
+  taskQueue: string;
+  /** API key (Temporal Cloud), sent as a bearer token; turns TLS on unless TLS is configured. Default: none. */
+  apiKey?: string;
+  /** TLS: `true` with the system's roots, the configured certificates (mTLS), or `false`. Default: none (plain TCP). */
+  tls?: TemporalConnectionOptions['tls'];
+  /** gRPC headers sent with every call (`TEMPORAL_GRPC_META_<NAME>`, `grpc_meta`). Default: none. */
+  metadata?: Record<string, string>;
+  /** The profile read, and from which file, for messages. Default: none (no file). */
+  source?: string;
+  /**
+   * `TC_WORKER_SHUTDOWN_GRACE_MS`: on SIGTERM, how long a standalone connector worker lets calls in flight
+   * finish before it cancels them (they are then retried on another worker), in milliseconds. Default:
+   * 25000, inside the 30 s an orchestrator such as Kubernetes waits before SIGKILL.
+   */
+  shutdownGraceMs: number;
+}
+
+/** What `NativeConnection.connect` and `Connection.connect` take from {@link TemporalSettings}. */
+export type TemporalConnectionOptions = ClientConnectConfig['connectionOptions'] & { address: string };
+
+/** {@link ConnectorsConfig.temporal} alone. Throws a {@link ConfigError} naming the file or profile that cannot be used. */
+export function temporalSettings(env: Env = process.env): TemporalSettings {
+  // envconfig reads an empty variable as a value; here, as everywhere in loadConfig, it counts as unset.
+  // An empty TEMPORAL_GRPC_META_* keeps its meaning: it removes a header the file sets.
+  const vars = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => typeof entry[1] === 'string' && (entry[1] !== '' || entry[0].startsWith('TEMPORAL_GRPC_META_'))),
+  );
+  const file = vars.TEMPORAL_CONFIG_FILE;
+  const profileName = vars.TEMPORAL_PROFILE;
+  const where = `${file ? `TEMPORAL_CONFIG_FILE ${file}` : 'temporal.toml'}${profileName ? `, TEMPORAL_PROFILE ${profileName}` : ''}`;
+  // envconfig ignores a missing file; one named on purpose is a mistake worth saying.
+  if (file !== undefined && !existsSync(file)) throw new ConfigError(`TEMPORAL_CONFIG_FILE ${file} does not exist`);
+  let connect: ClientConnectConfig;
+  try {
+    connect = toClientOptions(loadClientConfigProfile({ overrideEnvVars: vars }));
+  } catch (err) {
+    throw new ConfigError(`Temporal connection settings (${where}): ${describeTemporalConfigError(err)}`);
+  }
+  const { apiKey, tls, metadata } = connect.connectionOptions;
+  return {
+    address: connect.connectionOptions.address || '127.0.0.1:7233',
+    namespace: connect.namespace || 'default',
+    taskQueue: setting(env, 'TC_TASK_QUEUE') ?? 'connectors',
+    shutdownGraceMs: millisecondsSetting(env, 'TC_WORKER_SHUTDOWN_GRACE_MS') ?? 25_000,
+    apiKey: typeof apiKey === 'string' ? apiKey : undefined,
+    tls,
+    metadata: metadata && Object.keys(metadata).length > 0 ? (metadata as Record<string, string>) : undefined,
+    source: profileName || file ? where : undefined,
+  };
+}
+
+/** The options of `NativeConnection.connect` (worker) and `Connection.connect` (client) for `settings`. */
+export function temporalConnectionOptions(settings: TemporalSettings): TemporalConnectionOptions {
+  const { address, apiKey, tls, metadata } = settings;
+  return { address, ...(apiKey !== undefined && { apiKey }), ...(tls !== undefined && { tls }), ...(metadata && { metadata }) };
+}
+
+/** An envconfig failure in one line. A TOML error quotes the file, which may hold an API key: only its position is kept. */
+function describeTemporalConfigError(err: unknown): string {
+  const e = err as { name?: string; line?: number; column?: number; code?: string; path?: string; message?: string };
+  if (typeof e.line === 'number' && typeof e.column === 'number') return `not valid TOML (line ${e.line}, column ${e.column})`;
+  if (e.code && e.path) return `cannot read ${e.path}: ${e.code}`;
+  return String(e.message ?? err).split('\n')[0];
 }
 
 /** {@link ConnectorsConfig.api} alone. */
@@ -158,14 +225,7 @@ export function vaultSettings(env: Env = process.env): VaultSettings | undefined
   const address = setting(env, 'VAULT_ADDR');
   if (address === undefined) return undefined;
   const roleId = setting(env, 'VAULT_ROLE_ID');
-  const ttl = setting(env, 'TC_VAULT_CACHE_TTL_MS');
-  let cacheTtlMs: number | undefined;
-  if (ttl !== undefined) {
-    cacheTtlMs = Number(ttl);
-    if (!/^\s*\d+\s*$/.test(ttl) || !Number.isSafeInteger(cacheTtlMs)) {
-      throw new ConfigError(`TC_VAULT_CACHE_TTL_MS must be a whole number of milliseconds (0 or more), not "${ttl.slice(0, 40)}"`);
-    }
-  }
+  const cacheTtlMs = millisecondsSetting(env, 'TC_VAULT_CACHE_TTL_MS');
   return {
     address,
     token: setting(env, 'VAULT_TOKEN'),
@@ -221,6 +281,16 @@ export function checkedHostNames(hosts: readonly string[], setting: string): str
 function setting(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value === '' ? undefined : value;
+}
+
+function millisecondsSetting(env: Env, name: string): number | undefined {
+  const value = setting(env, name);
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(ms)) {
+    throw new ConfigError(`${name} must be a whole number of milliseconds (0 or more), not "${value.slice(0, 40)}"`);
+  }
+  return ms;
 }
 
 function tokenList(env: Env, name: string): string[] {

@@ -25,6 +25,11 @@ describe('npm start (the main job)', () => {
       expect(output).toContain('"overridden": "created invoice 2 (HTTP 201)"');
       expect(output).toContain('"inline": "health ok: true"');
       expect(output).toMatch(/"acme": 1,\s+"globex": 1/);
+      // Nothing a newcomer has to puzzle over: no SDK warning. Both streams are captured in full: the SDK's
+      // "[WARN] No activities registered" line showed up here before the example worker's logger dropped it.
+      expect(output).toContain('[start] running workflow');
+      expect(output).not.toMatch(/\[WARN\]/);
+      expect(output).not.toContain('No activities registered');
       expect(output).toMatch(/This run: +http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/billing-demo-/);
       // The embedded store and its key file were made in the data folder; the key file is private.
       expect(statSync(path.join(dataDir, 'store')).isDirectory()).toBe(true);

@@ -12,7 +12,7 @@ import { VaultSecretSource } from '../../core/vault';
 describe('configuration from the environment', () => {
   test('an empty environment gets the defaults the README documents', () => {
     expect(loadConfig({})).toEqual({
-      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'connectors' },
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'connectors', shutdownGraceMs: 25_000 },
       store: { databaseUrl: undefined, dataDir: path.resolve('.data', 'store') },
       keyring: undefined,
       payloadKeyring: undefined,
@@ -46,9 +46,10 @@ describe('configuration from the environment', () => {
       TC_CODEC_CORS_ORIGINS: 'https://ui.example.com',
       TC_CODEC_ALLOWED_HOSTS: '[fd00::5]',
       TC_CODEC_PORT: '9999',
+      TC_WORKER_SHUTDOWN_GRACE_MS: '5000',
     });
     expect(config).toEqual({
-      temporal: { address: 'temporal.internal:7233', namespace: 'billing', taskQueue: 'connectors-eu' },
+      temporal: { address: 'temporal.internal:7233', namespace: 'billing', taskQueue: 'connectors-eu', shutdownGraceMs: 5000 },
       store: { databaseUrl: 'postgres://store.internal/connectors', dataDir: 'memory' },
       keyring: { text: 'k1:AAAA', source: 'TC_KEYRING' },
       payloadKeyring: { text: 'p1:BBBB', source: 'TC_PAYLOAD_KEYRING' },
@@ -94,6 +95,7 @@ describe('configuration from the environment', () => {
       [{ TC_CODEC_PORT: 'http' }, /^TC_CODEC_PORT must be a port number/],
       [{ VAULT_ADDR: 'http://vault:8200', VAULT_TOKEN: 't', TC_VAULT_CACHE_TTL_MS: '1 minute' }, /^TC_VAULT_CACHE_TTL_MS must be a whole number of milliseconds \(0 or more\), not "1 minute"$/],
       [{ VAULT_ADDR: 'http://vault:8200', VAULT_TOKEN: 't', TC_VAULT_CACHE_TTL_MS: '-5' }, /^TC_VAULT_CACHE_TTL_MS must be a whole number/],
+      [{ TC_WORKER_SHUTDOWN_GRACE_MS: '30s' }, /^TC_WORKER_SHUTDOWN_GRACE_MS must be a whole number of milliseconds \(0 or more\), not "30s"$/],
       [{ TC_API_ALLOWED_HOSTS: 'https://connectors.example.com' }, /^TC_API_ALLOWED_HOSTS: "https:\/\/connectors.example.com" is not a host name/],
       [{ TC_CODEC_ALLOWED_HOSTS: 'codec.example.com:443' }, /^TC_CODEC_ALLOWED_HOSTS: .* is not a host name/],
     ];
