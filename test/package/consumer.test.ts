@@ -184,7 +184,8 @@ describe('the packed package in a project of its own', () => {
 
   test("a workflow that imports only temporal-connectors/workflows calls a connector stored with the consumer's npx connectors apply", async () => {
     const applied = await run('npx', ['--no', 'connectors', 'apply', '-f', 'billing_api.yaml'], { cwd: consumer, env, timeoutMs: 60_000 });
-    expect(applied).toMatchObject({ code: 0, stdout: 'billing_api: created version 1\n' });
+    expectSuccess('npx connectors apply', applied);
+    expect(applied.stdout).toBe('billing_api: created version 1\n');
 
     const worker = spawn(process.execPath, ['worker.js'], { cwd: consumer, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let workerOut = '';
