@@ -182,6 +182,35 @@ describe('the packed package in a project of its own', () => {
     expect(files.filter((file) => /^package\/(test|scripts|examples|bench)\//.test(file) || file.includes('/fixtures/'))).toEqual([]);
   });
 
+  test('a TypeScript project gets real types for both entry points, with no declaration that needs a package it lacks', async () => {
+    // The misuse below must be an error: were the entry points typed `any`, the unused directive would be one instead.
+    writeFileSync(
+      path.join(consumer, 'check.ts'),
+      `import { connect, FailureType, type ConnectionHandle } from 'temporal-connectors/workflows';
+import { ConnectorsPlugin, PgDatabase, connectorServicesFromEnv } from 'temporal-connectors';
+
+export async function typed(): Promise<ConnectionHandle['workflowId']> {
+  // @ts-expect-error connect takes a connector name or an inline connector, not a number
+  await connect(42);
+  return FailureType.NotFound;
+}
+export async function plugin(): Promise<ConnectorsPlugin> {
+  return new ConnectorsPlugin({ connectorWorker: { service: (await connectorServicesFromEnv()).service } });
+}
+export const database = new PgDatabase({ connectionString: 'postgres://localhost/db' });
+`,
+    );
+    // The repository's TypeScript and Node types; everything else resolves in the consumer's node_modules.
+    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    const flags = ['--listFiles', '--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022', '--types', 'node', '--typeRoots', path.join(REPO, 'node_modules', '@types')];
+    const checked = await run(process.execPath, [tsc, ...flags, 'check.ts'], { cwd: consumer, env, timeoutMs: 120_000 });
+    // Errors inside other packages' declarations (the SDK's own need of @types/ms) are theirs, not this package's.
+    const ours = checked.stdout.split('\n').filter((line) => /^(check\.ts|node_modules\/temporal-connectors\/)\S*\(\d+,\d+\): error/.test(line));
+    expect(ours).toEqual([]);
+    expect(checked.stdout).toMatch(/\/node_modules\/temporal-connectors\/dist\/index\.d\.ts$/m);
+    expect(checked.stdout).toMatch(/\/node_modules\/temporal-connectors\/dist\/workflows\/index\.d\.ts$/m);
+  });
+
   test("a workflow that imports only temporal-connectors/workflows calls a connector stored with the consumer's npx connectors apply", async () => {
     const applied = await run('npx', ['--no', 'connectors', 'apply', '-f', 'billing_api.yaml'], { cwd: consumer, env, timeoutMs: 60_000 });
     expectSuccess('npx connectors apply', applied);
