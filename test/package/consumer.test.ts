@@ -2,7 +2,7 @@
 // repository that installs the tarball and the Temporal SDK, plain JavaScript on its side, the
 // consumer's own `npx connectors apply`, its own worker and client as child processes run from its
 // folder, so every import resolves through its node_modules and nothing of this repository's sources,
-// tsx or TypeScript. The files written here are the README's "Use it in your project", word for word.
+// tsx or TypeScript. Its JavaScript files are those of the README's "Use it in your project", read from there.
 import { Client, Connection } from '@temporalio/client';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,71 +24,25 @@ const SDK_PACKAGES = ['client', 'worker', 'workflow', 'envconfig'].map((name) =>
   return `@temporalio/${name}@${version}`;
 });
 
-// README: "Use it in your project".
-const WORKFLOWS_JS = `// workflows.js: runs in Temporal's sandbox, so it imports only 'temporal-connectors/workflows'
-const { connect } = require('temporal-connectors/workflows');
-
-async function openInvoices(customer) {
-  const answer = await connect('billing_api', { path: '/invoices', query: { customer } });
-  return { status: answer.status, invoices: answer.body };
+/**
+ * A file of the README's "Use it in your project", taken from the README itself, so the quick start is
+ * what this test runs: the ```js block whose first line is `// <name>: ...`.
+ */
+function readmeFile(name: string): string {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Use it in your project'));
+  const block = new RegExp('```js\\n(// ' + name.replace('.', '\\.') + ':[^]*?)```').exec(section);
+  if (!block) throw new Error(`README.md's "Use it in your project" has no js block for ${name}`);
+  return block[1];
 }
 
-module.exports = { openInvoices };
-`;
-
-const WORKER_JS = `// worker.js: your worker, with the connector worker in the same process
-const { loadClientConnectConfig } = require('@temporalio/envconfig');
-const { NativeConnection, Worker } = require('@temporalio/worker');
-const { ConnectorsPlugin, connectorServicesFromEnv } = require('temporal-connectors');
-
-async function main() {
-  const { connectionOptions, namespace } = loadClientConnectConfig(); // TEMPORAL_ADDRESS, TEMPORAL_PROFILE, ...
-  const { service, vault } = await connectorServicesFromEnv(); // DATABASE_URL, TC_KEYRING, VAULT_ADDR, ...
-  const worker = await Worker.create({
-    connection: await NativeConnection.connect(connectionOptions),
-    namespace,
-    taskQueue: 'invoices',
-    workflowsPath: require.resolve('./workflows'),
-    plugins: [new ConnectorsPlugin({ connectorWorker: { service, vault } })],
-  });
-  console.log('worker ready');
-  await worker.run(); // until Ctrl-C or SIGTERM
+/** The README's billing_api.yaml, pointed at `baseUrl` and with this file's token. */
+function connectorYaml(baseUrl: string): string {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const yaml = /cat > billing_api\.yaml <<'YAML'\n([^]*?\n)YAML\n/.exec(readme.slice(readme.indexOf('## Use it in your project')));
+  if (!yaml) throw new Error(`README.md's "Use it in your project" has no billing_api.yaml`);
+  return yaml[1].replace('https://billing.example.com/api', baseUrl).replace('token: s3cr3t', `token: ${TOKEN}`);
 }
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
-`;
-
-const RUN_JS = `// run.js: starts the workflow and prints its result
-const { Client, Connection } = require('@temporalio/client');
-const { loadClientConnectConfig } = require('@temporalio/envconfig');
-
-async function main() {
-  const { connectionOptions, namespace } = loadClientConnectConfig();
-  const client = new Client({ connection: await Connection.connect(connectionOptions), namespace });
-  const result = await client.workflow.execute('openInvoices', {
-    taskQueue: 'invoices',
-    workflowId: process.argv[3] ?? 'open-invoices-' + Date.now(),
-    args: [process.argv[2] ?? 'acme'],
-  });
-  console.log(JSON.stringify(result));
-}
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
-`;
-
-const connectorYaml = (baseUrl: string) => `# billing_api.yaml
-name: billing_api
-type: REST
-value:
-  base_url: ${baseUrl}
-  auth: { type: bearer, token: ${TOKEN} }
-`;
 
 interface Run {
   code: number | null;
@@ -161,9 +115,7 @@ describe('the packed package in a project of its own', () => {
     writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'my-temporal-app', version: '1.0.0', private: true }, null, 2));
     const installed = await run('npm', ['install', '--no-audit', '--no-fund', path.join(work, tarball), ...SDK_PACKAGES], { cwd: consumer, env, timeoutMs: 300_000 });
     expectSuccess('npm install', installed);
-    writeFileSync(path.join(consumer, 'workflows.js'), WORKFLOWS_JS);
-    writeFileSync(path.join(consumer, 'worker.js'), WORKER_JS);
-    writeFileSync(path.join(consumer, 'run.js'), RUN_JS);
+    for (const file of ['workflows.js', 'worker.js', 'run.js']) writeFileSync(path.join(consumer, file), readmeFile(file));
     writeFileSync(path.join(consumer, 'billing_api.yaml'), connectorYaml(api.url));
   }, 600_000);
 
