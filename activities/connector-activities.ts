@@ -45,16 +45,19 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       // A heartbeat on a clock, besides the types' own: loading, Vault and a quiet external call
       // heartbeat too, so Temporal notices a dead worker within the heartbeat timeout. It repeats the
       // type's latest details, so the details Temporal keeps stay the type's.
+      // A local activity (the `localActivity` call option) cannot heartbeat: its workflow task's own
+      // timeout notices a dead worker instead.
       let details: unknown;
-      const heartbeats = setInterval(() => activity.heartbeat(details), INVOKE_HEARTBEAT_INTERVAL_MS);
+      const heartbeat = (d: unknown) => {
+        details = d;
+        if (!activity.info.isLocal) activity.heartbeat(d);
+      };
+      const heartbeats = setInterval(() => heartbeat(details), INVOKE_HEARTBEAT_INTERVAL_MS);
       heartbeats.unref();
       try {
         const result = await runner.run(input, {
           signal: activity.cancellationSignal,
-          heartbeat: (d) => {
-            details = d;
-            activity.heartbeat(d);
-          },
+          heartbeat,
           attempt: activity.info.attempt,
           onResolved: (call) => (resolved = call),
         });

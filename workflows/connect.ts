@@ -7,9 +7,10 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import type { SearchAttributePair } from '@temporalio/common';
 import { connection } from './connection';
 import { FailureType } from './failures';
+import { ConnectorNameKey, ConnectorTypeKey } from './search-attributes';
 import {
   DEFAULT_CONNECTORS_TASK_QUEUE,
   type ConnectionAction,
@@ -23,8 +24,7 @@ import {
   type InlineConnector,
 } from './types';
 
-export const ConnectorNameKey = defineSearchAttributeKey('ConnectorName', SearchAttributeType.KEYWORD);
-export const ConnectorTypeKey = defineSearchAttributeKey('ConnectorType', SearchAttributeType.KEYWORD);
+export { ConnectorNameKey, ConnectorTypeKey };
 
 /** A started `connection` execution. */
 export interface ConnectionHandle<Output = unknown> {
@@ -33,8 +33,11 @@ export interface ConnectionHandle<Output = unknown> {
    * `order-42/<run ID>/connection/3` in a run that continued as new, a retry or a cron run.
    */
   workflowId: string;
-  /** What the connection goes through (no secrets). */
-  connector: ConnectorDescriptor;
+  /**
+   * What the connection goes through, as the call names it: a stored connector's name, or an inline
+   * connector's type. The `connection` execution resolves the rest (type, version) itself: see `details()`.
+   */
+  connector: { name: string | null; type: string | null };
   /** The call's output. Throws an ApplicationFailure of the connector's failure type, e.g. `Connector.NotFound`. */
   result(): Promise<Output>;
   /** The output with the masked effective inputs, their provenance, the connector version and the duration. */
@@ -47,6 +50,10 @@ let connectionSequence = 0;
 
 // Marks runs whose connection IDs name the run; runs recorded before it replay with the IDs they recorded.
 const CONNECTION_IDS_NAME_THE_RUN_PATCH = 'temporal-connectors/connection-ids-name-the-run';
+
+// Marks runs whose `connection` children resolve their connector themselves; runs recorded before it
+// replay the `connectors.describe` activity they scheduled before each start.
+const CONNECTION_RESOLVES_ITS_CONNECTOR_PATCH = 'temporal-connectors/connection-resolves-its-connector';
 
 /**
  * `<workflow ID>/connection/<n>` in the first run of a workflow ID; in every later run of its chain
@@ -92,31 +99,28 @@ async function startAction<Output>(
   const request: ConnectionRequest = { ...toRequest(connector, overridesOrOptions), ...(action === 'invoke' ? {} : { action }) };
   const options = ((typeof connector === 'string' ? maybeOptions : overridesOrOptions) ?? {}) as ConnectionOptions;
   const taskQueue = options.taskQueue ?? DEFAULT_CONNECTORS_TASK_QUEUE;
-  const { 'connectors.describe': describe } = proxyActivities<ConnectorActivities>({
-    taskQueue,
-    startToCloseTimeout: '30s',
-    retry: { maximumAttempts: 3, initialInterval: '200ms' },
-  });
-
-  let descriptor: ConnectorDescriptor;
-  try {
-    descriptor = await describe(request);
-  } catch (err) {
-    throw unwrapFailure(err);
-  }
-
-  const searchAttributes: SearchAttributePair[] = [{ key: ConnectorTypeKey, value: descriptor.type }];
-  if (descriptor.name) searchAttributes.push({ key: ConnectorNameKey, value: descriptor.name });
+  // The child resolves its connector in its own first workflow task, so starting a call costs one
+  // round trip to the server. Runs that began before this version described it from here first.
+  const descriptor = patched(CONNECTION_RESOLVES_ITS_CONNECTOR_PATCH) ? undefined : await describeFromParent(request, taskQueue);
+  const named = typeof request.connector === 'string' ? request.connector : null;
+  const type = descriptor?.type ?? (typeof request.connector === 'string' ? null : request.connector.type);
+  const searchAttributes: SearchAttributePair[] = [];
+  if (type) searchAttributes.push({ key: ConnectorTypeKey, value: type });
+  if (named) searchAttributes.push({ key: ConnectorNameKey, value: named });
+  // Before resolution only the call's own words are known: a name, or an inline type (never an
+  // inline connector's values, which may hold secrets). The child's details and its activity's
+  // summary show the resolved summary, e.g. `REST billing_api POST /invoices`.
+  const summary = descriptor?.summary ?? [named ?? `${type} (inline)`, action === 'invoke' ? undefined : action].filter(Boolean).join(' ');
   const workflowId = options.workflowId ?? nextConnectionId();
-  const { timeout, retry } = options;
+  const { timeout, retry, localActivity } = options;
   let child;
   try {
     child = await startChild(connection, {
       taskQueue,
       workflowId,
-      args: [{ ...request, descriptor, options: { timeout, retry } }],
+      args: [{ ...request, ...(descriptor ? { descriptor } : {}), options: { timeout, retry, ...(localActivity === undefined ? {} : { localActivity }) } }],
       typedSearchAttributes: searchAttributes,
-      staticSummary: descriptor.summary,
+      staticSummary: summary,
       parentClosePolicy: options.parentClosePolicy,
     });
   } catch (err) {
@@ -129,7 +133,21 @@ async function startAction<Output>(
       throw unwrapFailure(err);
     }
   };
-  return { workflowId, connector: descriptor, details, result: async () => (await details()).output };
+  return { workflowId, connector: { name: named, type }, details, result: async () => (await details()).output };
+}
+
+/** What runs started before {@link CONNECTION_RESOLVES_ITS_CONNECTOR_PATCH} did before each start, kept for their replay. */
+async function describeFromParent(request: ConnectionRequest, taskQueue: string): Promise<ConnectorDescriptor> {
+  const { 'connectors.describe': describe } = proxyActivities<ConnectorActivities>({
+    taskQueue,
+    startToCloseTimeout: '30s',
+    retry: { maximumAttempts: 3, initialInterval: '200ms' },
+  });
+  try {
+    return await describe(request);
+  } catch (err) {
+    throw unwrapFailure(err);
+  }
 }
 
 /**

@@ -30,6 +30,15 @@ export interface ConnectionOptions {
   workflowId?: string;
   /** What happens to a running connection when the parent closes. Default: `TERMINATE`. */
   parentClosePolicy?: 'TERMINATE' | 'ABANDON' | 'REQUEST_CANCEL';
+  /**
+   * Run the external call as a local activity of its `connection` execution (`true`) or as an activity
+   * task (`false`). A local activity costs no round trip through the task queue: the whole connection
+   * takes one workflow task. It does not heartbeat, so a connector worker that dies during the call is
+   * noticed by the connection's workflow task timeout (10 s) and the call runs again on another worker,
+   * and the Web UI shows it once it is done rather than as a pending activity.
+   * Default: `true` when the per-attempt timeout is at most 1 min (the default timeout is 60 s), else `false`.
+   */
+  localActivity?: boolean;
 }
 
 /** What the connector worker needs to resolve a call. */
@@ -82,7 +91,11 @@ export interface ConnectorRetry {
 
 /** Input of the `connection` workflow, shown in the Web UI. */
 export interface ConnectionInput extends ConnectionRequest {
-  descriptor: ConnectorDescriptor;
+  /**
+   * Absent in connections started by this version: the `connection` resolves its connector itself,
+   * in its first workflow task. Present in those started by versions whose parent resolved it first.
+   */
+  descriptor?: ConnectorDescriptor;
   options?: Omit<ConnectionOptions, 'workflowId' | 'taskQueue' | 'parentClosePolicy'>;
 }
 

@@ -200,7 +200,8 @@ export const database = new PgDatabase({ connectionString: 'postgres://localhost
         expect(child.status.name).toBe('COMPLETED');
         expect(child.taskQueue).toBe('connectors');
         expect(child.parentExecution?.workflowId).toBe(workflowId);
-        expect(await child.staticSummary()).toBe('REST billing_api GET /invoices');
+        expect(await child.staticSummary()).toBe('billing_api');
+        expect(child.searchAttributes).toMatchObject({ ConnectorName: ['billing_api'], ConnectorType: ['REST'] });
       } finally {
         await connection.close();
       }

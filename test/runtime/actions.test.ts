@@ -1,5 +1,5 @@
 import { startTestHttpServer, unusedLocalUrl, type TestHttpServer } from '../fixtures/http-server';
-import { startHarness, type Harness } from '../support/harness';
+import { callSummary, startHarness, type Harness } from '../support/harness';
 import { uniqueName } from '../support/stack';
 
 // Connection tests and introspection are `connection` executions too, so they show in the Web UI.
@@ -36,7 +36,8 @@ describe('testing and introspecting connectors from workflow code', () => {
     expect(result).toMatchObject({ ok: true, message: expect.stringContaining('HTTP 200') });
     expect(result.latency_ms).toBeGreaterThanOrEqual(0);
     const child = await h.client.workflow.getHandle(`${workflowId}/connection/1`).describe();
-    expect(await child.staticSummary()).toBe(`REST ${name} test`);
+    expect(await child.staticSummary()).toBe(`${name} test`);
+    expect(await callSummary(h.client, `${workflowId}/connection/1`)).toBe(`REST ${name} test`);
   });
 
   test('testConnection on an unreachable system says so in a sentence instead of failing', async () => {

@@ -2,7 +2,8 @@ import vault from 'node-vault';
 import { MASK } from '../../core/inputs';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import type { CallOutcome } from '../fixtures/connector-workflows';
-import { historyText, startHarness, type Harness } from '../support/harness';
+import type { ConnectionOptions } from '../../workflows';
+import { callSummary, historyText, startHarness, type Harness } from '../support/harness';
 import { recordSecrets } from '../support/leak-sweep';
 import { testStack, uniqueName } from '../support/stack';
 
@@ -29,6 +30,16 @@ describe('connections through the connector worker', () => {
 
   function lastRequest() {
     return api.requests[api.requests.length - 1];
+  }
+
+  type History = Awaited<ReturnType<ReturnType<Harness['client']['workflow']['getHandle']>['fetchHistory']>>;
+
+  /** How the `connection` ran: its activity tasks by type, and how many local activities (markers) it recorded. */
+  function callShape(history: History): { activities: string[]; localActivities: number } {
+    return {
+      activities: history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name!),
+      localActivities: history.events!.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
+    };
   }
 
   test('profile, then Vault, then override: the later layer wins and provenance says which', async () => {
@@ -74,7 +85,9 @@ describe('connections through the connector worker', () => {
     expect(description.type).toBe('connection');
     expect(description.taskQueue).toBe(h.connectorQueue);
     expect(description.parentExecution?.workflowId).toBe(parentId);
-    expect(await description.staticSummary()).toBe(`REST ${name} POST /invoices`);
+    // The parent starts the child knowing only the name; the child resolves the rest itself (its
+    // type, set as a search attribute, and the summary of its call).
+    expect(await description.staticSummary()).toBe(name);
     expect(description.searchAttributes).toMatchObject({ ConnectorName: [name], ConnectorType: ['REST'] });
 
     const childResult = await child.result();
@@ -85,7 +98,13 @@ describe('connections through the connector worker', () => {
     const history = await child.fetchHistory();
     const started = history.events![0].workflowExecutionStartedEventAttributes!;
     const input = JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString());
-    expect(input).toMatchObject({ connector: name, overrides: { data: { amount: 13 } }, descriptor: { name, type: 'REST', version: 1 } });
+    expect(input).toMatchObject({ connector: name, overrides: { data: { amount: 13 } } });
+    expect(input.descriptor).toBeUndefined();
+    expect(await callSummary(h.client, result.workflowId!)).toBe(`REST ${name} POST /invoices`);
+    // The connector was described and called by two local activities in the child's first workflow
+    // task (a short call), and the parent spent no activity on it.
+    expect(callShape(history)).toEqual({ activities: [], localActivities: 2 });
+    expect(callShape(await h.client.workflow.getHandle(parentId).fetchHistory())).toEqual({ activities: [], localActivities: 0 });
 
     // Visibility is eventually consistent: poll the list query briefly.
     let found: string[] = [];
@@ -104,8 +123,35 @@ describe('connections through the connector worker', () => {
     expect(lastRequest()).toMatchObject({ method: 'PUT', path: '/inline', body: 'plain text' });
     expect(await h.service.list()).not.toContainEqual(expect.objectContaining({ name: 'inline' }));
     const description = await h.client.workflow.getHandle(result.workflowId!).describe();
+    // Nothing of an inline connector's values is in the summary the parent sets: they may hold secrets.
+    expect(await description.staticSummary()).toBe('REST (inline)');
     // A whole url is summarised by its host: its path may be a webhook's key.
-    expect(await description.staticSummary()).toBe(`REST (inline) PUT 127.0.0.1:${api.port}`);
+    expect(await callSummary(h.client, result.workflowId!)).toBe(`REST (inline) PUT 127.0.0.1:${api.port}`);
+  });
+
+  test('a short call runs as a local activity of its connection, a long one or one with `localActivity: false` as an activity task; each is retried and masked', async () => {
+    const name = uniqueName('local').toLowerCase();
+    await h.service.apply({ name, type: 'REST', value: { base_url: api.url, path: '/local', headers: { 'x-api-key': 'local-key-5c1e' } }, retry: { maximum_attempts: 4 } });
+    const ways: { options: ConnectionOptions; shape: ReturnType<typeof callShape> }[] = [
+      { options: {}, shape: { activities: [], localActivities: 2 } },
+      { options: { localActivity: false }, shape: { activities: ['connectors.invoke'], localActivities: 1 } },
+      { options: { timeout: '2m' }, shape: { activities: ['connectors.invoke'], localActivities: 1 } },
+      { options: { timeout: '2m', localActivity: true }, shape: { activities: [], localActivities: 2 } },
+    ];
+    for (const way of ways) {
+      api.respondWith({ status: 503, headers: { 'retry-after': '0' } });
+      const { result } = await h.call(name, undefined, { taskQueue: h.connectorQueue, retry: { initialInterval: '50ms' }, ...way.options });
+      expect(result.error).toBeUndefined();
+      // Retried by Temporal after the 503, under the connector's own retry policy.
+      expect(result.details).toMatchObject({ connector: { name, type: 'REST', version: 1 }, attempt: 2, inputs: { headers: { 'x-api-key': MASK } } });
+      expect(lastRequest()).toMatchObject({ path: '/local', headers: { 'x-api-key': 'local-key-5c1e' } });
+      const child = h.client.workflow.getHandle(result.workflowId!);
+      expect({ options: way.options, shape: callShape(await child.fetchHistory()) }).toEqual(way);
+      expect((await child.describe()).searchAttributes).toMatchObject({ ConnectorName: [name], ConnectorType: ['REST'] });
+      const text = await historyText(h.client, result.workflowId!);
+      expect(text).toContain(MASK);
+      expect(text).not.toContain('local-key-5c1e');
+    }
   });
 
   test('a locked field cannot be overridden; the error names it', async () => {

@@ -125,7 +125,8 @@ describe('heartbeats of connector calls', () => {
       const parentId = uniqueName('failover-parent');
       const call: CallArgs = {
         connector: { type: 'REST', url: `${api.url}/slow` },
-        options: { taskQueue: queue, timeout: '60s', retry: { initialInterval: '200ms', maximumAttempts: 3 } },
+        // As an activity task, which heartbeats; a short call's default, a local activity, is covered in test/reliability.
+        options: { taskQueue: queue, timeout: '60s', localActivity: false, retry: { initialInterval: '200ms', maximumAttempts: 3 } },
       };
       const started = Date.now();
       const parent = await h.client.workflow.start('callConnector', { taskQueue: h.userQueue, workflowId: parentId, args: [call] });
@@ -170,16 +171,21 @@ describe('heartbeats of connector calls', () => {
     });
   });
 
-  test('a live call that runs longer than the heartbeat timeout completes in its first attempt', async () => {
+  test('a live call that runs longer than the heartbeat timeout, or a local one longer than the workflow task timeout, completes in its first attempt', async () => {
+    // The workflow task timeout of a `connection` is the SDK's default, 10 s, as its heartbeat timeout.
     const slow = await startTestHttpServer(async (_request, res) => {
       await sleep(msToNumber(DEFAULT_HEARTBEAT_TIMEOUT) + 2_000);
       if (!res.destroyed) res.end('done');
     });
     try {
-      const { result } = await h.call({ type: 'REST', url: `${slow.url}/long` }, undefined, { timeout: '60s' });
-      expect(result.error).toBeUndefined();
-      expect(result.details!.attempt).toBe(1);
-      expect(slow.requests).toHaveLength(1);
+      const outcomes = await Promise.all(
+        [false, true].map(async (localActivity) => (await h.call({ type: 'REST', url: `${slow.url}/long-${localActivity}` }, undefined, { timeout: '60s', localActivity })).result),
+      );
+      for (const outcome of outcomes) {
+        expect(outcome.error).toBeUndefined();
+        expect(outcome.details!.attempt).toBe(1);
+      }
+      expect(slow.requests.map((r) => r.path).sort()).toEqual(['/long-false', '/long-true']);
     } finally {
       await slow.close();
     }
@@ -201,7 +207,7 @@ describe('heartbeats of connector calls', () => {
       const parentId = uniqueName('quiet');
       const call: CallArgs = {
         connector: { type: 'POSTGRES', ...postgresInputs(db), operation: 'query', sql: `SELECT pg_sleep(${statementMs / 1000})` },
-        options: { taskQueue: h.connectorQueue },
+        options: { taskQueue: h.connectorQueue, localActivity: false },
       };
       const parent = await h.client.workflow.start('callConnector', { taskQueue: h.userQueue, workflowId: parentId, args: [call] });
       const child = h.client.workflow.getHandle(`${parentId}/connection/1`);

@@ -49,4 +49,24 @@ describe('replay of histories recorded by earlier code', () => {
     expect([String(scheduled!.heartbeatTimeout?.seconds ?? 0), scheduled!.heartbeatTimeout?.nanos ?? 0]).toEqual(['0', 0]);
     await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
   });
+
+  test('the example workflows, recorded when every call first ran `connectors.describe` from the parent, replay on the current code', async () => {
+    const demo = recorded('billing-demo');
+    const continued = recorded('continued-run-describes');
+    // Not vacuous: each call of these runs scheduled the describe activity this version no longer schedules.
+    for (const { replayable } of [demo, continued]) {
+      const scheduled = replayable.history.events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'connectors.describe');
+      expect(scheduled.length).toBeGreaterThan(0);
+    }
+    const examples = { workflowsPath: require.resolve('../../examples/workflows') };
+    await Worker.runReplayHistory(examples, demo.replayable.history, demo.replayable.workflowId);
+    expect(await replayAll([continued.replayable])).toEqual({ [continued.workflowId]: undefined });
+  });
+
+  test('a `connection` started with the descriptor its parent resolved replays on the current `connection` workflow', async () => {
+    const { replayable } = recorded('billing-demo-connection');
+    const started = replayable.history.events[0].workflowExecutionStartedEventAttributes!;
+    expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toHaveProperty('descriptor.version', 1);
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
+  });
 });

@@ -270,16 +270,19 @@ describe('no secret leaves the connector worker', () => {
       await h.service.apply({ name: connector, type: 'REST', value: { url: `${api.url}/hooks/${hookKey}`, method: 'post' } });
       const { result, workflowId } = await h.call(connector);
       expect(result.error).toBeUndefined();
-      const child = await h.client.workflow.getHandle(result.workflowId!).describe();
-      expect(await child.staticSummary()).toBe(`REST ${connector} POST 127.0.0.1:${api.port}`);
-      // The descriptor (the describe activity's result in the parent) and the summaries of the child
-      // and its activity; the result itself shows the profile's url, which is plain data of the profile.
-      const parentEvents = (await h.client.workflow.getHandle(workflowId).fetchHistory()).events!;
-      const described = parentEvents.find((e) => e.activityTaskCompletedEventAttributes)!.activityTaskCompletedEventAttributes!;
-      const childEvents = (await h.client.workflow.getHandle(result.workflowId!).fetchHistory()).events!;
-      const summaries = [described, ...childEvents.map((e) => e.userMetadata).filter(Boolean)].map(decodedHistoryText).join('\n');
+      const child = h.client.workflow.getHandle(result.workflowId!);
+      expect(await (await child.describe()).staticSummary()).toBe(connector);
+      // The descriptor (the result of the child's describe local activity), the summaries of the child
+      // and its call, and its current details; the result itself shows the profile's url, which is
+      // plain data of the profile.
+      const childEvents = (await child.fetchHistory()).events!;
+      const described = childEvents.find((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')!.markerRecordedEventAttributes!;
+      const { currentDetails } = await child.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      const summaries = [described, ...childEvents.map((e) => e.userMetadata).filter(Boolean), currentDetails].map(decodedHistoryText).join('\n');
       expect(summaries).toContain(`REST ${connector} POST 127.0.0.1:${api.port}`);
+      expect(currentDetails).toContain(`REST ${connector} POST 127.0.0.1:${api.port}`);
       expect(summaries).not.toContain(hookKey);
+      expect((await h.client.workflow.getHandle(workflowId).fetchHistory()).events!.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
     });
 
     test("an override's token is redacted from the summary, even inside the path", async () => {
@@ -288,8 +291,12 @@ describe('no secret leaves the connector worker', () => {
       await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url } });
       const { result } = await h.call(connector, { path: `/by-token/${token}`, auth: { type: 'bearer', token } });
       expect(result.error).toBeUndefined();
-      const child = await h.client.workflow.getHandle(result.workflowId!).describe();
-      expect(await child.staticSummary()).toBe(`REST ${connector} GET /by-token/${MASK}`);
+      const child = h.client.workflow.getHandle(result.workflowId!);
+      const { currentDetails } = await child.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      expect(currentDetails).toBe(`done: REST ${connector} GET /by-token/${MASK} in ${result.details!.duration_ms} ms, attempt 1`);
+      // The child's static summary, then its call's.
+      const summaries = (await child.fetchHistory()).events!.flatMap((e) => (e.userMetadata?.summary ? [JSON.parse(Buffer.from(e.userMetadata.summary.data!).toString())] : []));
+      expect(summaries).toEqual([connector, `REST ${connector} GET /by-token/${MASK}`]);
     });
 
     test('a webhook URL kept in Vault as a declared secret is redacted from failure messages by its path', async () => {

@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import type { CallOutcome } from '../fixtures/connector-workflows';
 import { postgresInputs } from '../support/connector-calls';
-import { startHarness, type Harness } from '../support/harness';
+import { callSummary, startHarness, type Harness } from '../support/harness';
 import { uniqueName } from '../support/stack';
 
 // SQL connectors from workflow code, on the real dev server and the real PostgreSQL server.
@@ -36,7 +36,7 @@ describe('POSTGRES connectors from workflows', () => {
     expect(first.error).toBeUndefined();
     expect(first.details!.output).toMatchObject({ rows: [{ customer: 'from-a' }], row_count: 1 });
     expect(first.details!.inputs.password).toBe('********');
-    const summary = await (await h.client.workflow.getHandle(first.workflowId!).describe()).staticSummary();
+    const summary = await callSummary(h.client, first.workflowId!);
     expect(summary).toBe(`POSTGRES ${name} query SELECT`);
 
     const { result: schema } = await h.run<{ schemas: Array<{ name: string; tables: Array<{ name: string; columns: Array<{ name: string }> }> }> }>('introspect', {

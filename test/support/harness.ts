@@ -119,3 +119,15 @@ export async function historyText(client: Client, workflowId: string): Promise<s
 }
 
 export { WorkflowFailedError };
+
+/**
+ * The summary a `connection` gave its call once it had resolved the connector (e.g. `REST billing_api
+ * POST /invoices`): on the local activity's marker or on the activity task, shown beside it in the
+ * Web UI. The static summary holds only what the parent knew: the connector's name.
+ */
+export async function callSummary(client: Client, connectionId: string): Promise<string> {
+  const { events } = await client.workflow.getHandle(connectionId).fetchHistory();
+  const call = events!.find((e) => (e.activityTaskScheduledEventAttributes || e.markerRecordedEventAttributes) && e.userMetadata?.summary);
+  if (!call) throw new Error(`${connectionId} has no call with a summary in its history`);
+  return JSON.parse(Buffer.from(call.userMetadata!.summary!.data!).toString()) as string;
+}
