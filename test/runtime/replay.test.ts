@@ -69,4 +69,18 @@ describe('replay of histories recorded by earlier code', () => {
     expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toHaveProperty('descriptor.version', 1);
     await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
   });
+
+  test('runs recorded once each `connection` resolved its own connector replay on the current code: the example, a short call and a call run as an activity task', async () => {
+    const demo = recorded('billing-demo-resolves');
+    const [local, activityTask] = ['connection-local', 'connection-activity-task'].map(recorded);
+    const kinds = (r: typeof demo) => r.replayable.history.events.flatMap((e) => [e.markerRecordedEventAttributes?.markerName, e.activityTaskScheduledEventAttributes?.activityType?.name]).filter(Boolean);
+    // Not vacuous: the example starts its children without describing them first; the short call ran
+    // two local activities, the other a local activity and an activity task.
+    expect(kinds(demo)).toEqual(['core_patch']);
+    expect(kinds(local)).toEqual(['core_local_activity', 'core_local_activity']);
+    expect(kinds(activityTask)).toEqual(['core_local_activity', 'connectors.invoke']);
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../examples/workflows') }, demo.replayable.history, demo.replayable.workflowId);
+    const connections = { workflowsPath: require.resolve('../../workflows/connection') };
+    for (const r of [local, activityTask]) await Worker.runReplayHistory(connections, r.replayable.history, r.replayable.workflowId);
+  });
 });
