@@ -558,6 +558,7 @@ describe(`fuzzing connector definitions (seed ${SEED}: FUZZ_SEED=${SEED} runs th
       { label: 'overrides nested 10,000 deep', route: `/v1/connectors/${rest.name}/test`, body: jsonText({ overrides: { data: deepValue(10_000, 'array') } }), type: json, status: 400 },
       { label: 'YAML nested 10,000 flow sequences deep', route: '/v1/apply', body: `name: deep\ntype: REST\nvalue: {data: ${many(10_000, '[')}${many(10_000, ']')}}\n`, type: yaml, status: 400 },
       { label: 'YAML nested 10,000 flow mappings deep', route: '/v1/apply', body: `name: deep\ntype: REST\nvalue: {data: ${many(10_000, '{"a":')}1${many(10_000, '}')}}\n`, type: yaml, status: 400 },
+      { label: 'YAML indented 1,000 mappings deep', route: '/v1/apply', body: `name: deep\ntype: REST\nvalue:\n${Array.from({ length: 1000 }, (_, i) => `${' '.repeat(i + 1)}k:\n`).join('')}`, type: yaml, status: 400 },
       { label: 'a YAML alias bomb', route: '/v1/apply', body: yamlAliasBomb('bomb'), type: yaml, status: 400 },
       { label: 'a repeated top-level JSON key', route: '/v1/connectors', body: '{"name":"dup","type":"REST","name":"dup2"}', type: json, status: 400 },
       { label: 'a repeated JSON header name', route: '/v1/connectors', body: '{"name":"dup","type":"REST","value":{"headers":{"x-a":"1","x-a":"2"}}}', type: json, status: 400 },
@@ -737,20 +738,15 @@ describe(`fuzzing connector definitions (seed ${SEED}: FUZZ_SEED=${SEED} runs th
   test('the CLI refuses every hostile file and argument with one clear line (or stores the file unchanged), never a stack trace or a hang', async () => {
     random = seededRandom(SEED + 3);
     const rest = seeded[0];
-    let deepBlock = 'name: cli-deep\ntype: REST\nvalue:\n';
-    for (let i = 1; i <= 2000; i++) deepBlock += `${' '.repeat(i)}k:\n`;
     const namesYaml = 'name: cli-names\ntype: REST\nvalue:\n  url: http://127.0.0.1:9/\n  headers: {constructor: h0, prototype: h1, toString: h2}\n  query: {constructor: q0, prototype: q1, toString: q2}\n';
-    // Each process costs a second or two of CPU: these are the shapes the service and API cases cannot
-    // show, a file read from disk and arguments typed by an operator.
+    // Each process costs a second or two of CPU: these are what the service and API cases cannot show,
+    // a file read from disk and arguments typed by an operator, and the crash cases once more.
     const jobs: Array<() => Promise<void>> = [
       () => cliCase('apply of a YAML alias bomb', ['apply', '-f', file('bomb.yaml', yamlAliasBomb('cli-bomb'))], 'refuse'),
       () => cliCase('apply of YAML nested 10,000 deep', ['apply', '-f', file('deep.yaml', `name: cli-deep\ntype: REST\nvalue: {data: ${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}\n`)], 'refuse'),
-      () => cliCase('apply of YAML indented 2,000 deep', ['apply', '-f', file('deep-block.yaml', deepBlock)], 'refuse'),
-      () => cliCase('apply of JSON with a repeated key', ['apply', '-f', file('dup.json', '{"name":"cli-dup","type":"REST","value":{"query":{"a":"1","a":"2"}}}')], 'refuse'),
       () => cliCase('apply of invalid UTF-8', ['apply', '-f', file('bad-utf8.yaml', Buffer.concat([Buffer.from('name: cli-utf\ntype: REST\ndescription: '), Buffer.from([0xc3, 0x28, 0xff])]))], 'refuse'),
       () => cliCase('apply of only a byte order mark, a comment and separators', ['apply', '-f', file('seps.yaml', '\ufeff# nothing\n---\n---\n')], 'refuse'),
       () => cliCase('apply of a 10 MB description', ['apply', '-f', file('big-desc.yaml', `name: cli-big\ntype: REST\ndescription: ${'d'.repeat(TEN_MB + 1)}\n`)], 'refuse'),
-      () => cliCase('apply of a __proto__ header name', ['apply', '-f', file('proto.yaml', 'name: cli-proto\ntype: REST\nvalue:\n  url: http://127.0.0.1:9/\n  headers: {__proto__: p}\n')], 'refuse'),
       () => cliCase('apply of constructor and prototype as header names', ['apply', '-f', file('names.yaml', namesYaml)], 'succeed', restWithKeys('cli-names', ['constructor', 'prototype', 'toString'])),
       () =>
         cliCase(
