@@ -10,8 +10,8 @@ import { z } from 'zod';
 import { FailureType, type FailureTypeName } from '../connectors/errors';
 import { apiSettings, type ConnectorsConfig } from '../core/config';
 import type { ConnectionRunner } from '../core/runner';
-import { DefinitionsParseError, parseDefinitions } from '../core/definitions-file';
-import { isPlainObject } from '../core/inputs';
+import { decodeDefinitionsText, DefinitionsParseError, duplicateJsonKey, parseDefinitions } from '../core/definitions-file';
+import { isPlainObject, jsonValueIssues } from '../core/inputs';
 import { KeyringError } from '../core/keyring';
 import { CONNECTOR_NAME, ConnectorNotFoundError, ConnectorService, ConnectorValidationError, zodIssues, type FieldIssue } from '../core/service';
 import { StoreConflictError, StoreUnavailableError } from '../core/store/connector-store';
@@ -176,16 +176,36 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   const access = new WeakMap<FastifyRequest, Access>();
 
   // Empty JSON bodies are allowed (test and introspect take an optional one); anything else goes
-  // through Fastify's own parser, which refuses __proto__ and constructor poisoning.
+  // through Fastify's own parser, which refuses __proto__ and constructor poisoning, and then is
+  // refused if it repeats a key, as the YAML reader refuses it: JSON.parse would let the last one win.
+  // Bodies are read as bytes and refused unless UTF-8: read as a string, invalid bytes would become
+  // replacement characters and be stored so.
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if ((body as string).trim() === '') done(null, undefined);
-    else void defaultJson(request, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = decodeDefinitionsText(body as Buffer, 'request body');
+    } catch (err) {
+      return done(err as Error, undefined);
+    }
+    if (text.trim() === '') return done(null, undefined);
+    void defaultJson(request, text, (err, parsed) => {
+      const repeated = err ? undefined : duplicateJsonKey(text);
+      if (repeated) {
+        const problem = `the key ${repeated.path} appears twice in one object: repeated keys are refused, not "last one wins"`;
+        return done(new DefinitionsParseError('request body', repeated.line, repeated.column, problem), undefined);
+      }
+      done(err, parsed);
+    });
   });
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'], { parseAs: 'string' }, (_request, body, done) =>
-    done(null, body),
-  );
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'], { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, decodeDefinitionsText(body as Buffer, 'request body'));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   // Authentication comes first, before routing and body parsing: an unauthenticated caller
   // learns nothing about routes and gets no body parsed.
@@ -288,6 +308,9 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       const parsed = runBodySchema.safeParse(request.body);
       if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error), 'request body');
       const overrides = parsed.data?.overrides;
+      // The runner validates, masks and merges overrides recursively: bound their depth and form first.
+      const overrideIssues = overrides === undefined ? [] : jsonValueIssues(overrides, ['overrides']);
+      if (overrideIssues.length > 0) throw new ConnectorValidationError(overrideIssues, 'request body');
       // An override can send the stored secrets elsewhere (base_url, host) or make the connector read
       // something else with them (openapi_path): that is for those who may change the connector anyway.
       if (access.get(request) !== 'write' && overrides !== undefined && Object.keys(overrides).length > 0) {

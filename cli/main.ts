@@ -44,10 +44,11 @@ function actor(option?: string): string {
   }
 }
 
-function readSource(file: string): string {
-  if (file === '-') return readFileSync(0, 'utf8');
+/** The file's bytes (`-`: standard input); decoded by the caller, which refuses what is not UTF-8. */
+function readSource(file: string): Buffer {
+  if (file === '-') return readFileSync(0);
   try {
-    return readFileSync(file, 'utf8');
+    return readFileSync(file);
   } catch (err) {
     throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -125,8 +126,9 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
     .requiredOption('-f, --file <file>', 'file to read, or - for standard input')
     .option('--actor <name>', 'who is applying, recorded in history (default: cli:<user>)')
     .action(async (opts: { file: string; actor?: string }) => {
-      const { parseDefinitions } = lazy.definitions();
-      const definitions = parseDefinitions(readSource(opts.file), opts.file === '-' ? 'stdin' : opts.file);
+      const { decodeDefinitionsText, parseDefinitions } = lazy.definitions();
+      const source = opts.file === '-' ? 'stdin' : opts.file;
+      const definitions = parseDefinitions(decodeDefinitionsText(readSource(opts.file), source), source);
       if (definitions.length === 0) throw new Error(`${opts.file} holds no connector definitions`);
       const applied = await withServices(({ service }) => service.applyMany(definitions, { actor: actor(opts.actor) }));
       for (const c of applied) console.log(`${c.name}: ${c.version === 1 ? 'created' : 'updated to'} version ${c.version}`);

@@ -12,6 +12,105 @@ export function isPlainObject(value: unknown): value is PlainObject {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * Sets `key` of `target` as its own property. A plain `target[key] = value` with the key `__proto__`
+ * (which JSON and YAML allow, say as a header or query name) would change the object's prototype
+ * instead, and the key would vanish from what is stored, merged or masked.
+ */
+export function setOwn(target: PlainObject, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/** Longest part of a key that messages show: a key is the user's text, and may be a megabyte long. */
+const SHOWN_KEY_CHARS = 64;
+
+/**
+ * A key as messages show it: control characters, line breaks and unpaired surrogates escaped
+ * (`\u001b`), so a key cannot rewrite an operator's terminal or a log line, and cut to 64 characters.
+ */
+export function shownKey(key: string): string {
+  const cut = key.length > SHOWN_KEY_CHARS ? `${key.slice(0, SHOWN_KEY_CHARS)}...` : key;
+  return cut.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Dotted path of keys as messages show them (see {@link shownKey}). */
+export function shownPath(path: readonly PropertyKey[]): string {
+  return path.map((key) => shownKey(String(key))).join('.');
+}
+
+// C0 and C1 controls, DEL, the line and paragraph separators, and surrogates that are not part of a pair.
+const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Deepest nesting of objects and arrays that a connector definition or a call's overrides may have:
+ * 64 levels. Real inputs nest a handful of levels; validating, masking and merging walk the value
+ * recursively, and a value nested thousands of levels deep would exhaust the stack of each.
+ */
+export const MAX_NESTING_DEPTH = 64;
+
+// zod drops such a key from what it parses (a record, a JSON value), so a call would silently go
+// without it; the API's JSON parser refuses it outright. Refused everywhere, it means the same everywhere.
+const PROTO_KEY = 'is named __proto__, which connectors refuse: validation would drop it without a word';
+
+/** What keeps a string from being stored as it is: PostgreSQL's text and jsonb hold no NUL and no unpaired surrogate. */
+function textProblem(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'contains a NUL character (\\u0000), which cannot be stored';
+  if (UNPAIRED_SURROGATE.test(text)) return 'contains an unpaired UTF-16 surrogate, which is not valid Unicode';
+  return undefined;
+}
+
+/**
+ * What keeps `value` from being stored and read back as it is, one issue per place: nesting deeper
+ * than {@link MAX_NESTING_DEPTH}, numbers JSON cannot hold (NaN, Infinity), strings and keys that
+ * PostgreSQL cannot hold, `__proto__` keys, and values that are not JSON at all (a bigint, a
+ * function, a Date). Each
+ * issue names the dotted path from `prefix`, never the value. Walks without recursion, so any depth
+ * is judged safely.
+ */
+export function jsonValueIssues(value: unknown, prefix: readonly string[] = []): Array<{ path: string; message: string }> {
+  const issues: Array<{ path: string; message: string }> = [];
+  const pending: Array<{ value: unknown; path: string[]; depth: number }> = [{ value, path: [...prefix], depth: 0 }];
+  // One message per problem is plenty; a million bad array items would otherwise make a million.
+  while (pending.length > 0 && issues.length < 20) {
+    const item = pending.pop()!;
+    const problem = jsonScalarProblem(item.value);
+    if (problem) issues.push({ path: shownPath(item.path), message: problem });
+    if (problem || item.value === null || typeof item.value !== 'object') continue;
+    if (item.depth >= MAX_NESTING_DEPTH) {
+      issues.push({ path: shownPath(item.path), message: `nests objects and arrays more than ${MAX_NESTING_DEPTH} levels deep` });
+      continue;
+    }
+    const entries: Array<[string, unknown]> = Array.isArray(item.value) ? item.value.map((child, i) => [String(i), child]) : Object.entries(item.value);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, child] = entries[i];
+      const keyProblem = key === '__proto__' ? PROTO_KEY : textProblem(key);
+      if (keyProblem) issues.push({ path: shownPath([...item.path, key]), message: `is a key that ${keyProblem}` });
+      else pending.push({ value: child, path: [...item.path, key], depth: item.depth + 1 });
+    }
+  }
+  return issues;
+}
+
+function jsonScalarProblem(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return textProblem(value);
+    case 'number':
+      return Number.isFinite(value) ? undefined : `is ${value}, which JSON cannot hold: give a finite number`;
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+      return `is not a JSON value (a ${typeof value})`;
+    case 'object':
+      if (value === null || Array.isArray(value) || isPlainObject(value)) return undefined;
+      return `is not a JSON value (an object of class ${shownKey(String(value.constructor?.name ?? 'unknown'))})`;
+    default:
+      return undefined; // boolean; undefined stands for an absent value
+  }
+}
+
 /** True when dotted `path` matches one of `patterns` (case-insensitive; `*` matches one segment). */
 export function isSensitivePath(path: readonly string[], patterns: readonly string[]): boolean {
   return patterns.some((pattern) => {
@@ -44,9 +143,9 @@ export function mapSensitive(
   for (const [key, child] of Object.entries(value)) {
     const path = [...prefix, key];
     if (isSensitivePath(path, patterns) || hasUrlCredentials(child) || isSecret?.(child)) {
-      out[key] = child === undefined || child === null ? child : fn(child, path.join('.'));
-    } else if (isPlainObject(child)) out[key] = mapSensitive(child, patterns, fn, { prefix: path, isSecret });
-    else out[key] = child;
+      setOwn(out, key, child === undefined || child === null ? child : fn(child, path.join('.')));
+    } else if (isPlainObject(child)) setOwn(out, key, mapSensitive(child, patterns, fn, { prefix: path, isSecret }));
+    else setOwn(out, key, child);
   }
   return out;
 }
@@ -89,7 +188,8 @@ export function secretParts(secret: unknown): string[] {
 export function getPath(value: PlainObject, path: string): unknown {
   let cursor: unknown = value;
   for (const key of path.split('.')) {
-    if (!isPlainObject(cursor)) return undefined;
+    // Own keys only: `constructor` or `toString` of an object that lacks them is not a value there.
+    if (!isPlainObject(cursor) || !Object.hasOwn(cursor, key)) return undefined;
     cursor = cursor[key];
   }
   return cursor;
@@ -130,7 +230,8 @@ function mergeInto(base: PlainObject, layer: PlainObject): PlainObject {
   const out: PlainObject = { ...base };
   for (const [key, child] of Object.entries(layer)) {
     if (child === undefined) continue;
-    out[key] = isPlainObject(child) && isPlainObject(out[key]) ? mergeInto(out[key] as PlainObject, child) : child;
+    const current = Object.hasOwn(out, key) ? out[key] : undefined;
+    setOwn(out, key, isPlainObject(child) && isPlainObject(current) ? mergeInto(current, child) : child);
   }
   return out;
 }
@@ -210,7 +311,7 @@ export class Redactor {
     if (Array.isArray(value)) return value.map((v) => this.value(v)) as T;
     if (isPlainObject(value)) {
       const out: PlainObject = {};
-      for (const [k, v] of Object.entries(value)) out[this.text(k)] = this.value(v);
+      for (const [k, v] of Object.entries(value)) setOwn(out, this.text(k), this.value(v));
       return out as T;
     }
     return value;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { durationSchema } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
 import type { AnyConnectorType } from '../connectors/types';
-import { getPath, isPlainObject, isSensitivePath, mapSensitive, MASK, type PlainObject } from './inputs';
+import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
 
@@ -87,13 +87,18 @@ export interface FieldIssue {
   message: string;
 }
 
+/** Most issues one validation error carries: a list of a million wrong items is not a million messages. */
+export const MAX_REPORTED_ISSUES = 20;
+
 export class ConnectorValidationError extends Error {
   override name = 'ConnectorValidationError';
-  constructor(
-    readonly issues: FieldIssue[],
-    subject = 'connector definition',
-  ) {
-    super(`${subject} is invalid: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
+  /** The first {@link MAX_REPORTED_ISSUES} problems; the message says how many more there were. */
+  readonly issues: FieldIssue[];
+  constructor(issues: FieldIssue[], subject = 'connector definition') {
+    const shown = issues.slice(0, MAX_REPORTED_ISSUES);
+    const more = issues.length > shown.length ? `; and ${issues.length - shown.length} more` : '';
+    super(`${subject} is invalid: ${shown.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}${more}`);
+    this.issues = shown;
   }
 }
 
@@ -107,8 +112,9 @@ export class ConnectorNotFoundError extends Error {
 /** Zod issues as field issues; zod's messages name expectations, not the values received. */
 export function zodIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
   return error.issues.map((issue) => ({
-    path: [prefix, ...issue.path.map(String)].filter(Boolean).join('.'),
-    message: issue.message,
+    path: [prefix, shownPath(issue.path)].filter(Boolean).join('.'),
+    // The one zod message that quotes input: the keys it did not know, which may be anything.
+    message: issue.code === 'unrecognized_keys' ? `Unrecognized key${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => `"${shownKey(k)}"`).join(', ')}` : issue.message,
   }));
 }
 
@@ -181,27 +187,32 @@ export class ConnectorService {
 
   private async applyEach(items: Array<{ definition: unknown; expectedVersion?: number }>, actor?: string, numbered = false): Promise<ConnectorView[]> {
     const issues: FieldIssue[] = [];
-    const prepared = items.map(({ definition, expectedVersion }, i) => {
+    const prepared: Array<ReturnType<ConnectorService['prepareRecord']> & { expectedVersion?: number }> = [];
+    for (const [i, { definition, expectedVersion }] of items.entries()) {
+      // Enough to say what is wrong: validating the rest of a file of 100,000 bad documents only costs time.
+      if (issues.length >= MAX_REPORTED_ISSUES) break;
       try {
-        return { ...this.prepareRecord(definition), expectedVersion };
+        prepared.push({ ...this.prepareRecord(definition), expectedVersion });
       } catch (err) {
         if (!(err instanceof ConnectorValidationError)) throw err;
-        issues.push(...err.issues.map((issue) => (numbered ? { ...issue, path: `documents.${i}${issue.path ? `.${issue.path}` : ''}` } : issue)));
-        return undefined;
+        for (const issue of err.issues) issues.push(numbered ? { ...issue, path: `documents.${i}${issue.path ? `.${issue.path}` : ''}` } : issue);
       }
-    });
+    }
     if (issues.length > 0) throw new ConnectorValidationError(issues);
-    const names = prepared.map((p) => p!.record.name);
-    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-    if (duplicate) throw new ConnectorValidationError([{ path: 'name', message: `connector ${duplicate} appears more than once` }]);
+    // A set, not indexOf per name: a file of 100,000 connectors would take minutes to check.
+    const names = new Set<string>();
+    for (const { record } of prepared) {
+      if (names.has(record.name)) throw new ConnectorValidationError([{ path: 'name', message: `connector ${record.name} appears more than once` }]);
+      names.add(record.name);
+    }
     const stored = await this.store.putMany(
       prepared.map((p) => ({
-        record: p!.record,
-        expectedVersion: p!.expectedVersion,
+        record: p.record,
+        expectedVersion: p.expectedVersion,
         // Inside the write transaction, so a masked value is matched against the version being replaced.
         prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => ({
-          ...p!.record,
-          value: this.encryptValue(p!.record.name, p!.record.value, p!.sensitive, current, keys),
+          ...p.record,
+          value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys),
         }),
       })),
       actor,
@@ -211,13 +222,18 @@ export class ConnectorService {
 
   /** Validates a definition into a record (sensitive values still plain). */
   private prepareRecord(definition: unknown): { record: ConnectorRecord; sensitive: readonly string[] } {
+    // Of the definition as given: zod's records drop `__proto__` keys from what they parse. And before
+    // the type's schema sees the value: that schema, masking and encryption all recurse into it.
+    const shapeIssues = jsonValueIssues(definition);
     const parsed = connectorDefinitionSchema.safeParse(definition);
-    if (!parsed.success) throw new ConnectorValidationError(zodIssues(parsed.error));
+    if (!parsed.success || shapeIssues.length > 0) throw new ConnectorValidationError([...shapeIssues, ...(parsed.success ? [] : zodIssues(parsed.error))]);
     const def = parsed.data;
+    const ciphertextIssues = storedFormIssues(def.value);
+    if (ciphertextIssues.length > 0) throw new ConnectorValidationError(ciphertextIssues);
     const type = this.registry.get(def.type);
     if (!type) {
       const known = this.registry.names().join(', ');
-      throw new ConnectorValidationError([{ path: 'type', message: `"${def.type.slice(0, 64)}" is not a known connector type; known types: ${known}` }]);
+      throw new ConnectorValidationError([{ path: 'type', message: `"${shownKey(def.type)}" is not a known connector type; known types: ${known}` }]);
     }
     const valueIssues = profileValueIssues(type, def.value as PlainObject);
     if (valueIssues.length > 0) throw new ConnectorValidationError(valueIssues);
@@ -252,6 +268,8 @@ export class ConnectorService {
   }
 
   async get(name: string, version?: number): Promise<ConnectorView> {
+    checkName(name);
+    if (version !== undefined) checkVersion(version);
     const stored = await this.store.get(name, version);
     if (!stored) throw new ConnectorNotFoundError(name, version);
     return this.view(stored);
@@ -263,12 +281,14 @@ export class ConnectorService {
 
   /** Every version, newest first, with the names of the fields each changed (never their values). */
   async history(name: string): Promise<Array<ConnectorView & { deleted: boolean; changed: string[] }>> {
+    checkName(name);
     const versions = await this.store.history(name);
     if (versions.length === 0) throw new ConnectorNotFoundError(name);
     return versions.map((c, i) => ({ ...this.view(c), deleted: c.deleted, changed: changedFields(versions[i + 1], c) }));
   }
 
   async delete(name: string, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
+    checkName(name);
     const deleted = await this.store.delete(name, options);
     if (!deleted) throw new ConnectorNotFoundError(name);
     return this.view(deleted);
@@ -276,6 +296,8 @@ export class ConnectorService {
 
   /** Writes an old version's content (ciphertext included) as the newest version. */
   async rollback(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
+    checkName(name);
+    checkVersion(version);
     const restored = await this.store.restore(name, version, options);
     if (!restored) throw new ConnectorNotFoundError(name, version);
     return this.view(restored);
@@ -495,14 +517,15 @@ function profileValueIssues(type: AnyConnectorType, value: PlainObject): FieldIs
   // A type whose schema strips unknown keys instead of refusing them still gets its top level checked.
   const known = inputKeys(type.schema);
   for (const key of known ? Object.keys(value).filter((k) => !known.includes(k)) : []) {
-    if (!issues.some((i) => i.path === `value.${key}`)) issues.push({ path: `value.${key}`, message: `is not an input of type ${type.name}` });
+    const path = shownPath(['value', key]);
+    if (!issues.some((i) => i.path === path)) issues.push({ path, message: `is not an input of type ${type.name}` });
   }
   return issues;
 }
 
 function savingIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[], typeName: string): FieldIssue[] {
   const path = [...prefix, ...issue.path];
-  const at = (p: PropertyKey[]) => ['value', ...p.map(String)].join('.');
+  const at = (p: PropertyKey[]) => shownPath(['value', ...p]);
   switch (issue.code) {
     case 'invalid_type':
       // With reportInput, only an absent value has no input (JSON has no undefined).
@@ -530,6 +553,41 @@ function savingIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[], typeName: 
   return [{ path: at(path), message: issue.message }];
 }
 
+/** The store's integer column: the largest version number there can be. */
+const MAX_VERSION = 2_147_483_647;
+
+/** Refuses, before the store sees it, a name no connector can have (a NUL in it would fail the query itself). */
+function checkName(name: unknown): void {
+  if (typeof name !== 'string' || !CONNECTOR_NAME.test(name)) {
+    throw new ConnectorValidationError([{ path: 'name', message: 'must be 1-128 characters of a-z 0-9 _ . -, starting with a letter or digit' }], 'the connector name');
+  }
+}
+
+function checkVersion(version: unknown): void {
+  if (!Number.isInteger(version) || (version as number) < 1 || (version as number) > MAX_VERSION) {
+    throw new ConnectorValidationError([{ path: 'version', message: `must be a whole number from 1 to ${MAX_VERSION}` }], 'the version');
+  }
+}
+
+/**
+ * Strings in a value that look like the store's own ciphertext. Only the store writes ciphertext:
+ * one given in a definition would be taken for a stored secret on every read, fail to decrypt there
+ * and make the connector unusable, and one under an unknown key id would make rotate-key fail for
+ * every connector.
+ */
+function storedFormIssues(value: unknown, path: string[] = ['value']): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  // jsonValueIssues has bounded the depth already, so this walk may recurse.
+  const visit = (child: unknown, at: string[]) => {
+    if (Keyring.isCiphertext(child)) {
+      issues.push({ path: shownPath(at), message: 'looks like a value encrypted by the store; give the plain value (sensitive inputs are encrypted when saved)' });
+    } else if (Array.isArray(child)) child.forEach((item, i) => visit(item, [...at, String(i)]));
+    else if (isPlainObject(child)) for (const [key, item] of Object.entries(child)) visit(item, [...at, key]);
+  };
+  visit(value, path);
+  return issues;
+}
+
 /** Associated data binding a ciphertext to its connector and field. */
 function cipherContext(name: string, path: string): string {
   return `connector:${name}:${path}`;
@@ -545,7 +603,7 @@ function mapCiphertexts(value: PlainObject, fn: (ciphertext: string, path: strin
     if (Keyring.isCiphertext(child)) next = fn(child, path.join('.'));
     else if (isPlainObject(child)) next = mapCiphertexts(child, fn, path);
     if (next !== child) changed = true;
-    out[key] = next;
+    setOwn(out, key, next);
   }
   return changed ? out : value;
 }
