@@ -7,6 +7,7 @@ import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType, type ConnectorType, type InvokeContext } from '../connectors/types';
 import {
   getPath,
+  jsonValueIssues,
   isPlainObject,
   mapSensitive,
   mergeLayers,
@@ -273,6 +274,10 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
 function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string): InputLayer[] {
   if (overrides === undefined || overrides === null) return [];
   if (!isPlainObject(overrides)) throw permanentFailure(FailureType.InvalidInput, 'overrides must be an object of input names to values');
+  // Before anything walks them recursively: a value nested thousands deep would overflow the stack
+  // of the merge or the schema, a failure Temporal would retry as if it were transient.
+  const issues = jsonValueIssues(overrides, ['overrides']);
+  if (issues.length > 0) throw permanentFailure(FailureType.InvalidInput, issues.map((i) => `${i.path}: ${i.message}`).join('; '));
   const refused = lockedFieldsTouched(overrides, own.locked);
   if (refused.length > 0) {
     throw permanentFailure(
@@ -363,7 +368,7 @@ function vaultFailure(err: VaultError, connector: string): ApplicationFailure {
 function applyVaultMap(secret: PlainObject, ref: VaultSecretRef): PlainObject {
   if (!ref.map) return secret;
   const mapped = Object.entries(ref.map)
-    .filter(([secretKey]) => secretKey in secret)
+    .filter(([secretKey]) => Object.hasOwn(secret, secretKey))
     .map(([secretKey, inputPath]) => ({ source: 'vault', value: objectAtPath(inputPath, secret[secretKey]) }));
   return mergeLayers(mapped).value;
 }

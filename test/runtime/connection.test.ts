@@ -280,6 +280,16 @@ describe('connections through the connector worker', () => {
       await expectFailure((await h.call(name, 'not-an-object' as unknown as Record<string, unknown>)).result, 'Connector.InvalidInput', ['overrides']);
     });
 
+    test('overrides nested deeper than any input are refused as invalid input, not retried', async () => {
+      const name = uniqueName('deep').toLowerCase();
+      await h.service.apply({ name, type: 'REST', value: { base_url: api.url, headers: { 'x-api-key': secret } } });
+      let data: unknown = 'bottom';
+      for (let i = 0; i < 200; i++) data = { a: data };
+      const before = api.requests.length;
+      await expectFailure((await h.call(name, { data })).result, 'Connector.InvalidInput', ['overrides.data', 'levels']);
+      expect(api.requests.length).toBe(before);
+    });
+
     test('a Vault path that does not exist', async () => {
       const name = uniqueName('vaultmissing').toLowerCase();
       await h.service.apply({ name, type: 'REST', value: { base_url: api.url }, vault_secrets: [{ path: 'secret/data/does-not-exist' }] });
