@@ -8,7 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
-import { connection } from './connection';
+import { connection, DEFAULT_RETRY } from './connection';
 import { FailureType } from './failures';
 import {
   DEFAULT_CONNECTORS_TASK_QUEUE,
@@ -95,7 +95,10 @@ async function startAction<Output>(
   const { 'connectors.describe': describe } = proxyActivities<ConnectorActivities>({
     taskQueue,
     startToCloseTimeout: '30s',
-    retry: { maximumAttempts: 3, initialInterval: '200ms' },
+    // The look-up reads the store, so a store outage fails it too: it is retried like the call (the
+    // call's `retry`, else the default; the connector's own is stored where the look-up reads), or a
+    // blip of a second would fail a call whose retry policy rides it out.
+    retry: { ...DEFAULT_RETRY, ...options.retry },
   });
 
   let descriptor: ConnectorDescriptor;
