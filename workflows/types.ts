@@ -18,7 +18,9 @@ export interface ConnectionOptions {
   timeout?: Duration;
   /**
    * Retry policy of the external call. Default: the connector's `retry`, else 5 attempts from 1 s,
-   * doubling up to 1 min. Non-retryable failures (bad input, 4xx) are never retried.
+   * doubling up to 1 min. Non-retryable failures (bad input, 4xx) are never retried. The look-up of
+   * the connector before the call (`connectors.describe`) is retried by this option too, else by that
+   * default (the connector's own `retry` is read by that look-up).
    */
   retry?: RetryPolicy;
   /** Task queue of the connector worker. Default: `connectors`. */

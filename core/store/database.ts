@@ -46,16 +46,26 @@ export class PgDatabase implements SqlDatabase {
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // While checked out, the client has no listener of the pool's: its connection dropping (the backend
+    // terminated, the server restarted) would be an unhandled 'error' event, which ends the process.
+    let lost: Error | undefined;
+    const onLost = (err: Error) => void (lost ??= err);
+    client.on('error', onLost);
     try {
       await client.query('BEGIN');
       const result = await fn({ query: async <Row>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as Row[] });
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
+      // Without its connection the server has rolled the transaction back already.
+      if (!lost) await client.query('ROLLBACK').catch(() => {});
+      // A server's error (57P01 and the like) says what happened; a statement sent after the drop only
+      // says "not queryable", and then the drop does.
+      throw lost && (err as { code?: unknown }).code === undefined ? lost : err;
     } finally {
-      client.release();
+      client.removeListener('error', onLost);
+      // A client whose connection dropped is destroyed, not handed to the next caller.
+      client.release(lost);
     }
   }
 

@@ -1,9 +1,5 @@
 import { msToNumber } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { INVOKE_HEARTBEAT_INTERVAL_MS } from '../../activities/connector-activities';
 import { HEARTBEAT_INTERVAL_MS as SQL_HEARTBEAT_INTERVAL_MS } from '../../connectors/sql-common';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
@@ -12,81 +8,9 @@ import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { postgresInputs } from '../support/connector-calls';
 import { startHarness, type Harness } from '../support/harness';
-import { testStack, uniqueName } from '../support/stack';
-import { LOG_DIR } from '../support/leak-sweep';
+import { uniqueName } from '../support/stack';
 import { sleep } from '../support/wait';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-
-/** A connector worker in a process of its own: `npm run worker`'s code, run without the tsx wrapper so that its pid is the worker's. */
-interface WorkerProcess {
-  label: string;
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<void>;
-}
-
-async function startWorkerProcess(label: string, taskQueue: string): Promise<WorkerProcess> {
-  const stack = testStack();
-  mkdirSync(LOG_DIR, { recursive: true });
-  const log = createWriteStream(path.join(LOG_DIR, `connector-worker-${label}.log`), { flags: 'w' });
-  // A minimal environment: the jest process's own (NODE_OPTIONS, a DATABASE_URL) must not reach the worker.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: stack.temporal.address,
-      TEMPORAL_NAMESPACE: stack.temporal.namespace,
-      TC_TASK_QUEUE: taskQueue,
-      TC_DATA_DIR: 'memory',
-      TC_LOG_LEVEL: 'INFO',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`connector worker ${label} did not start within 90 s; see ${log.path}`)), 90_000);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => {
-        log.write(`${line}\n`);
-        if (line.includes('connector worker started')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    }
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`connector worker ${label} exited before it started; see ${log.path}`));
-    });
-  });
-  void exited.then(() => log.end());
-  await ready;
-  return { label, child, pid: child.pid!, exited };
-}
-
-async function stopWorkerProcess(worker: WorkerProcess | undefined): Promise<void> {
-  if (!worker || worker.child.exitCode !== null || worker.child.signalCode !== null) return;
-  worker.child.kill('SIGTERM');
-  const stopped = await Promise.race([worker.exited.then(() => true), sleep(15_000).then(() => false)]);
-  if (!stopped) {
-    worker.child.kill('SIGKILL');
-    await worker.exited;
-  }
-}
-
-async function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { startWorkerProcess, stopWorkerProcess, withinMs, workerOfIdentity, type WorkerProcess } from '../support/worker-process';
 
 describe('heartbeats of connector calls', () => {
   let h: Harness;
@@ -136,7 +60,7 @@ describe('heartbeats of connector calls', () => {
         // Temporal knows which worker runs the attempt: its identity is `<pid>@<host>`.
         const description = await h.client.workflow.getHandle(childId).describe();
         const identity = description.raw.pendingActivities?.[0]?.lastWorkerIdentity ?? '';
-        const holder = workers.find((w) => identity.startsWith(`${w.pid}@`));
+        const holder = workerOfIdentity(workers, identity);
         expect(holder).toBeDefined();
         const survivor = workers.find((w) => w !== holder)!;
         holder!.child.kill('SIGKILL');

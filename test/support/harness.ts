@@ -43,6 +43,8 @@ export interface HarnessOptions {
   databaseUrl?: string;
   /** The worker's keyring. Default: one random key. */
   keyring?: Keyring;
+  /** Temporal frontend of the workers and the client, namespace `default` (e.g. a dev server of the test's own). Default: the run's dev server. */
+  temporalAddress?: string;
 }
 
 /**
@@ -64,8 +66,9 @@ export async function startHarness(options: HarnessOptions = {}) {
   });
   const connectorQueue = uniqueName('connectors');
   const userQueue = uniqueName('user');
-  const nativeConnection = await NativeConnection.connect({ address: stack.temporal.address });
-  const connection = await Connection.connect({ address: stack.temporal.address });
+  const temporalAddress = options.temporalAddress ?? stack.temporal.address;
+  const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+  const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection, namespace: stack.temporal.namespace });
 
   const connectorWorker = await createConnectorWorker({ connection: nativeConnection, taskQueue: connectorQueue, service, vault });
