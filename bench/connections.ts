@@ -1,5 +1,5 @@
-// `npm run bench [-- --calls N --delayed-calls N --delays 0,20 --modes W0,B0,B1,B2,B3,B4
-//   --concurrency 1,10,100 --warmup N --resolutions N --stored 1,100,10000]`
+// `npm run bench [-- --calls N --sequential-calls N --delays 0,20 --modes W0,B0,B1,B2,B3,B4
+//   --concurrency 1,10,100 --warmup N --resolutions N --stored 1,100,10000 --dynamic-config K=V]`
 //
 // What a call through connect() costs next to the same call made other ways, on one Temporal dev
 // server this script starts itself (with Vault and a scratch PostgreSQL database, through
@@ -74,7 +74,7 @@ type Mode = keyof typeof MODES;
 
 interface Options {
   calls: number;
-  delayedCalls: number;
+  sequentialCalls: number;
   delays: number[];
   modes: Mode[];
   concurrency: number[];
@@ -86,9 +86,10 @@ interface Options {
 }
 
 const USAGE = `npm run bench [-- options]
-  --calls N            calls per measured phase (latency; throughput at each concurrency). Default 1000.
-  --delayed-calls N    calls of the sequential phases (latency, concurrency 1) against a delayed target,
-                       where each call waits the delay. Default 500.
+  --calls N            calls of the latency phase and of each throughput phase above concurrency 1.
+                       Default 1000.
+  --sequential-calls N calls of the throughput phase at concurrency 1, and of the latency phase
+                       against a delayed target, where every call waits for the one before. Default 500.
   --delays 0,20        delays of the HTTP target, in milliseconds. Default 0,20.
   --modes W0,B0,...    which ways of calling to measure: W0 B0 B1 B2 B3 B4. Default all.
   --concurrency 1,10,100  calls in flight at once for the throughput phases. Default 1,10,100.
@@ -103,7 +104,7 @@ class UsageError extends Error {}
 function parseOptions(argv: string[]): Options {
   const options: Options = {
     calls: 1000,
-    delayedCalls: 500,
+    sequentialCalls: 500,
     delays: [0, 20],
     modes: Object.keys(MODES) as Mode[],
     concurrency: [1, 10, 100],
@@ -128,8 +129,8 @@ function parseOptions(argv: string[]): Options {
       case '--calls':
         options.calls = count(flag, value, 1);
         break;
-      case '--delayed-calls':
-        options.delayedCalls = count(flag, value, 1);
+      case '--sequential-calls':
+        options.sequentialCalls = count(flag, value, 1);
         break;
       case '--delays':
         options.delays = list(flag, value, 0);
@@ -170,9 +171,11 @@ function parseOptions(argv: string[]): Options {
   return options;
 }
 
-/** Calls of the sequential phases against the target with `delayMs`. */
-function sequentialCalls(options: Options, delayMs: number): number {
-  return delayMs > 0 ? Math.min(options.calls, options.delayedCalls) : options.calls;
+/** Calls of a phase: fewer where every call waits for the one before (see --sequential-calls). */
+function callsOf(options: Options, phase: 'latency' | 'throughput', concurrency: number, delayMs: number): number {
+  const fewer = Math.min(options.calls, options.sequentialCalls);
+  if (phase === 'latency') return delayMs > 0 ? fewer : options.calls;
+  return concurrency === 1 ? fewer : options.calls;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,7 +429,7 @@ async function runMode(ctx: Context, worker: WorkerChild | undefined, mode: Mode
   const url = `${ctx.target.url}/item?delay_ms=${delayMs}`;
   const label = (what: string) => `${mode} ${delayMs} ms: ${what}`;
   const run: ModeRun = { mode, delayMs, phases: [] };
-  const sequential = sequentialCalls(options, delayMs);
+  const sequential = callsOf(options, 'latency', 1, delayMs);
   let parents = 0;
   const parentId = (what: string) => `bench-${ctx.runId}-${mode}-${delayMs}-${what}-${++parents}`;
 
@@ -507,7 +510,7 @@ async function runMode(ctx: Context, worker: WorkerChild | undefined, mode: Mode
   run.phases.push(await measure(ctx, worker, label(`latency, ${sequential} calls one by one`), 'latency', 1, sequential, mode === 'W0' ? 0 : 1, latencyBody));
   if (mode === 'W0') return run;
   for (const concurrency of options.concurrency) {
-    const calls = concurrency === 1 ? sequential : options.calls;
+    const calls = callsOf(options, 'throughput', concurrency, delayMs);
     run.phases.push(await measure(ctx, worker, label(`throughput at concurrency ${concurrency}`), 'throughput', concurrency, calls, 1, throughputBody(calls, concurrency)));
   }
   return run;
@@ -627,7 +630,7 @@ function resolutionTables(results: ResolutionResults): string {
     (i) => i > 2,
   );
   const inserts = results.inserts.map((s) => `${s.from + 1}-${s.to}: ${s.seconds.toFixed(1)} s (${s.perConnectorMs.toFixed(2)} ms each)`).join('; ');
-  return `${resolve}\n\nStoring the connectors (${results.insertedWith}): ${inserts}.`;
+  return `${resolve}\n\nStoring the connectors through ${results.insertedWith}: ${inserts}.`;
 }
 
 function versionOf(pkg: string): string {
@@ -742,7 +745,9 @@ async function main(): Promise<void> {
       }
     }
 
+    // The calls part took most of the run: a failure from here on still reports it.
     let resolution: ResolutionResults | undefined;
+    let resolutionError: string | undefined;
     if (options.resolutions > 0) {
       resolution = await benchResolution({
         databaseUrl: (resolveDb as PromiseFulfilledResult<ScratchDatabase>).value.url,
@@ -751,6 +756,10 @@ async function main(): Promise<void> {
         stored: options.stored,
         resolutions: options.resolutions,
         progress,
+      }).catch((err: Error) => {
+        resolutionError = err.message;
+        progress.note(`\nthe resolution part failed: ${err.message}`);
+        return undefined;
       });
     }
     const totalSeconds = (performance.now() - began) / 1000;
@@ -768,8 +777,9 @@ async function main(): Promise<void> {
       'Latency: each call is one short parent workflow started and awaited by the client, one after another, timed end to end (start, the call, completion, result), so it includes the fixed cost of a workflow that W0 shows alone; B0 times each fetch. Throughput: one parent (or several in a row, at most ' +
         `${MAX_CALLS_PER_PARENT} calls each) makes the calls with K in flight at once (K lanes under Promise.all), timed from the client. CPU per call: over the throughput phases. Peak RSS: sampled every 50 ms during the phases.`,
       `Calls per phase: ${options.calls}` +
-        (options.delays.some((d) => d > 0 && options.delayedCalls < options.calls)
-          ? `; against the delayed target (${options.delays.filter((d) => d > 0).join(', ')} ms) the sequential phases (latency and concurrency 1) made ${Math.min(options.calls, options.delayedCalls)}, to keep the run short (--delayed-calls).`
+        (options.sequentialCalls < options.calls
+          ? `, but ${options.sequentialCalls} where every call waits for the one before: the throughput phase at concurrency 1` +
+            `${options.delays.some((d) => d > 0) ? `, and the latency phase against the delayed target (${options.delays.filter((d) => d > 0).join(', ')} ms)` : ''}, to keep the run short (--sequential-calls).`
           : '.') +
         ` Warm-up before each mode and delay: ${options.warmup} calls, not measured.`,
       'B3 and B4 call the stored REST connector bench_api (bearer token encrypted at rest, profile cache on, as in production) through connect() with overrides { query: { delay_ms } }; connector worker logs at INFO through the JSON logger (lines discarded).',
@@ -781,7 +791,8 @@ async function main(): Promise<void> {
       notes.push(`${f.mode} at ${f.delayMs} ms: the HTTP target answered ${f.extraRequests} requests more than there were calls (retried attempts).`);
     }
     for (const w of workerLifetimes.filter((x) => x.warnings > 0)) notes.push(`${w.mode}: the worker process logged ${w.warnings} warnings or errors (shown above on stderr).`);
-    notes.push(`Worker process lifetime maxRSS: ${workerLifetimes.map((w) => `${w.mode} ${w.maxRssMb.toFixed(0)} MB`).join(', ') || 'none'}.`);
+    if (workerLifetimes.length > 0) notes.push(`Worker process lifetime maxRSS: ${workerLifetimes.map((w) => `${w.mode} ${w.maxRssMb.toFixed(0)} MB`).join(', ')}.`);
+    if (resolutionError) notes.push(`The resolution part failed: ${resolutionError}`);
     notes.push(`Total time: ${totalSeconds.toFixed(0)} s.`);
 
     const out: string[] = [];
@@ -822,6 +833,7 @@ async function main(): Promise<void> {
           ratios: ratioRows,
           worker_processes: workerLifetimes,
           resolution,
+          resolution_error: resolutionError,
           bench_process_max_rss_bytes: process.resourceUsage().maxRSS * 1024,
         },
         null,
@@ -829,6 +841,7 @@ async function main(): Promise<void> {
       )}\n`,
     );
     progress.note(`figures written to ${path.relative(process.cwd(), file)}; total ${totalSeconds.toFixed(0)} s`);
+    if (resolutionError) process.exitCode = 1;
   } finally {
     await cleanUp();
   }
