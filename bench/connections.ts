@@ -74,7 +74,8 @@ type Mode = keyof typeof MODES;
 
 interface Options {
   calls: number;
-  sequentialCalls: number;
+  /** Default: `calls`. */
+  sequentialCalls?: number;
   delays: number[];
   modes: Mode[];
   concurrency: number[];
@@ -86,10 +87,10 @@ interface Options {
 }
 
 const USAGE = `npm run bench [-- options]
-  --calls N            calls of the latency phase and of each throughput phase above concurrency 1.
-                       Default 1000.
-  --sequential-calls N calls of the throughput phase at concurrency 1, and of the latency phase
-                       against a delayed target, where every call waits for the one before. Default 500.
+  --calls N            calls per measured phase: the latency phase and one throughput phase per
+                       concurrency, so 4 × N calls per mode and delay by default. Default 250.
+  --sequential-calls N fewer calls where every call waits for the one before: the throughput phase at
+                       concurrency 1, and the latency phase against a delayed target. Default: --calls.
   --delays 0,20        delays of the HTTP target, in milliseconds. Default 0,20.
   --modes W0,B0,...    which ways of calling to measure: W0 B0 B1 B2 B3 B4. Default all.
   --concurrency 1,10,100  calls in flight at once for the throughput phases. Default 1,10,100.
@@ -103,8 +104,9 @@ class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
   const options: Options = {
-    calls: 1000,
-    sequentialCalls: 500,
+    // 4 phases × 250 = 1,000 calls per mode and delay. A connect() costs about 0.1 s of CPU (worker and
+    // server) on a 2-core machine, so more would take the default run past 15 minutes.
+    calls: 250,
     delays: [0, 20],
     modes: Object.keys(MODES) as Mode[],
     concurrency: [1, 10, 100],
@@ -173,7 +175,7 @@ function parseOptions(argv: string[]): Options {
 
 /** Calls of a phase: fewer where every call waits for the one before (see --sequential-calls). */
 function callsOf(options: Options, phase: 'latency' | 'throughput', concurrency: number, delayMs: number): number {
-  const fewer = Math.min(options.calls, options.sequentialCalls);
+  const fewer = Math.min(options.calls, options.sequentialCalls ?? options.calls);
   if (phase === 'latency') return delayMs > 0 ? fewer : options.calls;
   return concurrency === 1 ? fewer : options.calls;
 }
@@ -583,7 +585,7 @@ function callsTable(all: ModeFigures[], concurrency: number[]): string {
     fixed(f.latency?.p50, 2),
     fixed(f.latency?.p90, 2),
     fixed(f.latency?.p99, 2),
-    ...concurrency.map((k) => fixed(f.throughput[k], 0)),
+    ...concurrency.map((k) => fixed(f.throughput[k], f.throughput[k] < 10 ? 1 : 0)),
     f.mode === 'B0' ? '–' : fixed(f.workerCpuMsPerCall, 2),
     f.mode === 'B0' ? '–' : fixed(f.serverCpuMsPerCall, 2),
     fixed(f.clientCpuMsPerCall, 2),
@@ -777,20 +779,24 @@ async function main(): Promise<void> {
       'Latency: each call is one short parent workflow started and awaited by the client, one after another, timed end to end (start, the call, completion, result), so it includes the fixed cost of a workflow that W0 shows alone; B0 times each fetch. Throughput: one parent (or several in a row, at most ' +
         `${MAX_CALLS_PER_PARENT} calls each) makes the calls with K in flight at once (K lanes under Promise.all), timed from the client. CPU per call: over the throughput phases. Peak RSS: sampled every 50 ms during the phases.`,
       `Calls per phase: ${options.calls}` +
-        (options.sequentialCalls < options.calls
+        (options.sequentialCalls !== undefined && options.sequentialCalls < options.calls
           ? `, but ${options.sequentialCalls} where every call waits for the one before: the throughput phase at concurrency 1` +
             `${options.delays.some((d) => d > 0) ? `, and the latency phase against the delayed target (${options.delays.filter((d) => d > 0).join(', ')} ms)` : ''}, to keep the run short (--sequential-calls).`
-          : '.') +
+          : ` (${phasesOf(options, 'B1') * options.calls} per mode and delay over its phases).`) +
         ` Warm-up before each mode and delay: ${options.warmup} calls, not measured.`,
-      'B3 and B4 call the stored REST connector bench_api (bearer token encrypted at rest, profile cache on, as in production) through connect() with overrides { query: { delay_ms } }; connector worker logs at INFO through the JSON logger (lines discarded).',
     ];
+    if (callModes.includes('B3') || callModes.includes('B4')) {
+      notes.push(
+        `B3 and B4 call the stored REST connector ${CONNECTOR} (bearer token encrypted at rest, profile cache on, as in production) through connect() with overrides { query: { delay_ms } }; the connector worker logs at INFO through the JSON logger (lines discarded).`,
+      );
+    }
     for (const run of runs.filter((r) => r.mode === 'B4' && r.invokeRanAs && r.invokeRanAs !== 'local activity')) {
       notes.push(`B4 at ${run.delayMs} ms: the connection's invoke ran as ${run.invokeRanAs}, not as a local activity: this build does not honour { localActivity: true } yet, so B4 measured the same path as B3.`);
     }
     for (const f of all.filter((x) => x.extraRequests > 0)) {
       notes.push(`${f.mode} at ${f.delayMs} ms: the HTTP target answered ${f.extraRequests} requests more than there were calls (retried attempts).`);
     }
-    for (const w of workerLifetimes.filter((x) => x.warnings > 0)) notes.push(`${w.mode}: the worker process logged ${w.warnings} warnings or errors (shown above on stderr).`);
+    for (const w of workerLifetimes.filter((x) => x.warnings > 0)) notes.push(`${w.mode}: the worker process logged ${w.warnings} warning${w.warnings === 1 ? '' : 's'} or error${w.warnings === 1 ? '' : 's'} (shown on stderr).`);
     if (workerLifetimes.length > 0) notes.push(`Worker process lifetime maxRSS: ${workerLifetimes.map((w) => `${w.mode} ${w.maxRssMb.toFixed(0)} MB`).join(', ')}.`);
     if (resolutionError) notes.push(`The resolution part failed: ${resolutionError}`);
     notes.push(`Total time: ${totalSeconds.toFixed(0)} s.`);
