@@ -2,10 +2,10 @@
 // (bench/connections-worker.ts). Sandbox-safe, like workflows/: only @temporalio/workflow and the
 // package's workflow entry point.
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import { connect, DEFAULT_RETRY, type ConnectionOptions, type ConnectorInputs } from '../workflows';
+import { connect, DEFAULT_RETRY, type ConnectorInputs } from '../workflows';
 
 /** The ways of making one call that go through Temporal. */
-export type WorkflowCallMode = 'B1' | 'B2' | 'B3' | 'B4';
+export type WorkflowCallMode = 'B1' | 'B2' | 'B3' | 'B4' | 'B5';
 
 /** The bench worker's plain activity: the call B1 and B2 make, as a user would write it. */
 export interface BenchActivities {
@@ -44,9 +44,9 @@ function oneCall(input: BenchCallsInput): () => Promise<unknown> {
     case 'B3':
       return () => connect(input.connector, input.overrides, { taskQueue: input.connectorQueue });
     case 'B4':
-      // `localActivity` is being added to ConnectionOptions on main; the cast keeps this compiling
-      // until then (bench/connections.ts checks the connection's history for what actually ran).
-      return () => connect(input.connector, input.overrides, { taskQueue: input.connectorQueue, localActivity: true } as ConnectionOptions);
+      return () => connect(input.connector, input.overrides, { taskQueue: input.connectorQueue, localActivity: true });
+    case 'B5':
+      return () => connect(input.connector, input.overrides, { taskQueue: input.connectorQueue, localActivity: false });
   }
 }
 

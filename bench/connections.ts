@@ -1,4 +1,4 @@
-// `npm run bench [-- --calls N --sequential-calls N --delays 0,20 --modes W0,B0,B1,B2,B3,B4
+// `npm run bench [-- --calls N --sequential-calls N --delays 0,20 --modes W0,B0,B1,B2,B3,B4,B5
 //   --concurrency 1,10,100 --warmup N --resolutions N --stored 1,100,10000 --dynamic-config K=V]`
 //
 // What a call through connect() costs next to the same call made other ways, on one Temporal dev
@@ -9,10 +9,12 @@
 //   B0  the HTTP call from Node (fetch), no Temporal;
 //   B1  a workflow calling a plain activity that makes the same call (proxyActivities);
 //   B2  the same through a local activity (proxyLocalActivities);
-//   B3  connect() of a stored REST connector with a bearer token: describe, the `connection` child on
-//       the connector worker, its invoke activity;
+//   B3  connect() of a stored REST connector with a bearer token, as it is by default: the `connection`
+//       child on the connector worker (with code before the self-resolving `connection`: a describe
+//       activity in the parent first, and the invoke as an activity task);
 //   B4  the same connect() with `{ localActivity: true }`: the invoke runs as a local activity of the
-//       `connection` execution.
+//       `connection` execution (the default for calls of at most 1 min, so B3 measures it too);
+//   B5  the same connect() with `{ localActivity: false }`: the invoke runs as an activity task.
 // Then the resolution inside the connector worker, without Temporal (bench/connections-resolve.ts).
 //
 // Method, the same for B1-B4 so that their ratios are fair:
@@ -65,7 +67,8 @@ const MODES = {
   B1: { what: 'workflow → activity', worker: 'user' },
   B2: { what: 'workflow → local activity', worker: 'user' },
   B3: { what: 'workflow → connect()', worker: 'both' },
-  B4: { what: 'workflow → connect({ localActivity })', worker: 'both' },
+  B4: { what: 'workflow → connect({ localActivity: true })', worker: 'both' },
+  B5: { what: 'workflow → connect({ localActivity: false })', worker: 'both' },
 } as const;
 type Mode = keyof typeof MODES;
 
@@ -92,7 +95,7 @@ const USAGE = `npm run bench [-- options]
   --sequential-calls N fewer calls where every call waits for the one before: the throughput phase at
                        concurrency 1, and the latency phase against a delayed target. Default: --calls.
   --delays 0,20        delays of the HTTP target, in milliseconds. Default 0,20.
-  --modes W0,B0,...    which ways of calling to measure: W0 B0 B1 B2 B3 B4. Default all.
+  --modes W0,B0,...    which ways of calling to measure: W0 B0 B1 B2 B3 B4 B5. Default all.
   --concurrency 1,10,100  calls in flight at once for the throughput phases. Default 1,10,100.
   --warmup N           unmeasured calls before each mode and delay. Default 100.
   --resolutions N      resolutions measured per combination in the resolution part; 0 skips it. Default 1000.
@@ -504,7 +507,7 @@ async function runMode(ctx: Context, worker: WorkerChild | undefined, mode: Mode
       const id = parentId('warmup');
       if (mode === 'B0') await fetchJson(url);
       else await executeCalls(1, 1, id);
-      if (i === 4 && (mode === 'B3' || mode === 'B4')) run.invokeRanAs = await invokeRanAs(client, `${id}/connection/1`);
+      if (i === 4 && (mode === 'B3' || mode === 'B4' || mode === 'B5')) run.invokeRanAs = await invokeRanAs(client, `${id}/connection/1`);
     }
   }
   ctx.progress.end(run.invokeRanAs ? `the connection's invoke ran as ${run.invokeRanAs}` : '');
@@ -606,7 +609,7 @@ function ratios(all: ModeFigures[], concurrency: number): Ratio[] {
   const out: Ratio[] = [];
   for (const delayMs of [...new Set(all.map((f) => f.delayMs))]) {
     const of = (mode: Mode) => all.find((f) => f.mode === mode && f.delayMs === delayMs);
-    for (const [a, b] of [['B3', 'B1'], ['B4', 'B1'], ['B3', 'B0']] as const) {
+    for (const [a, b] of [['B3', 'B1'], ['B4', 'B1'], ['B5', 'B1'], ['B3', 'B0']] as const) {
       const x = of(a);
       const y = of(b);
       if (!x || !y) continue;
@@ -785,13 +788,13 @@ async function main(): Promise<void> {
           : ` (${phasesOf(options, 'B1') * options.calls} per mode and delay over its phases).`) +
         ` Warm-up before each mode and delay: ${options.warmup} calls, not measured.`,
     ];
-    if (callModes.includes('B3') || callModes.includes('B4')) {
+    if (callModes.includes('B3') || callModes.includes('B4') || callModes.includes('B5')) {
       notes.push(
-        `B3 and B4 call the stored REST connector ${CONNECTOR} (bearer token encrypted at rest, profile cache on, as in production) through connect() with overrides { query: { delay_ms } }; the connector worker logs at INFO through the JSON logger (lines discarded).`,
+        `B3, B4 and B5 call the stored REST connector ${CONNECTOR} (bearer token encrypted at rest, profile cache on, as in production) through connect() with overrides { query: { delay_ms } }; the connector worker logs at INFO through the JSON logger (lines discarded).`,
       );
     }
-    for (const run of runs.filter((r) => r.mode === 'B4' && r.invokeRanAs && r.invokeRanAs !== 'local activity')) {
-      notes.push(`B4 at ${run.delayMs} ms: the connection's invoke ran as ${run.invokeRanAs}, not as a local activity: this build does not honour { localActivity: true } yet, so B4 measured the same path as B3.`);
+    for (const run of runs.filter((r) => (r.mode === 'B3' || r.mode === 'B4' || r.mode === 'B5') && r.invokeRanAs)) {
+      notes.push(`${run.mode} at ${run.delayMs} ms: the connection's invoke ran as ${run.invokeRanAs}.`);
     }
     for (const f of all.filter((x) => x.extraRequests > 0)) {
       notes.push(`${f.mode} at ${f.delayMs} ms: the HTTP target answered ${f.extraRequests} requests more than there were calls (retried attempts).`);
