@@ -122,7 +122,9 @@ describe('connections in flight when a dependency fails', () => {
       retry: PATIENT_RETRY,
     });
 
-    const calls = Array.from({ length: CALLS }, (_, i) => ({ connector: name, overrides: { path: `/vault/${i}` }, options: { taskQueue: h.connectorQueue } }));
+    // As activity tasks: their retries and the failure before each show in the pending activity that this
+    // test reads (a local activity retries inside its workflow task, out of Temporal's sight).
+    const calls = Array.from({ length: CALLS }, (_, i) => ({ connector: name, overrides: { path: `/vault/${i}` }, options: { taskQueue: h.connectorQueue, localActivity: false } }));
     const parent = await startParent('vault-restart', calls);
     const childIds = calls.map((_, i) => `${parent.workflowId}/connection/${i + 1}`);
     try {
@@ -332,7 +334,8 @@ describe('connections in flight when a dependency fails', () => {
             const calls = Array.from({ length: CALLS_PER_PARENT }, (_, c) => ({
               connector: names[(p + c) % names.length],
               overrides: { path: `/pg/${p}/${c}` },
-              options: { taskQueue: h.connectorQueue },
+              // The call as an activity task, whose retries record the failure before them.
+              options: { taskQueue: h.connectorQueue, localActivity: false },
             }));
             parents.push(await startParent('pg-kill', calls));
           }
@@ -368,20 +371,24 @@ describe('connections in flight when a dependency fails', () => {
           }),
         );
 
-        // Killed store queries failed attempts with Connector.Store.Unavailable, and Temporal retried them:
-        // the calls' own `connectors.invoke` (in the children) or the `connectors.describe` before them (in the parents).
-        const retried = async (ids: string[]) => {
-          const starts = [];
-          for (const id of ids) starts.push(...activityStarts(await historyEvents(h, id)).filter((s) => (s.attempt ?? 1) > 1));
-          return starts;
-        };
-        const retriedDescribes = await retried(parents.map((p) => p.workflowId));
-        const retriedInvokes = await retried(outcomes.map((o) => o.workflowId!));
+        // Killed store queries failed attempts, and Temporal retried them: the `connectors.describe` local
+        // activity that starts each `connection` (its marker records the attempt that succeeded), or the
+        // call's `connectors.invoke` activity task (whose start records the failure before it).
+        const retriedDescribes: number[] = [];
+        const retriedInvokes = [];
+        for (const outcome of outcomes) {
+          const events = await historyEvents(h, outcome.workflowId!);
+          for (const e of events) {
+            const details = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0]?.data : undefined;
+            const attempt = details ? (JSON.parse(Buffer.from(details).toString()) as { attempt?: number }).attempt : undefined;
+            if (attempt && attempt > 1) retriedDescribes.push(attempt);
+          }
+          retriedInvokes.push(...activityStarts(events).filter((s) => (s.attempt ?? 1) > 1));
+        }
         process.stderr.write(`[faults] retried after a killed store query: ${retriedDescribes.length} describe(s), ${retriedInvokes.length} call(s)\n`);
-        const retriedStarts = [...retriedDescribes, ...retriedInvokes];
-        expect(retriedStarts.length).toBeGreaterThanOrEqual(1);
-        const failures = retriedStarts.map((s) => s.lastFailure?.applicationFailureInfo?.type ?? `not an application failure: ${s.lastFailure?.message}`);
-        expect(failures).toEqual(retriedStarts.map(() => 'Connector.Store.Unavailable'));
+        expect(retriedDescribes.length + retriedInvokes.length).toBeGreaterThanOrEqual(1);
+        const failures = retriedInvokes.map((s) => s.lastFailure?.applicationFailureInfo?.type ?? `not an application failure: ${s.lastFailure?.message}`);
+        expect(failures).toEqual(retriedInvokes.map(() => 'Connector.Store.Unavailable'));
 
         // The connectors read back as they were, versions 3, 2, 1, ciphertext and all...
         expect(await Promise.all(names.map((name) => h.store.history(name)))).toEqual(rowsBefore);
@@ -461,7 +468,19 @@ describe('connections in flight when a dependency fails', () => {
       await Promise.all(workers.map((w) => stopWorkerProcess(w)));
     });
 
-    test('a connector worker killed with SIGKILL during several slow calls: the other worker finishes them, and the parent gets one result each', async () => {
+    /** The worker running a call: the one holding its `connection`'s workflow task (a local activity) or its activity task. */
+    async function holderOf(childId: string, localActivity: boolean): Promise<WorkerProcess | undefined> {
+      if (!localActivity) return workerOfIdentity(workers, (await pendingInvoke(h, childId))?.lastWorkerIdentity);
+      const started = (await historyEvents(h, childId)).filter((e) => e.workflowTaskStartedEventAttributes);
+      return workerOfIdentity(workers, started.at(-1)?.workflowTaskStartedEventAttributes?.identity);
+    }
+
+    test.each([
+      ['as local activities (the default for short calls)', true],
+      ['as activity tasks', false],
+    ])('a connector worker killed with SIGKILL during several slow calls %s: the other worker finishes them, and the parent gets one result each', async (_how, localActivity) => {
+      // The previous case killed one of the two workers: start it again.
+      workers = await Promise.all(workers.map((w) => (w.child.exitCode === null && w.child.signalCode === null ? w : startWorkerProcess(w.label, queue))));
       const CALLS = 6;
       let firstRequests = 0;
       api = await startTestHttpServer(async (request, res) => {
@@ -472,14 +491,14 @@ describe('connections in flight when a dependency fails', () => {
       });
       const calls: CallArgs[] = Array.from({ length: CALLS }, (_, i) => ({
         connector: { type: 'REST', url: `${api!.url}/slow/${i}` },
-        options: { taskQueue: queue, timeout: '60s', retry: { initialInterval: '200ms', maximumAttempts: 3 } },
+        options: { taskQueue: queue, timeout: '60s', localActivity, retry: { initialInterval: '200ms', maximumAttempts: 3 } },
       }));
       const parent = await startParent('worker-kill', calls);
       const childIds = calls.map((_, i) => `${parent.workflowId}/connection/${i + 1}`);
       try {
         await waitFor(() => firstRequests === CALLS, 30_000);
         // Temporal knows which worker runs each attempt: its identity is `<pid>@<host>`.
-        const holders = await Promise.all(childIds.map(async (id) => workerOfIdentity(workers, (await pendingInvoke(h, id))?.lastWorkerIdentity)));
+        const holders = await Promise.all(childIds.map((id) => holderOf(id, localActivity)));
         expect(holders.every(Boolean)).toBe(true);
         // The worker with more calls in flight dies: at least half of them.
         const [a, b] = workers;
@@ -496,18 +515,29 @@ describe('connections in flight when a dependency fails', () => {
           const id = childIds[i];
           const retried = lost.has(id);
           expect(outcome.error).toBeUndefined();
-          expect(outcome.details!.attempt).toBe(retried ? 2 : 1);
+          // A local activity lost with its worker is not a failed attempt: its workflow task timed out,
+          // and the next worker to run the `connection` makes the call afresh.
+          expect(outcome.details!.attempt).toBe(retried && !localActivity ? 2 : 1);
           // The lost attempt's request had reached the server: a call retried after its worker died is made twice.
           expect(byKey.get(`/slow/${i}`)).toHaveLength(retried ? 2 : 1);
           expect(outcome.details!.output).toMatchObject({ status: 200, body: { key: `/slow/${i}`, request: retried ? 2 : 1 } });
 
           const events = await historyEvents(h, id);
-          const starts = activityStarts(events);
-          expect(starts).toHaveLength(1);
-          expect(workerOfIdentity(workers, starts[0].identity)?.label).toBe((retried ? survivor : holders[i])!.label);
-          if (retried) expect(starts[0].lastFailure?.timeoutFailureInfo?.timeoutType).toBe(temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
-          const completions = events.filter((e) => e.activityTaskCompletedEventAttributes);
-          expect(completions).toHaveLength(1);
+          const finisher = (retried ? survivor : holders[i])!.label;
+          if (localActivity) {
+            // The call's marker is recorded once, by the worker that finished it; a lost one left a timed-out workflow task.
+            expect(events.filter((e) => e.workflowTaskTimedOutEventAttributes)).toHaveLength(retried ? 1 : 0);
+            const completing = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1)!.workflowTaskCompletedEventAttributes!;
+            expect(workerOfIdentity(workers, completing.identity)?.label).toBe(finisher);
+            expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(2);
+            expect(activityStarts(events)).toEqual([]);
+          } else {
+            const starts = activityStarts(events);
+            expect(starts).toHaveLength(1);
+            expect(workerOfIdentity(workers, starts[0].identity)?.label).toBe(finisher);
+            if (retried) expect(starts[0].lastFailure?.timeoutFailureInfo?.timeoutType).toBe(temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
+            expect(events.filter((e) => e.activityTaskCompletedEventAttributes)).toHaveLength(1);
+          }
         }
         // One result per call reached the parent.
         const completed = (await parent.fetchHistory()).events!.flatMap((e) =>
