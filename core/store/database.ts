@@ -84,10 +84,8 @@ export class PgDatabase implements SqlDatabase {
       const onLost = () => {
         if (lost) return;
         lost = true;
-        if (client) {
-          this.listeners.delete(client);
-          client.release(true);
-        }
+        // Not when close() or the unlisten has already released it: a second release throws.
+        if (client && this.listeners.delete(client)) client.release(true);
         if (current === client && current !== undefined) {
           current = undefined;
           onListening(false);
