@@ -1,16 +1,14 @@
 import { msToNumber } from '@temporalio/common/lib/time';
-import { temporal } from '@temporalio/proto';
 import { INVOKE_HEARTBEAT_INTERVAL_MS } from '../../activities/connector-activities';
 import { HEARTBEAT_INTERVAL_MS as SQL_HEARTBEAT_INTERVAL_MS } from '../../connectors/sql-common';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../workflows/connection';
 import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
-import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { startTestHttpServer } from '../fixtures/http-server';
 import { postgresInputs } from '../support/connector-calls';
 import { startHarness, type Harness } from '../support/harness';
 import { uniqueName } from '../support/stack';
 import { sleep } from '../support/wait';
-import { startWorkerProcess, stopWorkerProcess, withinMs, workerOfIdentity, type WorkerProcess } from '../support/worker-process';
 
 describe('heartbeats of connector calls', () => {
   let h: Harness;
@@ -22,78 +20,8 @@ describe('heartbeats of connector calls', () => {
     await h?.shutdown();
   });
 
-  describe('with two connector workers in processes of their own', () => {
-    const HOLD_MS = 4_000;
-    const queue = uniqueName('failover');
-    let workers: WorkerProcess[] = [];
-    let api: TestHttpServer;
-    let firstRequest: () => void;
-    const firstRequestArrived = new Promise<void>((resolve) => (firstRequest = resolve));
-
-    beforeAll(async () => {
-      // Every answer takes a few seconds: long enough to kill the worker that waits for it.
-      api = await startTestHttpServer(async (request, res) => {
-        const n = api.requests.length;
-        if (n === 1) firstRequest();
-        await sleep(HOLD_MS);
-        if (!res.destroyed) res.end(JSON.stringify({ request: n, path: request.path }));
-      });
-      workers = await Promise.all([startWorkerProcess('a', queue), startWorkerProcess('b', queue)]);
-    });
-    afterAll(async () => {
-      await Promise.all(workers.map((w) => stopWorkerProcess(w)));
-      await api?.close();
-    });
-
-    test('a connector worker killed in the middle of a slow call has the call retried on another worker within seconds, and one result reaches the parent', async () => {
-      const parentId = uniqueName('failover-parent');
-      const call: CallArgs = {
-        connector: { type: 'REST', url: `${api.url}/slow` },
-        // As an activity task, which heartbeats; a short call's default, a local activity, is covered in test/reliability.
-        options: { taskQueue: queue, timeout: '60s', localActivity: false, retry: { initialInterval: '200ms', maximumAttempts: 3 } },
-      };
-      const started = Date.now();
-      const parent = await h.client.workflow.start('callConnector', { taskQueue: h.userQueue, workflowId: parentId, args: [call] });
-      const childId = `${parentId}/connection/1`;
-      try {
-        await withinMs(firstRequestArrived, 30_000, 'the call reaching the HTTP server');
-        // Temporal knows which worker runs the attempt: its identity is `<pid>@<host>`.
-        const description = await h.client.workflow.getHandle(childId).describe();
-        const identity = description.raw.pendingActivities?.[0]?.lastWorkerIdentity ?? '';
-        const holder = workerOfIdentity(workers, identity);
-        expect(holder).toBeDefined();
-        const survivor = workers.find((w) => w !== holder)!;
-        holder!.child.kill('SIGKILL');
-        await holder!.exited;
-
-        // Without a heartbeat timeout, the attempt would be given up only after its 60 s start-to-close timeout.
-        const outcome = await withinMs(parent.result() as Promise<CallOutcome>, 30_000, 'the call retried after its worker was killed');
-        const elapsedMs = Date.now() - started;
-        expect(outcome.error).toBeUndefined();
-        expect(outcome.details!.attempt).toBe(2);
-        expect(JSON.parse((outcome.details!.output as { body: string }).body)).toEqual({ request: 2, path: '/slow' });
-        expect(api.requests).toHaveLength(2);
-        expect(elapsedMs).toBeLessThan(25_000);
-
-        // Attempt 1 ended with a heartbeat timeout; attempt 2 ran on the surviving worker and completed once.
-        const childEvents = (await h.client.workflow.getHandle(childId).fetchHistory()).events ?? [];
-        const activityStarts = childEvents.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes] : []));
-        expect(activityStarts).toHaveLength(1);
-        expect(activityStarts[0].attempt).toBe(2);
-        expect(activityStarts[0].identity).toMatch(new RegExp(`^${survivor.pid}@`));
-        expect(activityStarts[0].lastFailure?.timeoutFailureInfo?.timeoutType).toBe(temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
-        const completions = childEvents.filter((e) => e.activityTaskCompletedEventAttributes);
-        expect(completions).toHaveLength(1);
-        expect(completions[0].activityTaskCompletedEventAttributes!.identity).toMatch(new RegExp(`^${survivor.pid}@`));
-
-        const parentEvents = (await parent.fetchHistory()).events ?? [];
-        expect(parentEvents.filter((e) => e.childWorkflowExecutionCompletedEventAttributes)).toHaveLength(1);
-      } finally {
-        // A failed assertion must not leave the call running into the next test.
-        await parent.terminate('test over').catch(() => undefined);
-      }
-    });
-  });
+  // A worker killed in the middle of calls, as activity tasks (heartbeat timeout) and as local
+  // activities (workflow task timeout): test/reliability/faults.test.ts.
 
   test('a live call that runs longer than the heartbeat timeout, or a local one longer than the workflow task timeout, completes in its first attempt', async () => {
     // The workflow task timeout of a `connection` is the SDK's default, 10 s, as its heartbeat timeout.
