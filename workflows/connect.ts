@@ -105,12 +105,16 @@ async function startAction<Output>(
   const named = typeof request.connector === 'string' ? request.connector : null;
   const type = descriptor?.type ?? (typeof request.connector === 'string' ? null : request.connector.type);
   const searchAttributes: SearchAttributePair[] = [];
-  if (type) searchAttributes.push({ key: ConnectorTypeKey, value: type });
-  if (named) searchAttributes.push({ key: ConnectorNameKey, value: named });
+  // Only what can be a name or a type: a value the server refuses would fail this workflow task
+  // forever, where the child says what is wrong with it.
+  if (type && type.length <= 100) searchAttributes.push({ key: ConnectorTypeKey, value: type });
+  if (named && named.length <= 100) searchAttributes.push({ key: ConnectorNameKey, value: named });
   // Before resolution only the call's own words are known: a name, or an inline type (never an
   // inline connector's values, which may hold secrets). The child's details and its activity's
   // summary show the resolved summary, e.g. `REST billing_api POST /invoices`.
-  const summary = descriptor?.summary ?? [named ?? `${type} (inline)`, action === 'invoke' ? undefined : action].filter(Boolean).join(' ');
+  // Cut: the server refuses a summary over 400 bytes, which would fail this workflow task forever
+  // before the child could say that no such connector exists.
+  const summary = descriptor?.summary ?? [named ?? `${type} (inline)`, action === 'invoke' ? undefined : action].filter(Boolean).join(' ').slice(0, 100);
   const workflowId = options.workflowId ?? nextConnectionId();
   const { timeout, retry, localActivity } = options;
   let child;

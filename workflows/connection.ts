@@ -42,6 +42,13 @@ const DESCRIBE_TIMEOUT = '30s';
 export const LOCAL_ACTIVITY_MAX_TIMEOUT = '1m';
 
 /**
+ * Longest wait between two attempts of a local activity that the connector worker sits out itself:
+ * 1 s. A longer one (a `Retry-After`, a backoff) becomes a durable timer, so a waiting call holds no
+ * workflow task slot of the worker (the SDK's default, 1 min, would hold one for the whole wait).
+ */
+const LOCAL_RETRY_THRESHOLD = '1s';
+
+/**
  * The `connection` workflow: one call through one connector, an execution of its own in the Web UI.
  * Resolution and the call happen in a single activity, so secrets never enter this history.
  *
@@ -54,6 +61,7 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
   try {
     const descriptor = input.descriptor ?? (await describe(input));
     const startToCloseTimeout = options.timeout ?? (descriptor.timeout as Duration | undefined) ?? DEFAULT_TIMEOUT;
+    const timeoutMs = durationMs(startToCloseTimeout); // refuses a bad duration, whichever way the call runs
     const invokeOptions = {
       startToCloseTimeout,
       retry: { ...DEFAULT_RETRY, ...retryFromConnector(descriptor), ...options.retry },
@@ -61,9 +69,9 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
     };
     // Connections started with a descriptor come from versions that always scheduled an activity,
     // and must replay as such.
-    const local = input.descriptor ? options.localActivity === true : (options.localActivity ?? durationMs(startToCloseTimeout) <= msToNumber(LOCAL_ACTIVITY_MAX_TIMEOUT));
+    const local = input.descriptor ? options.localActivity === true : (options.localActivity ?? timeoutMs <= msToNumber(LOCAL_ACTIVITY_MAX_TIMEOUT));
     const { 'connectors.invoke': invoke } = local
-      ? proxyLocalActivities<ConnectorActivities>(invokeOptions)
+      ? proxyLocalActivities<ConnectorActivities>({ ...invokeOptions, localRetryThreshold: LOCAL_RETRY_THRESHOLD })
       : proxyActivities<ConnectorActivities>({
           ...invokeOptions,
           // Replay checks only an activity's type and ID, so histories that older code scheduled without a
@@ -89,13 +97,16 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
 async function describe(input: ConnectionInput): Promise<ConnectorDescriptor> {
   const { 'connectors.describe': describeConnector } = proxyLocalActivities<ConnectorActivities>({
     startToCloseTimeout: DESCRIBE_TIMEOUT,
+    localRetryThreshold: LOCAL_RETRY_THRESHOLD,
     retry: { ...DEFAULT_RETRY, ...input.options?.retry },
   });
   const { connector, overrides, action } = input;
   const descriptor = await describeConnector({ connector, overrides, ...(action ? { action } : {}) });
   const known = workflowInfo().typedSearchAttributes;
+  // The parent set an inline connector's type as written (`rest`): the registry's name wins, so that
+  // `ConnectorType = "REST"` finds it.
   const missing = [
-    ...(known.get(ConnectorTypeKey) === undefined ? [{ key: ConnectorTypeKey, value: descriptor.type }] : []),
+    ...(known.get(ConnectorTypeKey) !== descriptor.type ? [{ key: ConnectorTypeKey, value: descriptor.type }] : []),
     ...(descriptor.name && known.get(ConnectorNameKey) === undefined ? [{ key: ConnectorNameKey, value: descriptor.name }] : []),
   ];
   if (missing.length > 0) upsertSearchAttributes(missing);

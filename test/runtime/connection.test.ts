@@ -117,14 +117,17 @@ describe('connections through the connector worker', () => {
   });
 
   test('an inline connector runs without being stored', async () => {
-    const { result } = await h.call({ type: 'REST', url: `${api.url}/inline`, method: 'put', data: 'plain text' });
+    // The type as a user may write it: the registry finds it whatever its case.
+    const { result } = await h.call({ type: 'rest', url: `${api.url}/inline`, method: 'put', data: 'plain text' });
     expect(result.error).toBeUndefined();
     expect(result.details).toMatchObject({ connector: { name: null, type: 'REST', version: null }, sources: { url: 'inline', method: 'inline', data: 'inline' } });
     expect(lastRequest()).toMatchObject({ method: 'PUT', path: '/inline', body: 'plain text' });
     expect(await h.service.list()).not.toContainEqual(expect.objectContaining({ name: 'inline' }));
     const description = await h.client.workflow.getHandle(result.workflowId!).describe();
     // Nothing of an inline connector's values is in the summary the parent sets: they may hold secrets.
-    expect(await description.staticSummary()).toBe('REST (inline)');
+    expect(await description.staticSummary()).toBe('rest (inline)');
+    // The search attribute names the type as the registry does, so `ConnectorType = "REST"` finds it.
+    expect(description.searchAttributes).toMatchObject({ ConnectorType: ['REST'] });
     // A whole url is summarised by its host: its path may be a webhook's key.
     expect(await callSummary(h.client, result.workflowId!)).toBe(`REST (inline) PUT 127.0.0.1:${api.port}`);
   });
@@ -259,6 +262,11 @@ describe('connections through the connector worker', () => {
     test('unknown connector', async () => {
       const { result } = await h.call('no-such-connector');
       await expectFailure(result, 'Connector.NotFound', ['no-such-connector']);
+    });
+
+    test('a name no connector can have (1,000 characters) fails the call with NotFound, not the parent', async () => {
+      const { result } = await h.call('x'.repeat(1_000));
+      await expectFailure(result, 'Connector.NotFound', ['xxxx']);
     });
 
     test('unknown type of an inline connector', async () => {
