@@ -12,16 +12,11 @@ import { yamlAliasBomb } from '../fixtures/yaml-bomb';
 import { startHarness } from '../support/harness';
 import { rawRequest } from '../support/raw-http';
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
+import { runProcess, type ProcessRun as Run } from '../support/run-process';
 
 const BIN = path.resolve(__dirname, '..', '..', 'cli', 'bin.js');
 const SECRET = 'tok-cli-SECRET-4242';
 recordSecrets('the token of cli.test.ts', [SECRET]);
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 // The real `connectors` binary against a PostgreSQL database of this file's own.
 describe('connectors CLI', () => {
@@ -33,25 +28,15 @@ describe('connectors CLI', () => {
   const outputs: string[] = [];
 
   /** Runs the binary to its end; one that has not ended after 60 s is killed (and reports code null). */
-  function cli(args: string[], input?: string, env: Record<string, string> = {}): Promise<Run> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: keyring, TC_KEYRING_FILE: '', VAULT_ADDR: '', ...env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => (stdout += c));
-      child.stderr.on('data', (c) => (stderr += c));
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        outputs.push(stdout, stderr);
-        recordResponse(`connectors ${args[0]}`, `${stdout}\n${stderr}`);
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.end(input ?? '');
+  async function cli(args: string[], input?: string, env: Record<string, string> = {}): Promise<Run> {
+    const run = await runProcess(process.execPath, [BIN, ...args], {
+      env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: keyring, TC_KEYRING_FILE: '', VAULT_ADDR: '', ...env },
+      timeoutMs: 60_000,
+      input,
+      label: `connectors ${args[0]}`,
     });
+    outputs.push(run.stdout, run.stderr);
+    return run;
   }
 
   /** Starts a server command (`codec-server`) and waits, at most 60 s, for the line that gives its URL. */

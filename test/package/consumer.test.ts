@@ -12,6 +12,7 @@ import { Keyring } from '../../core/keyring';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
+import { runProcess, type ProcessRun as Run } from '../support/run-process';
 import { testStack, uniqueName } from '../support/stack';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -44,12 +45,6 @@ function connectorYaml(baseUrl: string): string {
   return yaml[1].replace('https://billing.example.com/api', baseUrl).replace('token: s3cr3t', `token: ${TOKEN}`);
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * An environment without what this repository's own npm run put there (npm_* settings, jest's
  * NODE_OPTIONS), so the consumer's npm and node behave as in a fresh shell.
@@ -66,20 +61,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Runs a command to its end; one still running after `timeoutMs` is killed (and reports code null). */
 function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; input?: string }): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      recordResponse(`consumer: ${command} ${args.join(' ')}`, `${stdout}\n${stderr}`);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
+  return runProcess(command, args, { ...options, label: `consumer: ${command} ${args.join(' ')}` });
 }
 
 function expectSuccess(what: string, result: Run): void {

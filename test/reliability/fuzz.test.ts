@@ -23,6 +23,7 @@ import { yamlAliasBomb } from '../fixtures/yaml-bomb';
 import { copyPlain, deepValue, describeValue, fuzzSeed, jsonText, mutateDefinition, seededRandom, setKey, type Random } from '../support/fuzz-inputs';
 import { rawRequest } from '../support/raw-http';
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
+import { runProcess, type ProcessRun as Run } from '../support/run-process';
 
 const SEED = fuzzSeed();
 const BIN = path.resolve(__dirname, '..', '..', 'cli', 'bin.js');
@@ -675,32 +676,16 @@ describe(`fuzzing connector definitions (seed ${SEED}: FUZZ_SEED=${SEED} runs th
 
   // ---- the CLI, spawned ----
 
-  interface Run {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-  }
-
-  function cli(args: string[], input = ''): Promise<Run> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: `k1:${key1.key.toString('base64')}`, TC_KEYRING_FILE: '', VAULT_ADDR: '' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), CALL_TIMEOUT_MS * 2);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        seen.push(stdout, stderr);
-        recordResponse(`fuzz: connectors ${args[0]}`, `${stdout}\n${stderr}`.slice(0, 200_000));
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.on('error', () => {}); // a command that does not read stdin may exit before it is written
-      child.stdin.end(input);
+  async function cli(args: string[], input = ''): Promise<Run> {
+    const run = await runProcess(process.execPath, [BIN, ...args], {
+      env: { ...process.env, DATABASE_URL: db.url, TC_KEYRING: `k1:${key1.key.toString('base64')}`, TC_KEYRING_FILE: '', VAULT_ADDR: '' },
+      timeoutMs: CALL_TIMEOUT_MS * 2,
+      input,
+      label: `fuzz: connectors ${args[0]}`,
+      recordedChars: 200_000,
     });
+    seen.push(run.stdout, run.stderr);
+    return run;
   }
 
   function file(name: string, content: string | Buffer): string {
