@@ -105,11 +105,11 @@ async function describe(input: ConnectionInput): Promise<ConnectorDescriptor> {
   const known = workflowInfo().typedSearchAttributes;
   // The parent set an inline connector's type as written (`rest`): the registry's name wins, so that
   // `ConnectorType = "REST"` finds it.
-  const missing = [
+  const updates = [
     ...(known.get(ConnectorTypeKey) !== descriptor.type ? [{ key: ConnectorTypeKey, value: descriptor.type }] : []),
     ...(descriptor.name && known.get(ConnectorNameKey) === undefined ? [{ key: ConnectorNameKey, value: descriptor.name }] : []),
   ];
-  if (missing.length > 0) upsertSearchAttributes(missing);
+  if (updates.length > 0) upsertSearchAttributes(updates);
   return descriptor;
 }
 
