@@ -128,8 +128,6 @@ function requireTokens(tokens: ApiTokens | undefined): ApiTokens {
   return tokens!;
 }
 
-type Access = ApiAccess;
-
 interface ErrorBody {
   error: { type: string; message: string; issues?: FieldIssue[]; current_version?: number };
 }
@@ -172,7 +170,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     ['write', options.tokens.readWrite],
     ['read', options.tokens.readOnly ?? []],
   ] as const;
-  const bearer = createBearerCheck<Access>({ tokens: levels, server: 'this API', realm: 'temporal-connectors' });
+  const bearer = createBearerCheck<ApiAccess>({ tokens: levels, server: 'this API', realm: 'temporal-connectors' });
   const consoleOptions = options.console === false ? undefined : (options.console ?? {});
   const sessions = consoleOptions && new ConsoleSessions(levels, consoleOptions.sessionTtlMs);
   /**
