@@ -17,6 +17,7 @@ import { ConnectorsPlugin } from '../worker/plugin';
 import { ConnectorService } from '../core/service';
 import { ConnectorStore } from '../core/store/connector-store';
 import { PgliteDatabase } from '../core/store/database';
+import { ensureConsoleAssets } from './build-console';
 import { freePort } from './devstack/process';
 import { startTemporalDevServer } from './devstack/temporal';
 
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
   );
   step(`connector billing_api v${billing.version} stored in ${store.db.description} (token encrypted, shown as ${JSON.stringify(billing.value.auth)})`);
 
+  // The console's page is bundled from console/ on the first run and after a change to its sources.
+  if ((await ensureConsoleAssets()) === 'built') step('built the connector console (console/assets)');
   // The console signs in with a read-write token: the first of TC_API_TOKENS, else one made for this run.
   const configuredTokens = apiSettings().tokens;
   const consoleToken = configuredTokens.readWrite[0] ?? randomBytes(24).toString('hex');

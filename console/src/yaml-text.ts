@@ -28,7 +28,8 @@ export function fromYaml(text: string): Record<string, unknown> {
     const error = doc.errors[0];
     if (error) {
       const where = error.linePos?.[0];
-      throw new YamlProblem(error.message.split('\n')[0], where?.line ?? 1, where?.col ?? 1);
+      // prettyErrors appends the position to the first line; it is reported as the problem's place instead.
+      throw new YamlProblem(error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, ''), where?.line ?? 1, where?.col ?? 1);
     }
   }
   const nonEmpty = documents.filter((d) => d.contents !== null);
