@@ -219,6 +219,23 @@ describe('the connector console', () => {
     expect(JSON.stringify(await store.get(name))).not.toContain(SECRET);
   });
 
+  test('JSON pasted into the code view of a new connector becomes the form, and is created', async () => {
+    await page.goto(`${api.url}/#/new`);
+    await page.locator('#mode-code').click();
+    const pasted = JSON.stringify({ name: 'pasted_llm', type: 'OPENAI', description: 'Pasted as JSON', value: { base_url: `${target.url}/v1`, default_model: 'small-model', timeout: 5000 } }, null, 2);
+    await replaceCode(page, pasted);
+    await page.locator('#mode-form').click();
+    await soon(async () => expect(await page.locator('#field-type').inputValue()).toBe('OPENAI'));
+    expect(await page.locator('[data-path="value.default_model"] input').inputValue()).toBe('small-model');
+    expect(await page.locator('[data-path="value.timeout"] input').inputValue()).toBe('5000');
+    expect(await page.locator('[data-path="value.api_key"] input').getAttribute('type')).toBe('password');
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: pasted_llm is at version 1'));
+    expect(await service.get('pasted_llm')).toMatchObject({ type: 'OPENAI', value: { default_model: 'small-model', timeout: 5000 } });
+    await page.goto(`${api.url}/#/c/${name}`);
+    await page.locator('[data-path="value.auth.token"] input').waitFor();
+  });
+
   test('after a reload the stored token shows as ******** and no secret is in the DOM, the storage or any response', async () => {
     await page.reload();
     await page.locator('[data-path="value.auth.token"] input').waitFor();
