@@ -110,7 +110,7 @@ export class ConnectorPage {
           ? h(
               'p',
               { class: 'meta' },
-              `Last changed ${when(view.created_at)} by ${view.created_by}`,
+              `Last changed ${when(view.created_at)}${view.created_by ? ` by ${view.created_by}` : ''}`,
               ui
                 ? [
                     ' · ',
