@@ -150,10 +150,12 @@ export class ConnectorPage {
     this.render(tab);
   }
 
-  /** Drops unsaved edits: back to the connector as last loaded. */
+  /** Drops unsaved edits: back to the connector as last loaded, in the form and in the code view. */
   private reset(): void {
     this.document = this.view ? documentOf(this.view) : this.document;
     this.codeSnapshot = undefined;
+    // Even when hidden behind the form, the editor is in the page: what was typed there must go too.
+    this.code.reset(toYaml(this.document));
     this.dirty = false;
   }
 
@@ -297,9 +299,7 @@ export class ConnectorPage {
       const saved = this.view ? await api.update(this.view.name, this.view.version, body) : await api.create(body);
       const created = !this.view;
       this.view = saved;
-      this.document = documentOf(saved);
-      this.codeSnapshot = undefined;
-      this.dirty = false;
+      this.reset();
       if (created) {
         history.replaceState(null, '', this.hash);
       }

@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startManagementApi, type RunningManagementApi } from '../../api/server';
+import { ConnectorRegistry } from '../../connectors/registry';
+import { Keyring } from '../../core/keyring';
+import { createConnectionRunner } from '../../core/runner';
+import { ConnectorService } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgDatabase } from '../../core/store/database';
+import { CHROMIUM_ARGS } from '../../scripts/devstack/chromium';
+import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { soon } from '../support/browser';
+import { recordSecrets } from '../support/leak-sweep';
+import { testStack } from '../support/stack';
+
+const hex = () => randomBytes(6).toString('hex');
+const RW_TOKEN = `editing-rw-${hex()}`;
+/** Secrets typed into the page: they go to the API once and must not stay in the page after a save. */
+const TYPED_IN_FORM = `typed-in-form-${hex()}`;
+const TYPED_IN_CODE = `typed-in-code-${hex()}`;
+const TYPED_HEADER = `typed-header-${hex()}`;
+recordSecrets('the tokens and secrets of console-editing.test.ts', [RW_TOKEN, TYPED_IN_FORM, TYPED_IN_CODE, TYPED_HEADER]);
+
+// Editing in the connector console, in headless Chromium against the API on the real PostgreSQL
+// store: what the form and the code view do with what is typed into them, and a session that ends
+// in the middle of an edit. Each test opens its own page on a connector of its own.
+describe('editing in the connector console', () => {
+  const stack = testStack();
+  let scratch: ScratchDatabase;
+  let store: ConnectorStore;
+  let service: ConnectorService;
+  let target: TestHttpServer;
+  let api: RunningManagementApi;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  /** A signed-in page of a fresh browser context; every dialog it opens is answered "OK" and recorded. */
+  async function signedInPage(): Promise<{ page: Page; context: BrowserContext; dialogs: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+      void dialog.accept().catch(() => undefined);
+    });
+    await page.goto(`${api.url}/`);
+    await page.locator('#token').fill(RW_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#connectors').waitFor();
+    return { page, context, dialogs };
+  }
+
+  /**
+   * Whether `text` is anywhere in the page's DOM, input values included (a value typed into an input
+   * is a property, not markup). A yes or no, so that a failure does not print the whole page.
+   */
+  async function pageHolds(p: Page, text: string): Promise<boolean> {
+    const values = await p.evaluate<string>("[...document.querySelectorAll('input, textarea, select')].map((e) => e.value).join('\\n')");
+    return `${await p.content()}\n${values}`.includes(text);
+  }
+
+  async function codeText(p: Page): Promise<string> {
+    return (await p.locator('#code .cm-line').allTextContents()).join('\n');
+  }
+
+  async function replaceCode(p: Page, text: string): Promise<void> {
+    await p.locator('#code .cm-content').click();
+    await p.keyboard.press('Control+A');
+    await p.keyboard.insertText(text);
+  }
+
+  async function openConnector(p: Page, name: string): Promise<void> {
+    await p.goto(`${api.url}/#/c/${name}`);
+    await p.locator('[data-path="description"] textarea').waitFor();
+  }
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase('tc_console_edit');
+    store = new ConnectorStore(new PgDatabase({ connectionString: scratch.url }));
+    await store.migrate();
+    service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring: new Keyring([{ id: 'k1', key: randomBytes(32) }]) });
+    target = await startTestHttpServer();
+    api = await startManagementApi({ service, runner: createConnectionRunner({ service }), tokens: { readWrite: [RW_TOKEN], readOnly: [] }, port: 0 });
+    browser = await chromium.launch({ executablePath: stack.chromiumPath, headless: true, args: CHROMIUM_ARGS });
+  });
+
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await api?.close();
+    await service?.close();
+    await store?.close();
+    await scratch?.drop();
+    await target?.close();
+  });
+
+  test('looking at a connector in the code view changes nothing: leaving it afterwards asks no question', async () => {
+    await service.apply({ name: 'looked_at', type: 'REST', description: 'Only looked at', value: { base_url: target.url } });
+    const { page, dialogs } = await signedInPage();
+    await openConnector(page, 'looked_at');
+    await page.locator('#mode-code').click();
+    await soon(async () => expect(await codeText(page)).toContain('name: looked_at'));
+    await page.locator('#mode-form').click();
+    await page.locator('#mode-code').click();
+    await page.locator('.crumbs a').click();
+    await page.locator('#connectors').waitFor();
+    expect(dialogs).toEqual([]);
+    expect((await service.get('looked_at')).version).toBe(1);
+  });
+
+  test('after a save, no secret typed in the form or in the code view is left in the page, not even in the code view’s undo history', async () => {
+    const { page } = await signedInPage();
+    await page.locator('#new-connector').click();
+    await page.locator('[data-path="name"] input').fill('typed_secrets');
+    await page.locator('[data-path="value.base_url"] input').fill(target.url);
+    await page.locator('[data-path="value.auth"] select').first().selectOption('bearer');
+    await page.locator('[data-path="value.auth.token"] input').fill(TYPED_IN_FORM);
+    // Through the code view and back, as someone checking their YAML would.
+    await page.locator('#mode-code').click();
+    await soon(async () => expect(await codeText(page)).toContain(TYPED_IN_FORM));
+    await page.locator('#mode-form').click();
+    // The check can see it: before the save, the typed secret is in the page.
+    expect(await pageHolds(page, TYPED_IN_FORM)).toBe(true);
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: typed_secrets is at version 1'));
+    expect(await pageHolds(page, TYPED_IN_FORM)).toBe(false);
+
+    // Now a secret typed in the code view, saved from there.
+    await page.locator('#mode-code').click();
+    await soon(async () => expect(await codeText(page)).toMatch(/token: ["']?\*{8}["']?/));
+    await replaceCode(page, (await codeText(page)).replace(/token: ["']?\*{8}["']?/, `token: ${TYPED_IN_CODE}`));
+    expect(await pageHolds(page, TYPED_IN_CODE)).toBe(true);
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: typed_secrets is at version 2'));
+    expect(await pageHolds(page, TYPED_IN_CODE)).toBe(false);
+    // Undo in the editor goes back no further than the saved connector.
+    await page.locator('#code .cm-content').click();
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Control+z');
+    expect([await pageHolds(page, TYPED_IN_CODE), await pageHolds(page, TYPED_IN_FORM)]).toEqual([false, false]);
+    expect(JSON.stringify(await store.get('typed_secrets'))).not.toContain(TYPED_IN_CODE);
+  });
+
+});
