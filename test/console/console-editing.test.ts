@@ -142,4 +142,27 @@ describe('editing in the connector console', () => {
     expect(JSON.stringify(await store.get('typed_secrets'))).not.toContain(TYPED_IN_CODE);
   });
 
+  test('a save after the session ended keeps the edit, asks for the token again, and saves once signed in', async () => {
+    await service.apply({ name: 'session_ends', type: 'REST', description: 'Before', value: { base_url: target.url } });
+    const { page, context, dialogs } = await signedInPage();
+    await openConnector(page, 'session_ends');
+    await page.locator('[data-path="description"] textarea').fill('Edited while the session ended');
+    // The session ends (expired, revoked, or signed out in another tab): the browser has no cookie any more.
+    await context.clearCookies();
+    await page.locator('#save').click();
+    const again = page.locator('#sign-in-again');
+    await again.waitFor({ state: 'visible' });
+    expect(await again.textContent()).toMatch(/session has ended/i);
+    // Nothing was lost: the edit is still in the form behind the dialog.
+    expect(await page.locator('[data-path="description"] textarea').inputValue()).toBe('Edited while the session ended');
+    await again.locator('input[type="password"]').fill(RW_TOKEN);
+    // The check below can see the token where it is while typed.
+    expect(await pageHolds(page, RW_TOKEN)).toBe(true);
+    await again.getByRole('button', { name: /sign in and save/i }).click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: session_ends is at version 2'));
+    expect(await service.get('session_ends')).toMatchObject({ version: 2, description: 'Edited while the session ended' });
+    expect(await pageHolds(page, RW_TOKEN)).toBe(false);
+    expect(dialogs).toEqual([]);
+  });
+
 });
