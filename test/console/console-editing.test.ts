@@ -165,4 +165,39 @@ describe('editing in the connector console', () => {
     expect(dialogs).toEqual([]);
   });
 
+  test('a header named in the form keeps the value typed right after its name, and is a password field when the name is sensitive', async () => {
+    const { page } = await signedInPage();
+    await page.locator('#new-connector').click();
+    await page.locator('[data-path="name"] input').fill('typed_header');
+    await page.locator('[data-path="value.base_url"] input').fill(target.url);
+    await page.locator('[data-path="value.headers"] button', { hasText: '+ Add' }).click();
+    const name = page.locator('[data-path="value.headers"] input.map-key').first();
+    await name.fill('Authorization');
+    // Tab from the name to its value and type at once, as people do.
+    await name.press('Tab');
+    await page.keyboard.type(`Bearer ${TYPED_HEADER}`);
+    const value = page.locator('[data-path="value.headers.Authorization"] input:not(.map-key)');
+    await soon(async () => expect(await value.inputValue()).toBe(`Bearer ${TYPED_HEADER}`));
+    expect(await value.getAttribute('type')).toBe('password');
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: typed_header is at version 1'));
+    expect((await service.get('typed_header')).value).toMatchObject({ headers: { Authorization: '********' } });
+    await page.locator('#tab-test').click();
+    await page.locator('#run-test').click();
+    await soon(async () => expect(await page.locator('#test-result .outcome').getAttribute('data-ok')).toBe('true'));
+    expect(target.requests.at(-1)?.headers.authorization).toBe(`Bearer ${TYPED_HEADER}`);
+  });
+
+  test('renaming a header to a name the map already has is refused, and neither value is lost', async () => {
+    await service.apply({ name: 'two_headers', type: 'REST', value: { base_url: target.url, headers: { 'x-one': 'first', 'x-two': 'second' } } });
+    const { page } = await signedInPage();
+    await openConnector(page, 'two_headers');
+    const second = page.locator('[data-path="value.headers.x-two"] input.map-key');
+    await second.fill('x-one');
+    await second.press('Tab');
+    await soon(async () => expect(await page.locator('[data-path="value.headers"] .field-error').first().textContent()).toMatch(/x-one.*already/));
+    await page.locator('#mode-code').click();
+    await soon(async () => expect(await codeText(page)).toMatch(/x-one: first\n\s+x-two: second/));
+  });
+
 });
