@@ -173,7 +173,10 @@ export function renderField(schema: JsonSchema, path: Path, ctx: FormContext, op
 function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options: FieldOptions, redraw: () => void): Array<Node | null> {
   const value = getAt(ctx.root, path);
   let kind = kindOf(schema, ctx);
-  if (!fits(kind, value)) kind = 'yaml';
+  // A choice the schema does not offer would show as "(not set)", or as the one constant, while the
+  // document holds something else: shown as written instead, where the API's answer names it.
+  const offered = kind === 'enum' ? (schema.enum as unknown[]).includes(value) : kind === 'const' ? value === schema.const : true;
+  if (!fits(kind, value) || (value !== undefined && !offered)) kind = 'yaml';
   const label = options.label ?? String(path[path.length - 1] ?? '');
   const id = fieldId();
   const set = (next: unknown) => {

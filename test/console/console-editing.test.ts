@@ -200,4 +200,17 @@ describe('editing in the connector console', () => {
     await soon(async () => expect(await codeText(page)).toMatch(/x-one: first\n\s+x-two: second/));
   });
 
+  test('a value that none of a field’s choices holds is shown as it is, as YAML, not as "not set"', async () => {
+    const { page } = await signedInPage();
+    await page.locator('#new-connector').click();
+    await page.locator('#mode-code').click();
+    await replaceCode(page, 'name: odd_choice\ntype: OPENAI\nvalue:\n  operation: chat.completion\n  encoding_format: float\n');
+    await page.locator('#mode-form').click();
+    // A choice it knows is a choice...
+    expect(await page.locator('[data-path="value.encoding_format"] select').inputValue()).toBe('float');
+    // ...one it does not is shown as written, where the API's answer will name it.
+    expect(await page.locator('[data-path="value.operation"] select').count()).toBe(0);
+    expect(await page.locator('[data-path="value.operation"] textarea').inputValue()).toBe('chat.completion');
+  });
+
 });
