@@ -213,4 +213,29 @@ describe('editing in the connector console', () => {
     expect(await page.locator('[data-path="value.operation"] textarea').inputValue()).toBe('chat.completion');
   });
 
+  test('Introspect shows an external OpenAPI document’s text as text, markup included, and survives values of odd types', async () => {
+    const markup = '<img src=x onerror="window.__introspected_markup_ran=1">';
+    target.respondWith({
+      body: {
+        openapi: '3.1.0',
+        info: { title: { not: 'a string' }, version: 2 },
+        paths: {
+          '/invoices': { get: { summary: markup }, post: { summary: true }, put: { summary: ['a', 'list'] }, delete: { summary: { an: 'object' } } },
+          '/nothing': null,
+        },
+      },
+    });
+    await service.apply({ name: 'odd_openapi', type: 'REST', value: { base_url: target.url, openapi_path: '/openapi.json' } });
+    const { page } = await signedInPage();
+    await openConnector(page, 'odd_openapi');
+    await page.locator('#tab-introspect').click();
+    await page.locator('#run-introspect').click();
+    const paths = page.locator('#openapi-paths');
+    await paths.waitFor();
+    expect(await paths.textContent()).toContain(markup);
+    expect(await paths.locator('img').count()).toBe(0);
+    expect(await page.evaluate('window.__introspected_markup_ran')).toBeUndefined();
+    expect(await paths.locator('tbody tr').count()).toBe(4);
+  });
+
 });
