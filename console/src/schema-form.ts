@@ -203,7 +203,9 @@ function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options:
         value: typeof value === 'string' ? value : '',
         placeholder,
         disabled,
-        autocomplete: 'off',
+        // new-password: a browser fills no saved password into it (`off` does not stop that for a
+        // password field), so the token a browser may have saved from signing in cannot land here.
+        autocomplete: sensitive ? 'new-password' : 'off',
         spellcheck: 'false',
         oninput: (e: Event) => {
           const text = (e.target as HTMLInputElement | HTMLTextAreaElement).value;
@@ -449,6 +451,7 @@ function stringMap(path: Path, ctx: FormContext, map: Record<string, string>, re
       const sensitive = ctx.isSensitive([...path, current]);
       row.dataset.path = pathKey([...path, current]);
       value.type = sensitive ? 'password' : 'text';
+      value.autocomplete = sensitive ? 'new-password' : 'off';
       if (sensitive) value.dataset.sensitive = 'true';
       else delete value.dataset.sensitive;
       value.setAttribute('aria-label', `${pathKey(path)} ${current}`);

@@ -238,4 +238,12 @@ describe('editing in the connector console', () => {
     expect(await paths.locator('tbody tr').count()).toBe(4);
   });
 
+  test('sensitive fields ask the browser not to fill in a saved password, so the console token cannot land in a connector', async () => {
+    await service.apply({ name: 'autofill', type: 'REST', value: { base_url: target.url, auth: { type: 'basic', username: 'u', password: 'p' }, headers: { authorization: 'x' } } });
+    const { page } = await signedInPage();
+    await openConnector(page, 'autofill');
+    const sensitive = page.locator('input[data-sensitive="true"]');
+    expect(await sensitive.count()).toBe(2);
+    expect(await sensitive.evaluateAll((inputs) => inputs.map((i) => i.getAttribute('autocomplete')))).toEqual(['new-password', 'new-password']);
+  });
 });
