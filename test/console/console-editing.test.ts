@@ -164,6 +164,26 @@ describe('editing in the connector console', () => {
     expect(errors).toEqual([]);
   });
 
+  test('a problem in an item of a list is shown next to that item’s field in the form, and at its line in the code view', async () => {
+    await service.apply({ name: 'list_problem', type: 'REST', value: { base_url: target.url }, vault_secrets: [{ path: 'secret/data/a' }, { path: 'secret/data/b' }] });
+    const { page } = await signedInPage();
+    await openConnector(page, 'list_problem');
+    await page.locator('[data-path="vault_secrets.1.path"] input').fill('not a vault path!');
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('vault_secrets.1.path'));
+    const field = page.locator('.field[data-path="vault_secrets.1.path"]');
+    expect(await field.getAttribute('class')).toMatch(/has-error/);
+    expect(await field.locator('.field-error').textContent()).toMatch(/Vault API path/);
+    expect(await page.locator('.field[data-path="vault_secrets.0.path"]').getAttribute('class')).not.toMatch(/has-error/);
+
+    await page.locator('#mode-code').click();
+    await page.locator('#save').click();
+    const lines = (await codeText(page)).split('\n');
+    const line = lines.findIndex((l) => l.includes('not a vault path!')) + 1;
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain(`line ${line}: vault_secrets.1.path`));
+    expect((await service.get('list_problem')).version).toBe(1);
+  });
+
   test('after a save, no secret typed in the form or in the code view is left in the page, not even in the code view’s undo history', async () => {
     const { page } = await signedInPage();
     await page.locator('#new-connector').click();
