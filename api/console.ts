@@ -278,9 +278,25 @@ function pageHeaders(reply: FastifyReply): void {
  */
 function sessionCookie(value: string, request: FastifyRequest, clear = false): string {
   const attributes = [`${SESSION_COOKIE}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict'];
-  if (request.protocol === 'https') attributes.push('Secure');
+  if (reachedOverHttps(request)) attributes.push('Secure');
   if (clear) attributes.push('Max-Age=0');
   return attributes.join('; ');
+}
+
+/**
+ * Whether the browser reached the API over https: directly, or through a reverse proxy (the usual
+ * way to serve it over https) that says so with `X-Forwarded-Proto: https` or `Forwarded: proto=https`.
+ * Without Secure there, the browser would also send the cookie over plain http to the same name. The
+ * headers are believed without a list of trusted proxies because they can only add Secure: a client
+ * that claims https falsely makes its own cookie one that its plain-http browser will not keep.
+ */
+function reachedOverHttps(request: FastifyRequest): boolean {
+  if (request.protocol === 'https') return true;
+  const forwardedProto = request.headers['x-forwarded-proto'];
+  const first = (Array.isArray(forwardedProto) ? forwardedProto[0] : forwardedProto)?.split(',')[0].trim().toLowerCase();
+  if (first === 'https') return true;
+  const forwarded = request.headers.forwarded?.split(',')[0] ?? '';
+  return forwarded.split(';').some((pair) => pair.trim().toLowerCase().replace(/"/g, '') === 'proto=https');
 }
 
 /** The values of every cookie named `name` in a Cookie header. */

@@ -3,7 +3,7 @@
 import { basicSetup } from 'codemirror';
 import { yaml } from '@codemirror/lang-yaml';
 import { lintGutter, setDiagnostics, type Diagnostic } from '@codemirror/lint';
-import { EditorState } from '@codemirror/state';
+import { EditorState, type Extension } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
 
 /** A problem at a place in the text: a 1-based line and column, or a character range. */
@@ -18,35 +18,48 @@ export interface TextProblem {
 export class CodeView {
   readonly element: HTMLElement;
   private readonly view: EditorView;
+  private readonly extensions: Extension[];
+  /** True while the page itself sets the text: that is not an edit. */
+  private setting = false;
 
   constructor(options: { readOnly: boolean; onChange: () => void }) {
     this.element = document.createElement('div');
     this.element.className = 'code-view';
-    this.view = new EditorView({
-      parent: this.element,
-      state: EditorState.create({
-        extensions: [
-          basicSetup,
-          yaml(),
-          lintGutter(),
-          EditorState.tabSize.of(2),
-          EditorState.readOnly.of(options.readOnly),
-          EditorView.contentAttributes.of({ 'aria-label': 'The connector as YAML', spellcheck: 'false' }),
-          EditorView.updateListener.of((update) => {
-            if (update.docChanged) options.onChange();
-          }),
-        ],
+    this.extensions = [
+      basicSetup,
+      yaml(),
+      lintGutter(),
+      EditorState.tabSize.of(2),
+      EditorState.readOnly.of(options.readOnly),
+      EditorView.contentAttributes.of({ 'aria-label': 'The connector as YAML', spellcheck: 'false' }),
+      EditorView.updateListener.of((update) => {
+        if (update.docChanged && !this.setting) options.onChange();
       }),
-    });
+    ];
+    this.view = new EditorView({ parent: this.element, state: EditorState.create({ extensions: this.extensions }) });
   }
 
   get text(): string {
     return this.view.state.doc.toString();
   }
 
+  /** Shows `text` as the page's own change: it does not count as an edit, and undo can go back past it. */
   set text(text: string) {
-    this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: text } });
+    this.setting = true;
+    try {
+      if (text !== this.text) this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: text } });
+    } finally {
+      this.setting = false;
+    }
     this.clearProblems();
+  }
+
+  /**
+   * Starts afresh with `text`, the connector as the API last gave it: the undo history goes too, or
+   * undo after a save would bring back the secrets typed before it, which the API only ever masks.
+   */
+  reset(text: string): void {
+    this.view.setState(EditorState.create({ doc: text, extensions: this.extensions }));
   }
 
   /** Marks the problems in the text and scrolls the first into view. */

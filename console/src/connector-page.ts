@@ -14,6 +14,8 @@ export interface PageContext {
   host: HTMLElement;
   guarded: (action: () => Promise<void>, show: (message: string) => void) => Promise<void>;
   navigate: (hash: string) => void;
+  /** Signs in again with `token` (the page's session box follows); the page stays as it is. */
+  signIn: (token: string) => Promise<Session>;
 }
 
 /** The keys of a connector document, in the order people read them. */
@@ -150,10 +152,12 @@ export class ConnectorPage {
     this.render(tab);
   }
 
-  /** Drops unsaved edits: back to the connector as last loaded. */
+  /** Drops unsaved edits: back to the connector as last loaded, in the form and in the code view. */
   private reset(): void {
     this.document = this.view ? documentOf(this.view) : this.document;
     this.codeSnapshot = undefined;
+    // Even when hidden behind the form, the editor is in the page: what was typed there must go too.
+    this.code.reset(toYaml(this.document));
     this.dirty = false;
   }
 
@@ -297,9 +301,7 @@ export class ConnectorPage {
       const saved = this.view ? await api.update(this.view.name, this.view.version, body) : await api.create(body);
       const created = !this.view;
       this.view = saved;
-      this.document = documentOf(saved);
-      this.codeSnapshot = undefined;
-      this.dirty = false;
+      this.reset();
       if (created) {
         history.replaceState(null, '', this.hash);
       }
@@ -307,9 +309,64 @@ export class ConnectorPage {
       this.showBanner('ok', `Saved: ${saved.name} is at version ${saved.version}.`);
     } catch (err) {
       if (save) save.disabled = false;
-      if (err instanceof ApiError && err.status === 401) throw err;
+      if (err instanceof ApiError && err.status === 401) return this.signInToSave();
       this.showSaveError(err);
     }
+  }
+
+  /**
+   * The session ended while the user was editing (it expired, its token was revoked, or they signed
+   * out in another tab): going back to the sign-in page would throw the edit away, so the token is
+   * asked for here, and the save is tried again.
+   */
+  private signInToSave(): void {
+    const token = h('input', { id: 'sign-in-again-token', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false' });
+    const error = h('p', { class: 'error', role: 'alert' });
+    let signedIn = false;
+    const dialog = h(
+      'dialog',
+      { id: 'sign-in-again', class: 'card' },
+      h(
+        'form',
+        {
+          class: 'sign-in-again',
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            error.textContent = '';
+            const value = token.value.trim();
+            token.value = '';
+            this.ctx.signIn(value).then(
+              () => {
+                signedIn = true;
+                dialog.close();
+                void this.save();
+              },
+              (err: Error) => {
+                error.textContent = err instanceof ApiError && err.status === 401 ? 'That token is not valid for this API.' : err.message;
+              },
+            );
+          },
+        },
+        h('h2', {}, 'Your session has ended'),
+        h('p', {}, 'Nothing was saved, and your changes are still here. Sign in again with an API token to save them.'),
+        h('label', { for: 'sign-in-again-token' }, 'API token'),
+        token,
+        error,
+        h(
+          'div',
+          { class: 'toolbar' },
+          h('span', { class: 'spacer' }),
+          h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel'),
+          h('button', { type: 'submit', class: 'primary' }, 'Sign in and save'),
+        ),
+      ),
+    );
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (!signedIn) this.showBanner('error', 'Not saved: your session has ended. Your changes are still here: Save again to sign in and save them.');
+    });
+    document.body.appendChild(dialog);
+    dialog.showModal();
   }
 
   private showSaveError(err: unknown): void {

@@ -21,7 +21,7 @@ export function renderIntrospection(result: unknown, parseYaml: (text: string) =
         // Not YAML either: shown as text below.
       }
     }
-    const paths = (document as { paths?: Record<string, Record<string, { summary?: string; operationId?: string }>> } | null)?.paths;
+    const paths = (document as { paths?: Record<string, unknown> } | null)?.paths;
     if (paths && typeof paths === 'object') return openapiPaths(openapi.openapi_url, document as Record<string, unknown>, paths);
   }
   return h('pre', { class: 'json' }, JSON.stringify(result, null, 2));
@@ -75,17 +75,29 @@ function sqlTree(result: SqlIntrospection): HTMLElement {
   );
 }
 
-function openapiPaths(url: string | undefined, document: Record<string, unknown>, paths: Record<string, Record<string, { summary?: string; operationId?: string }>>): HTMLElement {
-  const info = document.info as { title?: string; version?: string } | undefined;
+/**
+ * A value of an external system's document as text. The document is whatever that system serves, so
+ * a summary may be a number, a list or an object; as a DOM child, anything but a string, a number or
+ * a node would throw.
+ */
+function text(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+function openapiPaths(url: string | undefined, document: Record<string, unknown>, paths: Record<string, unknown>): HTMLElement {
+  const info = (document.info ?? undefined) as { title?: unknown; version?: unknown } | undefined;
   const rows = Object.entries(paths).flatMap(([path, item]) =>
-    Object.entries(item ?? {})
+    Object.entries(item !== null && typeof item === 'object' ? item : {})
       .filter(([method]) => HTTP_METHODS.includes(method))
-      .map(([method, op]) => h('tr', {}, h('td', {}, h('span', { class: `method ${method}` }, method.toUpperCase())), h('td', {}, h('code', {}, path)), h('td', {}, op?.summary ?? op?.operationId ?? ''))),
+      .map(([method, op]: [string, { summary?: unknown; operationId?: unknown } | null | undefined]) =>
+        h('tr', {}, h('td', {}, h('span', { class: `method ${method}` }, method.toUpperCase())), h('td', {}, h('code', {}, path)), h('td', {}, text(op?.summary ?? op?.operationId))),
+      ),
   );
   return h(
     'div',
     { class: 'openapi', id: 'openapi-paths' },
-    h('p', {}, info?.title ? h('strong', {}, info.title) : null, info?.version ? ` ${info.version}` : null, url ? h('span', { class: 'muted' }, ` from ${url}`) : null),
+    h('p', {}, info?.title ? h('strong', {}, text(info.title)) : null, info?.version ? ` ${text(info.version)}` : null, url ? h('span', { class: 'muted' }, ` from ${text(url)}`) : null),
     h('table', {}, h('thead', {}, h('tr', {}, ['Method', 'Path', 'Summary'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)),
   );
 }

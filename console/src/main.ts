@@ -99,16 +99,23 @@ async function route(): Promise<void> {
     async () => {
       types ??= await api.types();
       if (hash.startsWith('#/c/')) {
-        page = await ConnectorPage.open(decodeURIComponent(hash.slice(4)), { session: session!, types: types!, host: app, guarded, navigate });
+        page = await ConnectorPage.open(decodeURIComponent(hash.slice(4)), { session: session!, types: types!, host: app, guarded, navigate, signIn: signInAgain });
       } else if (hash.startsWith('#/new')) {
         const type = new URLSearchParams(hash.split('?')[1] ?? '').get('type') ?? undefined;
-        page = ConnectorPage.create({ session: session!, types: types!, host: app, guarded, navigate }, type);
+        page = ConnectorPage.create({ session: session!, types: types!, host: app, guarded, navigate, signIn: signInAgain }, type);
       } else {
         await showList();
       }
     },
     (message) => replace(app, h('p', { class: 'error', role: 'alert' }, message)),
   );
+}
+
+/** Signing in again from a page that keeps its edits (its session ended while they were made). */
+async function signInAgain(token: string): Promise<Session> {
+  session = await api.signIn(token);
+  showSessionBox(session);
+  return session;
 }
 
 function navigate(hash: string): void {

@@ -4,7 +4,7 @@
 // types, a value of the wrong type, keys the schema does not know) is shown as YAML in a text box of
 // its own instead of being dropped.
 import { parse, stringify } from 'yaml';
-import { h, replace } from './dom';
+import { append, h, replace } from './dom';
 import type { JsonSchema } from './api';
 
 /** What the stored value of a sensitive field reads as, and what keeps it when written back. */
@@ -173,7 +173,10 @@ export function renderField(schema: JsonSchema, path: Path, ctx: FormContext, op
 function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options: FieldOptions, redraw: () => void): Array<Node | null> {
   const value = getAt(ctx.root, path);
   let kind = kindOf(schema, ctx);
-  if (!fits(kind, value)) kind = 'yaml';
+  // A choice the schema does not offer would show as "(not set)", or as the one constant, while the
+  // document holds something else: shown as written instead, where the API's answer names it.
+  const offered = kind === 'enum' ? (schema.enum as unknown[]).includes(value) : kind === 'const' ? value === schema.const : true;
+  if (!fits(kind, value) || (value !== undefined && !offered)) kind = 'yaml';
   const label = options.label ?? String(path[path.length - 1] ?? '');
   const id = fieldId();
   const set = (next: unknown) => {
@@ -200,7 +203,9 @@ function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options:
         value: typeof value === 'string' ? value : '',
         placeholder,
         disabled,
-        autocomplete: 'off',
+        // new-password: a browser fills no saved password into it (`off` does not stop that for a
+        // password field), so the token a browser may have saved from signing in cannot land here.
+        autocomplete: sensitive ? 'new-password' : 'off',
         spellcheck: 'false',
         oninput: (e: Event) => {
           const text = (e.target as HTMLInputElement | HTMLTextAreaElement).value;
@@ -258,7 +263,7 @@ function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options:
     case 'object-list':
       return [objectList(schema, path, ctx, label, (value as unknown[] | undefined) ?? [], redraw, description, errorLine)];
     case 'string-map':
-      return [labelNode, stringMap(path, ctx, (value as Record<string, string> | undefined) ?? {}, redraw, id), description, errorLine];
+      return [labelNode, stringMap(path, ctx, (value as Record<string, string> | undefined) ?? {}, redraw, id, errorLine), description, errorLine];
     case 'yaml':
       return [labelNode, yamlBox(path, ctx, value, id, errorLine), description, errorLine];
   }
@@ -424,59 +429,81 @@ function objectList(schema: JsonSchema, path: Path, ctx: FormContext, label: str
   return h('fieldset', { class: 'object list' }, h('legend', {}, label), description, errorLine, entries, add);
 }
 
-function stringMap(path: Path, ctx: FormContext, map: Record<string, string>, redraw: () => void, id: string): HTMLElement {
-  const keys = Object.keys(map);
-  const rows = keys.map((key, index) => {
-    const sensitive = ctx.isSensitive([...path, key]);
-    return h(
-      'div',
-      { class: 'row', 'data-path': pathKey([...path, key]) },
-      h('input', {
-        id: index === 0 ? id : undefined,
-        type: 'text',
-        class: 'map-key',
-        value: key,
-        placeholder: 'name',
-        disabled: ctx.readOnly,
-        'aria-label': `${pathKey(path)} name ${index + 1}`,
-        onchange: (e: Event) => {
-          const renamed = (e.target as HTMLInputElement).value;
-          if (renamed === key) return;
-          // Rebuild the object so the renamed key keeps its place.
-          const object = getAt(ctx.root, path) as Record<string, string>;
-          const rebuilt = Object.fromEntries(Object.entries(object).map(([k, v]) => (k === key ? [renamed, v] : [k, v])));
-          setAt(ctx.root, path, rebuilt);
-          ctx.onChange();
-          redraw();
-        },
-      }),
-      h('input', {
-        type: sensitive ? 'password' : 'text',
-        'data-sensitive': sensitive ? 'true' : undefined,
-        value: map[key],
-        placeholder: 'value',
-        autocomplete: 'off',
-        disabled: ctx.readOnly,
-        'aria-label': `${pathKey(path)} ${key}`,
-        oninput: (e: Event) => {
-          setAt(ctx.root, [...path, key], (e.target as HTMLInputElement).value);
-          ctx.onChange();
-        },
-      }),
+function stringMap(path: Path, ctx: FormContext, map: Record<string, string>, redraw: () => void, id: string, errorLine: HTMLElement): HTMLElement {
+  const rows = Object.keys(map).map((key, index) => {
+    // A rename updates the row in place: drawing the map again would take away the focus of whoever
+    // just tabbed from the name to its value, and drop what they type next.
+    let current = key;
+    const value = h('input', {
+      type: 'text',
+      value: map[key],
+      placeholder: 'value',
+      autocomplete: 'off',
+      disabled: ctx.readOnly,
+      oninput: (e: Event) => {
+        setAt(ctx.root, [...path, current], (e.target as HTMLInputElement).value);
+        ctx.onChange();
+      },
+    });
+    const row = h('div', { class: 'row' });
+    /** What depends on the name: the path, the label, and whether the value is a password field. */
+    const named = () => {
+      const sensitive = ctx.isSensitive([...path, current]);
+      row.dataset.path = pathKey([...path, current]);
+      value.type = sensitive ? 'password' : 'text';
+      value.autocomplete = sensitive ? 'new-password' : 'off';
+      if (sensitive) value.dataset.sensitive = 'true';
+      else delete value.dataset.sensitive;
+      value.setAttribute('aria-label', `${pathKey(path)} ${current}`);
+    };
+    const name = h('input', {
+      id: index === 0 ? id : undefined,
+      type: 'text',
+      class: 'map-key',
+      value: key,
+      placeholder: 'name',
+      disabled: ctx.readOnly,
+      'aria-label': `${pathKey(path)} name ${index + 1}`,
+      onchange: (e: Event) => {
+        const input = e.target as HTMLInputElement;
+        const renamed = input.value;
+        if (renamed === current) return;
+        const object = getAt(ctx.root, path) as Record<string, string>;
+        if (Object.hasOwn(object, renamed)) {
+          // Renaming onto another entry would silently drop one of the two values.
+          errorLine.textContent = `${renamed} is already a name here: choose another, or remove that one first`;
+          input.value = current;
+          return;
+        }
+        errorLine.textContent = '';
+        // Rebuild the object so the renamed key keeps its place.
+        setAt(ctx.root, path, Object.fromEntries(Object.entries(object).map(([k, v]) => (k === current ? [renamed, v] : [k, v]))));
+        current = renamed;
+        named();
+        ctx.onChange();
+      },
+    });
+    append(row, [
+      name,
+      value,
       removeButton(key, ctx.readOnly, () => {
-        setAt(ctx.root, [...path, key], undefined);
+        setAt(ctx.root, [...path, current], undefined);
         ctx.onChange();
         redraw();
       }),
-    );
+    ]);
+    named();
+    return row;
   });
   const add = h('button', {
     type: 'button',
     class: 'small',
     disabled: ctx.readOnly,
     onclick: () => {
+      // The object as it is now: a rename since the last drawing replaced it.
+      const live = (getAt(ctx.root, path) as Record<string, string> | undefined) ?? {};
       let name = 'name';
-      for (let n = 2; Object.hasOwn(map, name); n++) name = `name${n}`;
+      for (let n = 2; Object.hasOwn(live, name); n++) name = `name${n}`;
       setAt(ctx.root, [...path, name], '');
       ctx.onChange();
       redraw();

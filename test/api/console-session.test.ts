@@ -159,6 +159,22 @@ describe('the connector console: page, assets and sign-in sessions', () => {
       expect(readOnly.setCookie).toMatch(/^tc_console=[0-9]+\.read\./);
     });
 
+    test('behind an https reverse proxy (X-Forwarded-Proto or Forwarded says https) the cookie is Secure, so the browser never sends it over plain http', async () => {
+      const secure = { 'x-forwarded-proto': 'https' };
+      for (const headers of [secure, { 'x-forwarded-proto': 'https, http' }, { forwarded: 'for=192.0.2.60;proto=https;by=203.0.113.43' }, { forwarded: 'proto="https"' }] as Array<Record<string, string>>) {
+        const res = await send(app, 'POST', '/v1/session', { headers: { ...bearer(RW_TOKEN), ...headers } });
+        expect([headers, res.status]).toEqual([headers, 200]);
+        expect([headers, res.setCookie.split('; ').slice(1).sort()]).toEqual([headers, ['HttpOnly', 'Path=/', 'SameSite=Strict', 'Secure']]);
+      }
+      // Signing out through the proxy clears it as it was set.
+      expect((await send(app, 'DELETE', '/v1/session', { headers: secure })).setCookie).toBe('tc_console=; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0');
+      // A proxy that says http, or none, gets no Secure: a browser on plain http would not keep the cookie.
+      for (const headers of [{ 'x-forwarded-proto': 'http' }, { forwarded: 'for=192.0.2.60;proto=http' }, {}] as Array<Record<string, string>>) {
+        const res = await send(app, 'POST', '/v1/session', { headers: { ...bearer(RW_TOKEN), ...headers } });
+        expect([headers, res.status, /secure/i.test(res.setCookie)]).toEqual([headers, 200, false]);
+      }
+    });
+
     test('the cookie and the answer hold neither the token nor its SHA-256, though the sign-in request carries the token', async () => {
       const created = createManagementApi(defaults());
       const seen: string[] = [];
