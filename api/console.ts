@@ -3,7 +3,7 @@
 // The management API (api/server.ts) registers it and authenticates every /v1 route; this module
 // says what a session cookie is and how one is checked.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { bearerToken, HttpError } from './http';
@@ -309,8 +309,13 @@ function cookieValues(header: string | undefined, name: string): string[] {
   return values;
 }
 
+/**
+ * The signing key of a token's sessions: scrypt, not a plain hash, because a cookie that leaks is
+ * material for guessing its token offline, and tokens may be short. Computed once per token when the
+ * API starts (tens of milliseconds); the fixed salt keeps it the same on every API process.
+ */
 function sessionKey(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
+  return scryptSync(token, 'temporal-connectors console session v1', 32);
 }
 
 /** The MAC of a session: over its text as the cookie carries it, so no other spelling of the same expiry verifies. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { durationSchema } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
-import type { AnyConnectorType } from '../connectors/types';
+import { isDelegating, type AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
@@ -118,6 +118,14 @@ export function zodIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
   }));
 }
 
+/** A definition validated into a record (sensitive values still plain), with what its type says about them. */
+interface PreparedRecord {
+  record: ConnectorRecord;
+  sensitive: readonly string[];
+  /** Where the inputs send a call (`https://host:port`, `host:port`); none for types that reach no network address themselves. */
+  destination?: (inputs: Record<string, unknown>) => string | undefined;
+}
+
 /** What every read shows: sensitive values masked, nothing encrypted or decrypted. */
 export interface ConnectorView extends Omit<StoredConnector, 'created_at' | 'deleted'> {
   created_at: string;
@@ -210,10 +218,10 @@ export class ConnectorService {
         record: p.record,
         expectedVersion: p.expectedVersion,
         // Inside the write transaction, so a masked value is matched against the version being replaced.
-        prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => ({
-          ...p.record,
-          value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys),
-        }),
+        prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => {
+          this.checkKeptSecretsStayHome(p, current);
+          return { ...p.record, value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys) };
+        },
       })),
       actor,
     );
@@ -221,7 +229,7 @@ export class ConnectorService {
   }
 
   /** Validates a definition into a record (sensitive values still plain). */
-  private prepareRecord(definition: unknown): { record: ConnectorRecord; sensitive: readonly string[] } {
+  private prepareRecord(definition: unknown): PreparedRecord {
     // Of the definition as given: zod's records drop `__proto__` keys from what they parse. And before
     // the type's schema sees the value: that schema, masking and encryption all recurse into it.
     const shapeIssues = jsonValueIssues(definition);
@@ -248,7 +256,7 @@ export class ConnectorService {
       retry: def.retry,
       timeout: def.timeout === undefined ? undefined : String(def.timeout),
     };
-    return { record, sensitive: type.sensitive };
+    return { record, sensitive: type.sensitive, destination: isDelegating(type) ? undefined : type.destination?.bind(type) };
   }
 
   /** The connector types this service knows: fields, sensitive paths, and a JSON Schema for forms. */
@@ -408,6 +416,38 @@ export class ConnectorService {
       return JSON.parse(keyring.decrypt(ciphertext, cipherContext(stored.name, path)));
     });
     return value === stored.value ? stored : { ...stored, value };
+  }
+
+  /**
+   * A sensitive value written back as the mask keeps the stored secret, but only where the connector
+   * still goes: whoever may change a connector cannot read its secrets, and must not be able to send
+   * them to a host of their choosing by changing `base_url` or `host` and keeping `********` (the rule
+   * that binds overrides to the destination, on the path of saving). The destination may change to one
+   * the stored version's `allowed_destinations` lists; otherwise the secrets must be written again.
+   */
+  private checkKeptSecretsStayHome(
+    p: PreparedRecord,
+    current: StoredConnector | undefined,
+  ): void {
+    if (!current || current.deleted || !p.destination) return;
+    const kept: string[] = [];
+    mapSensitive(p.record.value, p.sensitive, (secret, path) => {
+      if (secret === MASK && Keyring.isCiphertext(getPath(current.value, path))) kept.push(path);
+      return secret;
+    }, { isSecret: (v) => v === MASK });
+    if (kept.length === 0) return;
+    // Destinations are compared on plain inputs: a URL with credentials is stored encrypted as a whole.
+    const stored = this.decrypt(current).value;
+    const home = p.destination(stored);
+    const target = p.destination(mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(stored, path) ?? secret) : secret), { isSecret: (v) => v === MASK }));
+    const allowed = current.allowed_destinations ?? [];
+    if (target === home || (target !== undefined && (allowed.includes(target) || allowed.includes('*')))) return;
+    throw new ConnectorValidationError(
+      kept.map((path) => ({
+        path: `value.${path}`,
+        message: `keeps the stored secret (${MASK}), but the connector would now go to ${target ?? 'another destination'} instead of ${home ?? 'its own'}: a stored secret never follows a new destination; write the secret again, or first add the destination to allowed_destinations`,
+      })),
+    );
   }
 
   private encryptValue(

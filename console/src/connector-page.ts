@@ -19,13 +19,22 @@ export interface PageContext {
 }
 
 /** The keys of a connector document, in the order people read them. */
-const DOCUMENT_KEYS = ['name', 'type', 'description', 'value', 'vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout'] as const;
+/**
+ * The keys of a connector document, in the order people read them: those of the definition schema
+ * the API serves, so a key added to connectors later (say `limits`) is shown, edited and saved too.
+ */
+function documentKeys(types: TypesAnswer): string[] {
+  return Object.keys((types.definition_json_schema.properties ?? {}) as Record<string, unknown>);
+}
+
+/** The keys the form lays out itself; every other key of the definition schema gets a generated field. */
+const LAID_OUT = ['name', 'type', 'description', 'value'];
 
 /** The document a view describes: what a definition file holds, without version and audit fields or empty defaults. */
-export function documentOf(view: ConnectorView): Record<string, unknown> {
+export function documentOf(view: ConnectorView, keys: readonly string[]): Record<string, unknown> {
   const source = view as unknown as Record<string, unknown>;
   const document: Record<string, unknown> = {};
-  for (const key of DOCUMENT_KEYS) {
+  for (const key of keys) {
     const value = source[key];
     if (value === undefined || value === null) continue;
     if (key !== 'value' && ((Array.isArray(value) && value.length === 0) || value === '')) continue;
@@ -64,7 +73,7 @@ export class ConnectorPage {
 
   static async open(name: string, ctx: PageContext): Promise<ConnectorPage> {
     const view = await api.get(name);
-    const page = new ConnectorPage(ctx, view, documentOf(view));
+    const page = new ConnectorPage(ctx, view, documentOf(view, documentKeys(ctx.types)));
     page.render('edit');
     return page;
   }
@@ -154,7 +163,7 @@ export class ConnectorPage {
 
   /** Drops unsaved edits: back to the connector as last loaded, in the form and in the code view. */
   private reset(): void {
-    this.document = this.view ? documentOf(this.view) : this.document;
+    this.document = this.view ? documentOf(this.view, documentKeys(this.ctx.types)) : this.document;
     this.codeSnapshot = undefined;
     // Even when hidden behind the form, the editor is in the page: what was typed there must go too.
     this.code.reset(toYaml(this.document));
@@ -278,10 +287,10 @@ export class ConnectorPage {
       fields.push(h('p', { class: 'error' }, `This API knows no connector type ${currentType}: its inputs are shown as YAML.`));
       fields.push(renderField({}, ['value'], defCtx, { label: 'value' }));
     }
-    for (const key of ['vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout']) {
-      if (defProps[key]) fields.push(renderField(defProps[key], [key], defCtx));
+    for (const key of documentKeys(this.ctx.types)) {
+      if (!LAID_OUT.includes(key)) fields.push(renderField(defProps[key], [key], defCtx));
     }
-    const unknown = Object.keys(this.document).filter((k) => !(DOCUMENT_KEYS as readonly string[]).includes(k));
+    const unknown = Object.keys(this.document).filter((k) => !Object.hasOwn(defProps, k));
     if (unknown.length > 0) {
       // Keys a connector does not have are kept for the API to name in its answer, and shown.
       fields.push(otherKeysField([], defCtx, unknown)!);
@@ -585,7 +594,7 @@ export class ConnectorPage {
               void this.ctx.guarded(
                 async () => {
                   const old = await api.get(v.name, v.version);
-                  replace(shown, h('h3', {}, `Version ${v.version}`), h('pre', { class: 'yaml' }, toYaml(documentOf(old))));
+                  replace(shown, h('h3', {}, `Version ${v.version}`), h('pre', { class: 'yaml' }, toYaml(documentOf(old, documentKeys(this.ctx.types)))));
                 },
                 (message) => replace(shown, h('p', { class: 'error' }, message)),
               ),

@@ -57,6 +57,14 @@ export function setAt(root: Record<string, unknown>, path: Path, value: unknown)
   else delete current[last];
 }
 
+/** Per document: what each variant of a union field held when the user chose another (see variantFields). */
+const stashes = new WeakMap<object, Map<string, Record<string, unknown>>>();
+function stashOf(root: object): Map<string, Record<string, unknown>> {
+  let stash = stashes.get(root);
+  if (!stash) stashes.set(root, (stash = new Map()));
+  return stash;
+}
+
 let nextId = 0;
 const fieldId = () => `f${++nextId}`;
 
@@ -332,13 +340,18 @@ function variantFields(schema: JsonSchema, path: Path, ctx: FormContext, label: 
       disabled: ctx.readOnly,
       onchange: (e: Event) => {
         const index = (e.target as HTMLSelectElement).selectedIndex - 1;
+        // What the variant held is kept for this page: choosing it again brings it back, a stored
+        // ******** included, so trying another variant does not silently drop a stored secret.
+        const stash = stashOf(ctx.root);
+        if (value !== undefined) stash.set(`${pathKey(path)}#${String(value[key])}`, value);
         if (index < 0) {
           setAt(ctx.root, path, undefined);
         } else {
-          // Keep the fields the new variant also has (a user name when switching basic ↔ api_key, say).
           const next = variants[index];
+          const before = stash.get(`${pathKey(path)}#${String(properties(next)![key].const)}`);
+          // Else keep the fields the new variant also has (a user name when switching basic ↔ api_key, say).
           const kept = Object.fromEntries(Object.entries(value ?? {}).filter(([k]) => k !== key && Object.hasOwn(properties(next)!, k)));
-          setAt(ctx.root, path, { [key]: properties(next)![key].const, ...kept });
+          setAt(ctx.root, path, before ?? { [key]: properties(next)![key].const, ...kept });
         }
         ctx.onChange();
         redraw();

@@ -274,6 +274,22 @@ describe('editing in the connector console', () => {
     await soon(async () => expect(await codeText(page)).toMatch(/x-one: first\n\s+x-two: second/));
   });
 
+  test('trying another auth variant and coming back keeps the stored token, and a save keeps it stored', async () => {
+    await service.apply({ name: 'variant_back', type: 'REST', value: { base_url: target.url, auth: { type: 'bearer', token: 'stored-variant-token' } } });
+    const { page } = await signedInPage();
+    await openConnector(page, 'variant_back');
+    const variant = page.locator('[data-path="value.auth"] select').first();
+    await variant.selectOption('basic');
+    await page.locator('[data-path="value.auth.username"] input').waitFor();
+    await variant.selectOption('bearer');
+    await soon(async () => expect(await page.locator('[data-path="value.auth.token"] input').inputValue()).toBe('********'));
+    await page.locator('[data-path="description"] textarea').fill('tried basic, kept bearer');
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('version 2'));
+    const stored = await store.get('variant_back');
+    expect(stored?.value.auth).toMatchObject({ type: 'bearer', token: expect.stringMatching(/^tcenc:/) });
+  });
+
   test('a value that none of a field’s choices holds is shown as it is, as YAML, not as "not set"', async () => {
     const { page } = await signedInPage();
     await page.locator('#new-connector').click();
