@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { ensureConsoleAssets } from '../scripts/build-console';
 import { ensureChromium } from '../scripts/devstack/chromium';
@@ -7,12 +7,15 @@ import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devst
 import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
 import { LOG_DIR, resetLeakSweep } from './support/leak-sweep';
 import { STACK_ENV } from './support/stack';
+import { bundlePrebuiltWorkflows } from './support/workflow-bundles';
 
 /** Handles shared with global-teardown.ts, which jest runs in this same process. */
 export interface RunningStack {
   temporal?: TemporalDevServer;
   vault?: VaultDevServer;
   database?: ScratchDatabase;
+  /** Folder of the workflow bundles made for this run (see support/workflow-bundles.ts). */
+  bundles?: string;
 }
 declare global {
   var __TC_STACK__: RunningStack | undefined;
@@ -28,11 +31,12 @@ function logTo(file: string): (line: string) => void {
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   resetLeakSweep();
-  const [temporal, vault, database, chromium, consoleAssets] = await Promise.allSettled([
+  const [temporal, vault, database, chromium, bundles, consoleAssets] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),
     createScratchDatabase(),
     ensureChromium(),
+    bundlePrebuiltWorkflows(),
     // The connector console's page, built from console/ when missing or older than its sources.
     ensureConsoleAssets(),
   ]);
@@ -40,9 +44,10 @@ export default async function globalSetup(): Promise<void> {
     temporal: temporal.status === 'fulfilled' ? temporal.value : undefined,
     vault: vault.status === 'fulfilled' ? vault.value : undefined,
     database: database.status === 'fulfilled' ? database.value : undefined,
+    bundles: bundles.status === 'fulfilled' ? bundles.value : undefined,
   };
   globalThis.__TC_STACK__ = stack;
-  const failures = [temporal, vault, database, chromium, consoleAssets].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failures = [temporal, vault, database, chromium, bundles, consoleAssets].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     await stopStack(stack);
     const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;
@@ -65,4 +70,5 @@ export default async function globalSetup(): Promise<void> {
 
 export async function stopStack(stack: RunningStack): Promise<void> {
   await Promise.allSettled([stack.temporal?.stop(), stack.vault?.stop(), stack.database?.drop()]);
+  if (stack.bundles) rmSync(stack.bundles, { recursive: true, force: true });
 }

@@ -24,7 +24,11 @@ export interface ConnectorWorkerOptions {
   service: ConnectorService;
   /** Source of Vault secrets. Default: none. */
   vault?: VaultSecretSource;
-  /** Further Worker options (concurrency, tuning). Default: the SDK's, but `maxHeartbeatThrottleInterval` 3 s. */
+  /**
+   * Further Worker options (concurrency, tuning). Default: the SDK's, but `maxHeartbeatThrottleInterval` 3 s.
+   * A `workflowBundle` must be a bundle of this package's `workflows/connection` (made with
+   * `bundleWorkflowCode`), which saves bundling it at every start; without one, the worker bundles it.
+   */
   workerOptions?: Partial<Omit<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'activities' | 'workflowsPath'>>;
 }
 
@@ -42,7 +46,8 @@ export async function createConnectorWorker(options: ConnectorWorkerOptions): Pr
     connection: options.connection,
     namespace,
     taskQueue: options.taskQueue ?? DEFAULT_CONNECTORS_TASK_QUEUE,
-    workflowsPath: require.resolve('../workflows/connection'),
+    // The SDK would take a bundle over the path anyway, but warn about the path it ignores.
+    ...(options.workerOptions?.workflowBundle ? {} : { workflowsPath: require.resolve('../workflows/connection') }),
     activities: createConnectorActivities({ service: options.service, vault: options.vault }),
   });
 }

@@ -45,12 +45,11 @@ export class PgDatabase implements SqlDatabase {
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
     // While checked out, the client has no listener of the pool's: its connection dropping (the backend
     // terminated, the server restarted) would be an unhandled 'error' event, which ends the process.
     let lost: Error | undefined;
     const onLost = (err: Error) => void (lost ??= err);
-    client.on('error', onLost);
+    const client = await this.checkOut(onLost);
     try {
       await client.query('BEGIN');
       const result = await fn({ query: async <Row>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as Row[] });
@@ -67,6 +66,22 @@ export class PgDatabase implements SqlDatabase {
       // A client whose connection dropped is destroyed, not handed to the next caller.
       client.release(lost);
     }
+  }
+
+  /**
+   * A client of the pool with `onError` listening from the moment it is checked out. Listening after
+   * `await pool.connect()` is too late: a client released and checked out again while its connection's
+   * input is being read (the pool full, a query's answer and the server's FATAL in one read) reports
+   * the drop before the awaiting code runs.
+   */
+  private checkOut(onError: (err: Error) => void): Promise<PoolClient> {
+    return new Promise((resolve, reject) =>
+      this.pool.connect((err, client) => {
+        if (err || !client) return reject(err ?? new Error('the pool gave no client'));
+        client.on('error', onError);
+        resolve(client);
+      }),
+    );
   }
 
   async listen(channel: string, onNotify: (payload: string) => void, onListening: (listening: boolean) => void = () => {}): Promise<() => Promise<void>> {
@@ -96,10 +111,14 @@ export class PgDatabase implements SqlDatabase {
         }
       };
       try {
-        client = await this.pool.connect();
+        client = await this.checkOut(onLost);
+        if (lost) {
+          // Dropped before this code ran: onLost could not release it yet.
+          client.release(true);
+          return;
+        }
         this.listeners.add(client);
         client.on('notification', (msg) => msg.channel === channel && !lost && onNotify(msg.payload ?? ''));
-        client.on('error', onLost);
         // Named, so an operator (and the tests) can tell this connection apart in pg_stat_activity.
         await client.query("SELECT set_config('application_name', $1, false)", [LISTEN_APPLICATION_NAME]);
         await client.query(`LISTEN ${quoteIdent(channel)}`);

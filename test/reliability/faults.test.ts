@@ -72,7 +72,34 @@ describe('connections in flight when a dependency fails', () => {
     return (line: string) => vaultLogFile!.write(`${line}\n`);
   };
 
+  // Two connector workers in processes of their own on a task queue of their own, for the cases that
+  // kill one with SIGKILL. A worker process takes seconds to start (tsx, bundling its workflow), which
+  // the cases before can use: the two start with the file, and a killed one is replaced as soon as its
+  // case is over, while the case after it runs.
+  const failoverQueue = uniqueName('faults-failover');
+  /** Every worker process this file started, stopped after it when still running. */
+  const workerProcesses: WorkerProcess[] = [];
+  /** The two workers `faults-a` and `faults-b`, once both poll. */
+  let failoverWorkers: Promise<WorkerProcess[]> = Promise.resolve([]);
+  const isAlive = (w: WorkerProcess) => w.child.exitCode === null && w.child.signalCode === null;
+  /** Starts the two workers, or a new one for each that died, without waiting for them: see `failoverWorkers`. */
+  function startFailoverWorkers(): void {
+    failoverWorkers = failoverWorkers.then((workers) =>
+      Promise.all(
+        ['faults-a', 'faults-b'].map(async (label) => {
+          const running = workers.find((w) => w.label === label && isAlive(w));
+          if (running) return running;
+          const started = await startWorkerProcess(label, failoverQueue);
+          workerProcesses.push(started);
+          return started;
+        }),
+      ),
+    );
+    failoverWorkers.catch(() => undefined); // a worker that cannot start fails the case that awaits it
+  }
+
   beforeAll(async () => {
+    startFailoverWorkers();
     // A Vault of this test's own: stopping the run's shared one would break other test files.
     vaultServer = await startVaultDevServer({ rootToken: stack.vault.token, onLine: vaultLog() });
     vaultAddress = await startTcpProxy(portOf(vaultServer.address));
@@ -83,11 +110,14 @@ describe('connections in flight when a dependency fails', () => {
     api = undefined;
   });
   afterAll(async () => {
+    // Started or not: a worker still starting is stopped once it has started or failed.
+    await failoverWorkers.catch(() => undefined);
+    await Promise.all(workerProcesses.map((w) => stopWorkerProcess(w)));
     await h?.shutdown();
     await vaultAddress?.close();
     await vaultServer?.stop();
     vaultLogFile?.end();
-  });
+  }, 120_000);
 
   /** Starts `startAllThenAwait` with `calls` on the harness. */
   function startParent(prefix: string, calls: CallArgs[]): Promise<WorkflowHandle> {
@@ -405,6 +435,97 @@ describe('connections in flight when a dependency fails', () => {
     }, 150_000);
   });
 
+  const HOLD_MS = 5_000;
+
+  /** The worker running a call: the one holding its `connection`'s workflow task (a local activity) or its activity task. */
+  async function holderOf(workers: WorkerProcess[], childId: string, localActivity: boolean): Promise<WorkerProcess | undefined> {
+    if (!localActivity) return workerOfIdentity(workers, (await pendingInvoke(h, childId))?.lastWorkerIdentity);
+    const started = (await historyEvents(h, childId)).filter((e) => e.workflowTaskStartedEventAttributes);
+    return workerOfIdentity(workers, started.at(-1)?.workflowTaskStartedEventAttributes?.identity);
+  }
+
+  /**
+   * The case of a worker killed during calls run `how`: as local activities or as activity tasks. With
+   * `replaceKilled`, a new worker for the killed one starts once the case is over, for the next case.
+   */
+  function workerKillCase(how: string, localActivity: boolean, { replaceKilled }: { replaceKilled: boolean }): void {
+    describe('with two connector workers in processes of their own', () => {
+      test(`a connector worker killed with SIGKILL during several slow calls ${how}: the other worker finishes them, and the parent gets one result each`, async () => {
+        // Both running: the ones started with the file, or the survivor of the case before and its replacement.
+        const workers = await failoverWorkers;
+        const CALLS = 6;
+        let firstRequests = 0;
+        api = await startTestHttpServer(async (request, res) => {
+          const n = requestsByKey(api!.requests).get(request.path)!.length;
+          if (n === 1) firstRequests++;
+          await sleep(HOLD_MS);
+          if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ key: request.path, request: n }));
+        });
+        const calls: CallArgs[] = Array.from({ length: CALLS }, (_, i) => ({
+          connector: { type: 'REST', url: `${api!.url}/slow/${i}` },
+          options: { taskQueue: failoverQueue, timeout: '60s', localActivity, retry: { initialInterval: '200ms', maximumAttempts: 3 } },
+        }));
+        const parent = await startParent('worker-kill', calls);
+        const childIds = calls.map((_, i) => `${parent.workflowId}/connection/${i + 1}`);
+        try {
+          await waitFor(() => firstRequests === CALLS, 30_000);
+          // Temporal knows which worker runs each attempt: its identity is `<pid>@<host>`.
+          const holders = await Promise.all(childIds.map((id) => holderOf(workers, id, localActivity)));
+          expect(holders.every(Boolean)).toBe(true);
+          // The worker with more calls in flight dies: at least half of them.
+          const [a, b] = workers;
+          const victim = holders.filter((w) => w === a).length >= holders.filter((w) => w === b).length ? a : b;
+          const survivor = victim === a ? b : a;
+          const lost = new Set(childIds.filter((_, i) => holders[i] === victim));
+          expect(lost.size).toBeGreaterThanOrEqual(CALLS / 2);
+          victim.child.kill('SIGKILL');
+          await victim.exited;
+
+          const outcomes = (await withinMs(parent.result(), 45_000, 'the calls finishing on the surviving worker')) as CallOutcome[];
+          const byKey = requestsByKey(api.requests);
+          for (const [i, outcome] of outcomes.entries()) {
+            const id = childIds[i];
+            const retried = lost.has(id);
+            expect(outcome.error).toBeUndefined();
+            // A local activity lost with its worker is not a failed attempt: its workflow task timed out,
+            // and the next worker to run the `connection` makes the call afresh.
+            expect(outcome.details!.attempt).toBe(retried && !localActivity ? 2 : 1);
+            // The lost attempt's request had reached the server: a call retried after its worker died is made twice.
+            expect(byKey.get(`/slow/${i}`)).toHaveLength(retried ? 2 : 1);
+            expect(outcome.details!.output).toMatchObject({ status: 200, body: { key: `/slow/${i}`, request: retried ? 2 : 1 } });
+
+            const events = await historyEvents(h, id);
+            const finisher = (retried ? survivor : holders[i])!.label;
+            if (localActivity) {
+              // The call's marker is recorded once, by the worker that finished it; a lost one left a timed-out workflow task.
+              expect(events.filter((e) => e.workflowTaskTimedOutEventAttributes)).toHaveLength(retried ? 1 : 0);
+              const completing = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1)!.workflowTaskCompletedEventAttributes!;
+              expect(workerOfIdentity(workers, completing.identity)?.label).toBe(finisher);
+              expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(2);
+              expect(activityStarts(events)).toEqual([]);
+            } else {
+              const starts = activityStarts(events);
+              expect(starts).toHaveLength(1);
+              expect(workerOfIdentity(workers, starts[0].identity)?.label).toBe(finisher);
+              if (retried) expect(starts[0].lastFailure?.timeoutFailureInfo?.timeoutType).toBe(temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
+              expect(events.filter((e) => e.activityTaskCompletedEventAttributes)).toHaveLength(1);
+            }
+          }
+          // One result per call reached the parent.
+          const completed = (await parent.fetchHistory()).events!.flatMap((e) =>
+            e.childWorkflowExecutionCompletedEventAttributes ? [e.childWorkflowExecutionCompletedEventAttributes.workflowExecution!.workflowId] : [],
+          );
+          expect(completed.sort()).toEqual([...childIds].sort());
+        } finally {
+          await parent.terminate('test over').catch(() => undefined);
+          if (replaceKilled) startFailoverWorkers(); // the next case runs meanwhile
+        }
+      }, 120_000);
+    });
+  }
+
+  workerKillCase('as local activities (the default for short calls)', true, { replaceKilled: true });
+
   test('the target answering 503 to calls in flight, then 200: each call is retried after the Retry-After and succeeds, once per attempt', async () => {
     const CALLS = 8;
     const OUTAGE_MS = 1_500;
@@ -456,97 +577,5 @@ describe('connections in flight when a dependency fails', () => {
     }
   }, 60_000);
 
-  describe('with two connector workers in processes of their own', () => {
-    const queue = uniqueName('faults-failover');
-    const HOLD_MS = 5_000;
-    let workers: WorkerProcess[] = [];
-
-    beforeAll(async () => {
-      workers = await Promise.all([startWorkerProcess('faults-a', queue), startWorkerProcess('faults-b', queue)]);
-    }, 120_000);
-    afterAll(async () => {
-      await Promise.all(workers.map((w) => stopWorkerProcess(w)));
-    });
-
-    /** The worker running a call: the one holding its `connection`'s workflow task (a local activity) or its activity task. */
-    async function holderOf(childId: string, localActivity: boolean): Promise<WorkerProcess | undefined> {
-      if (!localActivity) return workerOfIdentity(workers, (await pendingInvoke(h, childId))?.lastWorkerIdentity);
-      const started = (await historyEvents(h, childId)).filter((e) => e.workflowTaskStartedEventAttributes);
-      return workerOfIdentity(workers, started.at(-1)?.workflowTaskStartedEventAttributes?.identity);
-    }
-
-    test.each([
-      ['as local activities (the default for short calls)', true],
-      ['as activity tasks', false],
-    ])('a connector worker killed with SIGKILL during several slow calls %s: the other worker finishes them, and the parent gets one result each', async (_how, localActivity) => {
-      // The previous case killed one of the two workers: start it again.
-      workers = await Promise.all(workers.map((w) => (w.child.exitCode === null && w.child.signalCode === null ? w : startWorkerProcess(w.label, queue))));
-      const CALLS = 6;
-      let firstRequests = 0;
-      api = await startTestHttpServer(async (request, res) => {
-        const n = requestsByKey(api!.requests).get(request.path)!.length;
-        if (n === 1) firstRequests++;
-        await sleep(HOLD_MS);
-        if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ key: request.path, request: n }));
-      });
-      const calls: CallArgs[] = Array.from({ length: CALLS }, (_, i) => ({
-        connector: { type: 'REST', url: `${api!.url}/slow/${i}` },
-        options: { taskQueue: queue, timeout: '60s', localActivity, retry: { initialInterval: '200ms', maximumAttempts: 3 } },
-      }));
-      const parent = await startParent('worker-kill', calls);
-      const childIds = calls.map((_, i) => `${parent.workflowId}/connection/${i + 1}`);
-      try {
-        await waitFor(() => firstRequests === CALLS, 30_000);
-        // Temporal knows which worker runs each attempt: its identity is `<pid>@<host>`.
-        const holders = await Promise.all(childIds.map((id) => holderOf(id, localActivity)));
-        expect(holders.every(Boolean)).toBe(true);
-        // The worker with more calls in flight dies: at least half of them.
-        const [a, b] = workers;
-        const victim = holders.filter((w) => w === a).length >= holders.filter((w) => w === b).length ? a : b;
-        const survivor = victim === a ? b : a;
-        const lost = new Set(childIds.filter((_, i) => holders[i] === victim));
-        expect(lost.size).toBeGreaterThanOrEqual(CALLS / 2);
-        victim.child.kill('SIGKILL');
-        await victim.exited;
-
-        const outcomes = (await withinMs(parent.result(), 45_000, 'the calls finishing on the surviving worker')) as CallOutcome[];
-        const byKey = requestsByKey(api.requests);
-        for (const [i, outcome] of outcomes.entries()) {
-          const id = childIds[i];
-          const retried = lost.has(id);
-          expect(outcome.error).toBeUndefined();
-          // A local activity lost with its worker is not a failed attempt: its workflow task timed out,
-          // and the next worker to run the `connection` makes the call afresh.
-          expect(outcome.details!.attempt).toBe(retried && !localActivity ? 2 : 1);
-          // The lost attempt's request had reached the server: a call retried after its worker died is made twice.
-          expect(byKey.get(`/slow/${i}`)).toHaveLength(retried ? 2 : 1);
-          expect(outcome.details!.output).toMatchObject({ status: 200, body: { key: `/slow/${i}`, request: retried ? 2 : 1 } });
-
-          const events = await historyEvents(h, id);
-          const finisher = (retried ? survivor : holders[i])!.label;
-          if (localActivity) {
-            // The call's marker is recorded once, by the worker that finished it; a lost one left a timed-out workflow task.
-            expect(events.filter((e) => e.workflowTaskTimedOutEventAttributes)).toHaveLength(retried ? 1 : 0);
-            const completing = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1)!.workflowTaskCompletedEventAttributes!;
-            expect(workerOfIdentity(workers, completing.identity)?.label).toBe(finisher);
-            expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(2);
-            expect(activityStarts(events)).toEqual([]);
-          } else {
-            const starts = activityStarts(events);
-            expect(starts).toHaveLength(1);
-            expect(workerOfIdentity(workers, starts[0].identity)?.label).toBe(finisher);
-            if (retried) expect(starts[0].lastFailure?.timeoutFailureInfo?.timeoutType).toBe(temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
-            expect(events.filter((e) => e.activityTaskCompletedEventAttributes)).toHaveLength(1);
-          }
-        }
-        // One result per call reached the parent.
-        const completed = (await parent.fetchHistory()).events!.flatMap((e) =>
-          e.childWorkflowExecutionCompletedEventAttributes ? [e.childWorkflowExecutionCompletedEventAttributes.workflowExecution!.workflowId] : [],
-        );
-        expect(completed.sort()).toEqual([...childIds].sort());
-      } finally {
-        await parent.terminate('test over').catch(() => undefined);
-      }
-    }, 120_000);
-  });
+  workerKillCase('as activity tasks', false, { replaceKilled: false });
 });

@@ -3,6 +3,7 @@ import type { CallArgs, CallOutcome, RestartArgs } from '../fixtures/connector-w
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { startHarness, type Harness } from '../support/harness';
 import { uniqueName } from '../support/stack';
+import { prebuiltBundle } from '../support/workflow-bundles';
 
 type RestartResult = { runId: string; outcome: CallOutcome };
 
@@ -69,7 +70,7 @@ describe('connection workflow IDs', () => {
 
     // The IDs are deterministic: the last run's history replays on the same code.
     const history = await h.client.workflow.getHandle(workflowId, lastRunId).fetchHistory();
-    await Worker.runReplayHistory({ workflowsPath: require.resolve('../fixtures/connector-workflows') }, history, workflowId);
+    await Worker.runReplayHistory({ workflowBundle: prebuiltBundle('connectorWorkflows') }, history, workflowId);
   });
 
   test('a retried run starts its connections while one from the failed attempt still runs', async () => {

@@ -1,6 +1,7 @@
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import { historyOf, readRecordedHistory, type RecordedHistory } from '../fixtures/histories/recorded';
+import { prebuiltBundle } from '../support/workflow-bundles';
 
 // Workflow code runs inside users' workflows that are running right now: every change to the
 // commands it issues (child workflow IDs, activity types and IDs) must keep the histories older
@@ -11,7 +12,10 @@ function recorded(name: string): RecordedHistory & { replayable: { workflowId: s
   return { ...file, replayable: { workflowId: file.workflowId, history: historyOf(file) } };
 }
 
-const userWorkflows = { workflowsPath: require.resolve('../fixtures/connector-workflows') };
+// The current code, as global setup bundled it for this run.
+const userWorkflows = { workflowBundle: prebuiltBundle('connectorWorkflows') };
+const connections = { workflowBundle: prebuiltBundle('connection') };
+const examples = { workflowBundle: prebuiltBundle('examples') };
 
 async function replayAll(histories: { workflowId: string; history: ReturnType<typeof historyOf> }[]): Promise<Record<string, unknown>> {
   const errors: Record<string, unknown> = {};
@@ -47,7 +51,7 @@ describe('replay of histories recorded by earlier code', () => {
     // Recorded without a heartbeat timeout (zero), which this version sets.
     expect(scheduled).toBeDefined();
     expect([String(scheduled!.heartbeatTimeout?.seconds ?? 0), scheduled!.heartbeatTimeout?.nanos ?? 0]).toEqual(['0', 0]);
-    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
+    await Worker.runReplayHistory(connections, replayable.history, replayable.workflowId);
   });
 
   test('the example workflows, recorded when every call first ran `connectors.describe` from the parent, replay on the current code', async () => {
@@ -58,7 +62,6 @@ describe('replay of histories recorded by earlier code', () => {
       const scheduled = replayable.history.events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'connectors.describe');
       expect(scheduled.length).toBeGreaterThan(0);
     }
-    const examples = { workflowsPath: require.resolve('../../examples/workflows') };
     await Worker.runReplayHistory(examples, demo.replayable.history, demo.replayable.workflowId);
     expect(await replayAll([continued.replayable])).toEqual({ [continued.workflowId]: undefined });
   });
@@ -67,7 +70,7 @@ describe('replay of histories recorded by earlier code', () => {
     const { replayable } = recorded('billing-demo-connection');
     const started = replayable.history.events[0].workflowExecutionStartedEventAttributes!;
     expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toHaveProperty('descriptor.version', 1);
-    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows/connection') }, replayable.history, replayable.workflowId);
+    await Worker.runReplayHistory(connections, replayable.history, replayable.workflowId);
   });
 
   test('runs recorded once each `connection` resolved its own connector replay on the current code: the example, a short call and a call run as an activity task', async () => {
@@ -79,8 +82,7 @@ describe('replay of histories recorded by earlier code', () => {
     expect(kinds(demo)).toEqual(['core_patch']);
     expect(kinds(local)).toEqual(['core_local_activity', 'core_local_activity']);
     expect(kinds(activityTask)).toEqual(['core_local_activity', 'connectors.invoke']);
-    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../examples/workflows') }, demo.replayable.history, demo.replayable.workflowId);
-    const connections = { workflowsPath: require.resolve('../../workflows/connection') };
+    await Worker.runReplayHistory(examples, demo.replayable.history, demo.replayable.workflowId);
     for (const r of [local, activityTask]) await Worker.runReplayHistory(connections, r.replayable.history, r.replayable.workflowId);
   });
 });

@@ -13,6 +13,7 @@ import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devst
 import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
 import { decodedHistoryText, recordSecrets } from './leak-sweep';
 import { testStack, uniqueName } from './stack';
+import { prebuiltBundle } from './workflow-bundles';
 
 /** A ConnectorService that records every secret stored through it, for the suite-wide leak sweep. */
 class SweptConnectorService extends ConnectorService {
@@ -71,11 +72,18 @@ export async function startHarness(options: HarnessOptions = {}) {
   const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection, namespace: stack.temporal.namespace });
 
-  const connectorWorker = await createConnectorWorker({ connection: nativeConnection, taskQueue: connectorQueue, service, vault });
+  // Both workers run the bundles global setup made of the same modules, rather than bundling them again.
+  const connectorWorker = await createConnectorWorker({
+    connection: nativeConnection,
+    taskQueue: connectorQueue,
+    service,
+    vault,
+    workerOptions: { workflowBundle: prebuiltBundle('connection') },
+  });
   const userWorker = await Worker.create({
     connection: nativeConnection,
     taskQueue: userQueue,
-    workflowsPath: require.resolve('../fixtures/connector-workflows'),
+    workflowBundle: prebuiltBundle('connectorWorkflows'),
   });
   const running = Promise.all([runConnectorWorker(connectorWorker, service), userWorker.run()]);
 
