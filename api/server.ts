@@ -286,9 +286,10 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     const name = connectorName(request);
     const version = optionalVersion((request.query as { version?: unknown }).version);
     const view = await service.get(name, version);
-    // Only the current version is something an If-Match can name.
+    // Only the current version is something an If-Match can name, and has limits in use.
     if (version === undefined) void reply.header('etag', etag(view.version));
-    return view;
+    const usage = version === undefined ? await service.limitsUsage(view) : undefined;
+    return usage ? { ...view, usage } : view;
   });
 
   app.get('/v1/connectors/:name/history', async (request) => ({ versions: await service.history(connectorName(request)) }));

@@ -140,7 +140,13 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
     .option('--version <n>', 'a specific version', positiveInt('--version'))
     .addOption(outputOption())
     .action(async (name: string, opts: { version?: number; output: string }) => {
-      print(await withServices(({ service }) => service.get(name, opts.version)), opts.output);
+      const shown = await withServices(async ({ service }) => {
+        const view = await service.get(name, opts.version);
+        // The current version shows what its limits have in use now, across every worker.
+        const usage = opts.version === undefined ? await service.limitsUsage(view) : undefined;
+        return usage ? { ...view, usage } : view;
+      });
+      print(shown, opts.output);
     });
 
   program

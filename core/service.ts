@@ -4,6 +4,7 @@ import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
+import { ConnectorLimiter, type LimitsUsage } from './limits';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
@@ -15,6 +16,29 @@ export const retrySchema = z
     initial_interval: durationSchema.optional().meta({ description: 'Wait before the first retry: milliseconds or a duration. Default 1 s.', examples: ['1s', 500] }),
     backoff_coefficient: z.number().min(1).max(100).optional().describe('Each wait is the previous one times this, 1 to 100. Default 2.'),
     maximum_interval: durationSchema.optional().meta({ description: 'Longest wait between two attempts: milliseconds or a duration. Default 1 min.', examples: ['1m'] }),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    max_concurrent: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .optional()
+      .describe('Most calls through this connector in flight at once, across every connector worker sharing the store, 1 to 10000. Default: no limit.'),
+    rate: z
+      .object({
+        calls: z.number().int().min(1).max(1_000_000).describe('Most calls started per `per`, 1 to 1000000.'),
+        per: durationSchema.meta({ description: 'The period: milliseconds or a duration, at most 1 h.', examples: ['1s', '1m'] }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'Most calls started per period, across every connector worker. Default: no limit.', examples: [{ calls: 10, per: '1s' }] }),
+    max_wait: durationSchema
+      .optional()
+      .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.Timeout; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
   })
   .strict();
 
@@ -76,6 +100,11 @@ export const connectorDefinitionSchema = z
     timeout: durationSchema
       .optional()
       .meta({ description: "Per-attempt timeout of calls: milliseconds or a duration such as 500ms, 30s, 2m, 1h; a call's own `timeout` option wins. Default 60 s.", examples: ['30s'] }),
+    limits: limitsSchema
+      .optional()
+      .describe(
+        'Concurrency and rate limits of calls through this connector, held across every connector worker sharing the store; a waiting call holds no worker slot and spends no attempt. With limits (even `{}`), a 429 with Retry-After pauses every later call. Default: none.',
+      ),
   })
   .strict();
 
@@ -255,6 +284,7 @@ export class ConnectorService {
       allowed_destinations: def.allowed_destinations,
       retry: def.retry,
       timeout: def.timeout === undefined ? undefined : String(def.timeout),
+      limits: def.limits,
     };
     return { record, sensitive: type.sensitive, destination: isDelegating(type) ? undefined : type.destination?.bind(type) };
   }
@@ -281,6 +311,15 @@ export class ConnectorService {
     const stored = await this.store.get(name, version);
     if (!stored) throw new ConnectorNotFoundError(name, version);
     return this.view(stored);
+  }
+
+  /**
+   * What a connector's `limits` have in use now, across every connector worker: calls in flight and
+   * waiting, starts in the current rate period, a 429's back-off. Undefined without limits.
+   */
+  async limitsUsage(view: Pick<ConnectorView, 'name' | 'limits'>): Promise<LimitsUsage | undefined> {
+    if (!view.limits) return undefined;
+    return new ConnectorLimiter(this.store.db).usage(view.name, view.limits);
   }
 
   async list(): Promise<ConnectorView[]> {
@@ -514,7 +553,7 @@ function changedFields(previous: StoredConnector | undefined, next: StoredConnec
   if (!previous) return ['created'];
   if (next.deleted) return ['deleted'];
   const changed: string[] = previous.deleted ? ['restored'] : [];
-  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout'] as const) {
+  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout', 'limits'] as const) {
     if (JSON.stringify(previous[field] ?? null) !== JSON.stringify(next[field] ?? null)) changed.push(field);
   }
   const walk = (a: unknown, b: unknown, path: string[]): void => {
