@@ -475,10 +475,20 @@ export class ConnectorService {
       return secret;
     }, { isSecret: (v) => v === MASK });
     if (kept.length === 0) return;
-    // Destinations are compared on plain inputs: a URL with credentials is stored encrypted as a whole.
-    const stored = this.decrypt(current).value;
-    const home = p.destination(stored);
-    const target = p.destination(mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(stored, path) ?? secret) : secret), { isSecret: (v) => v === MASK }));
+    // Compared first as stored: the kept secrets are the same ciphertext on both sides, so a destination
+    // named in plain fields needs no decryption (nor a keyring that can still read the stored secrets).
+    // Only a destination that is itself encrypted (a URL with credentials) is compared decrypted.
+    const keep = (from: PlainObject) =>
+      mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(from, path) ?? secret) : secret), { isSecret: (v) => v === MASK });
+    let home = p.destination(current.value);
+    let target = p.destination(keep(current.value));
+    // Equal, or named by nothing stored in plain (Vault supplies it, or an encrypted URL kept as it is).
+    if (target === home) return;
+    if (home === undefined || target === undefined) {
+      const stored = this.decrypt(current).value;
+      home = p.destination(stored);
+      target = p.destination(keep(stored));
+    }
     const allowed = current.allowed_destinations ?? [];
     if (target === home || (target !== undefined && (allowed.includes(target) || allowed.includes('*')))) return;
     throw new ConnectorValidationError(
