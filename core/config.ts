@@ -58,6 +58,11 @@ export interface ConnectorsConfig {
   vault?: VaultSettings;
   /** `TC_LOG_LEVEL`: log level of a standalone connector worker, any case. Default: `INFO`. */
   logLevel: LogLevel;
+  /**
+   * `TC_LIMIT_LEASE_MS`: how long a slot of a connector with `limits` stays taken after the connector
+   * worker running its call died, in milliseconds (a running call renews it every third). Default: none (15000).
+   */
+  limitLeaseMs?: number;
   api: {
     /** `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated. Default: none (the API then refuses to start). */
     tokens: { readWrite: string[]; readOnly: string[] };
@@ -103,6 +108,7 @@ export function loadConfig(env: Env = process.env): ConnectorsConfig {
     payloadKeyring: payloadKeyringSetting(env),
     vault: vaultSettings(env),
     logLevel: parseLogLevel(env.TC_LOG_LEVEL),
+    limitLeaseMs: millisecondsSetting(env, 'TC_LIMIT_LEASE_MS'),
     api: apiSettings(env),
     codec: codecSettings(env),
   };

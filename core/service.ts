@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { durationSchema } from '../connectors/durations';
+import { durationSchema, parseDurationMs } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
@@ -31,14 +31,16 @@ export const limitsSchema = z
     rate: z
       .object({
         calls: z.number().int().min(1).max(1_000_000).describe('Most calls started per `per`, 1 to 1000000.'),
-        per: durationSchema.meta({ description: 'The period: milliseconds or a duration, at most 1 h.', examples: ['1s', '1m'] }),
+        per: durationSchema
+          .refine((per) => (parseDurationMs(per) ?? 0) <= 3_600_000, { message: 'must be at most 1 h' })
+          .meta({ description: 'The period: milliseconds or a duration, at most 1 h.', examples: ['1s', '1m'] }),
       })
       .strict()
       .optional()
       .meta({ description: 'Most calls started per period, across every connector worker. Default: no limit.', examples: [{ calls: 10, per: '1s' }] }),
     max_wait: durationSchema
       .optional()
-      .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.Timeout; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
+      .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.External.Timeout; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
   })
   .strict();
 

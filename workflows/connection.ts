@@ -6,6 +6,7 @@ import {
   proxyLocalActivities,
   setCurrentDetails,
   sleep,
+  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
   type RetryPolicy,
@@ -120,7 +121,8 @@ async function invokeWithinLimits(
   });
   const name = descriptor.name!;
   const maxWait = input.options?.maxWait ?? (descriptor.limits?.max_wait as Duration | undefined) ?? DEFAULT_MAX_WAIT;
-  let waitLeftMs = durationMs(maxWait, 'maxWait');
+  // Workflow time (Date.now() is the workflow task's time, the same on replay): the wait in all, LA and task turns included.
+  const waitDeadline = Date.now() + durationMs(maxWait, 'maxWait');
   const maximumAttempts = retry.maximumAttempts ?? 0;
   for (let attempt = 1; ; attempt++) {
     let slot: ConnectorSlot | undefined;
@@ -130,6 +132,7 @@ async function invokeWithinLimits(
         slot = answer.slot;
         break;
       }
+      const waitLeftMs = waitDeadline - Date.now();
       if (waitLeftMs <= 0) {
         throw ApplicationFailure.create({
           type: FailureType.Timeout,
@@ -138,15 +141,14 @@ async function invokeWithinLimits(
         });
       }
       setCurrentDetails(waitingDetails(name, answer));
-      const pause = Math.min(answer.wait_ms, waitLeftMs);
-      waitLeftMs -= pause;
-      await sleep(pause);
+      await sleep(Math.min(answer.wait_ms, waitLeftMs));
     }
     setCurrentDetails(attempt > 1 ? `${running}, attempt ${attempt}` : running);
     try {
       return await invokeAttempt(slot);
     } catch (err) {
-      const failure = err instanceof ActivityFailure ? err.cause : undefined;
+      // An activity's failure comes wrapped; a local activity's may come as the connector's own failure.
+      const failure = err instanceof ActivityFailure ? err.cause : err instanceof TemporalFailure ? err : undefined;
       const retryable = failure instanceof ApplicationFailure ? !failure.nonRetryable && !(retry.nonRetryableErrorTypes ?? []).includes(failure.type ?? '') : failure !== undefined && !isCancellation(err);
       if (!retryable || (maximumAttempts > 0 && attempt >= maximumAttempts)) throw err;
       const delayMs = failure instanceof ApplicationFailure && failure.nextRetryDelay != null ? msToNumber(failure.nextRetryDelay) : backoffMs(retry, attempt);

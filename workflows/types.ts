@@ -43,7 +43,7 @@ export interface ConnectionOptions {
   localActivity?: boolean;
   /**
    * Longest time the call waits, in all, for its connector's `limits` (a free slot, the rate, a shared
-   * back-off after a 429) before it fails with `Connector.Timeout`; waiting spends no attempt. Cancelling
+   * back-off after a 429) before it fails with `Connector.External.Timeout`; waiting spends no attempt. Cancelling
    * the connection (or its parent) ends the wait at once. Default: the connector's `limits.max_wait`,
    * else 10 min.
    */
@@ -94,7 +94,7 @@ export interface ConnectorLimits {
   max_concurrent?: number;
   /** Most calls started per period, e.g. `{ calls: 10, per: '1s' }`. Default: no limit. */
   rate?: { calls: number; per: string | number };
-  /** Longest wait for a slot before a call fails with `Connector.Timeout`. Default: 10 min. */
+  /** Longest wait for a slot before a call fails with `Connector.External.Timeout`. Default: 10 min. */
   max_wait?: string | number;
 }
 
