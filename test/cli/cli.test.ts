@@ -101,6 +101,15 @@ describe('connectors CLI', () => {
     expect(JSON.parse((await cli(['list', '--json'])).stdout)[0].value.auth.token).toBe('********');
   });
 
+  test('get shows a connector\'s limits and what they have in use; an old version shows no use', async () => {
+    const applied = await cli(['apply', '-f', '-'], `name: limited_api\ntype: REST\nvalue: { base_url: ${api.url} }\nlimits: { max_concurrent: 2, rate: { calls: 5, per: 1s } }\n`);
+    expect(applied).toMatchObject({ code: 0, stdout: 'limited_api: created version 1\n' });
+    const shown = JSON.parse((await cli(['get', 'limited_api', '-o', 'json'])).stdout);
+    expect(shown).toMatchObject({ limits: { max_concurrent: 2, rate: { calls: 5, per: '1s' } }, usage: { in_flight: 0, waiting: 0, started_in_period: 0 } });
+    expect((await cli(['get', 'limited_api'])).stdout).toMatch(/usage:\n\s+in_flight: 0\n\s+waiting: 0/);
+    expect(JSON.parse((await cli(['get', 'limited_api', '--version', '1', '-o', 'json'])).stdout).usage).toBeUndefined();
+  });
+
   test('the row holds ciphertext only', async () => {
     const client = new Client({ connectionString: db.url });
     await client.connect();
