@@ -82,6 +82,16 @@ describe('the connector console', () => {
     return opened;
   }
 
+  /**
+   * Opens a connector's page and waits until it shows that connector: a change of the URL's fragment
+   * returns at once, and a click right after it could land on the page being replaced.
+   */
+  async function openConnector(p: Page, connector: string): Promise<void> {
+    await p.goto(`${api.url}/#/c/${connector}`);
+    await soon(async () => expect((await p.locator('#connector-name').textContent())?.trim()).toBe(connector));
+    await p.locator('#panel-edit').waitFor();
+  }
+
   /** The page's whole DOM, input values included (a value typed into an input is a property, not markup). */
   async function domText(p: Page): Promise<string> {
     // Expressions run in the browser; as strings they need no DOM typings in this Node project.
@@ -232,7 +242,7 @@ describe('the connector console', () => {
     await page.locator('#save').click();
     await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: pasted_llm is at version 1'));
     expect(await service.get('pasted_llm')).toMatchObject({ type: 'OPENAI', value: { default_model: 'small-model', timeout: 5000 } });
-    await page.goto(`${api.url}/#/c/${name}`);
+    await openConnector(page, `${name}`);
     await page.locator('[data-path="value.auth.token"] input').waitFor();
   });
 
@@ -294,8 +304,8 @@ describe('the connector console', () => {
 
   test('a stale save from a second page is refused with a way to reload, and nothing is overwritten', async () => {
     const second = await newSignedInPage(RW_TOKEN);
-    await second.page.goto(`${api.url}/#/c/${name}`);
-    await page.goto(`${api.url}/#/c/${name}`);
+    await openConnector(second.page, `${name}`);
+    await openConnector(page, `${name}`);
     for (const p of [page, second.page]) await p.locator('[data-path="description"] textarea').waitFor();
 
     await page.locator('[data-path="description"] textarea').fill(`Saved first ${MARKER}`);
@@ -325,7 +335,7 @@ describe('the connector console', () => {
     expect(target.requests.at(-1)).toMatchObject({ path: '/health', headers: { authorization: `Bearer ${SECRET}` } });
 
     await service.apply({ name: 'unreachable_api', type: 'REST', value: { base_url: `http://127.0.0.1:${await freePort()}`, timeout: '3s' }, retry: { maximum_attempts: 1 } });
-    await page.goto(`${api.url}/#/c/unreachable_api`);
+    await openConnector(page, `unreachable_api`);
     await page.locator('#tab-test').click();
     await page.locator('#run-test').click();
     await soon(async () => expect(await page.locator('#test-result .outcome').getAttribute('data-ok')).toBe('false'));
@@ -336,14 +346,14 @@ describe('the connector console', () => {
   });
 
   test('Introspect shows a REST API’s paths and a database’s schemas and tables as a tree', async () => {
-    await page.goto(`${api.url}/#/c/${name}`);
+    await openConnector(page, `${name}`);
     await page.locator('#tab-introspect').click();
     await page.locator('#run-introspect').click();
     await soon(async () => expect(await page.locator('#openapi-paths').textContent()).toContain('/invoices'));
     await soon(async () => expect(await page.locator('#openapi-paths').textContent()).toContain('Create an invoice'));
     await capture(page, 'introspect-openapi');
 
-    await page.goto(`${api.url}/#/c/orders_db`);
+    await openConnector(page, `orders_db`);
     await page.locator('#tab-introspect').click();
     await page.locator('#run-introspect').click();
     const table = page.locator('#introspection-tree [data-table="public.tc_connector_versions"]');
@@ -354,7 +364,7 @@ describe('the connector console', () => {
   });
 
   test('History lists the changed fields of each version, and Rollback writes an old version as the newest', async () => {
-    await page.goto(`${api.url}/#/c/${name}`);
+    await openConnector(page, `${name}`);
     await page.locator('#tab-history').click();
     const rows = page.locator('#history tbody tr');
     await soon(async () => expect(await rows.count()).toBe(2));
@@ -378,7 +388,7 @@ describe('the connector console', () => {
     const reader = await newSignedInPage(RO_TOKEN);
     await soon(async () => expect((await reader.page.locator('#access').textContent())?.trim()).toBe('read-only'));
     await soon(async () => expect(await reader.page.locator('#new-connector').count()).toBe(0));
-    await reader.page.goto(`${api.url}/#/c/${name}`);
+    await openConnector(reader.page, `${name}`);
     await reader.page.locator('[data-path="description"] textarea').waitFor();
     expect(await reader.page.locator('#save').isDisabled()).toBe(true);
     expect(await reader.page.locator('#delete').isDisabled()).toBe(true);
