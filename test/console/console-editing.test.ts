@@ -74,6 +74,8 @@ describe('editing in the connector console', () => {
 
   async function openConnector(p: Page, name: string): Promise<void> {
     await p.goto(`${api.url}/#/c/${name}`);
+    // A fragment change returns at once: wait for this connector's page, not the one it replaces.
+    await soon(async () => expect((await p.locator('#connector-name').textContent())?.trim()).toBe(name));
     await p.locator('[data-path="description"] textarea').waitFor();
   }
 
