@@ -236,6 +236,30 @@ describe('connector limits hold across every connector worker', () => {
     expect(arrivals.map((a) => a.path)).toEqual(['/hog']);
   });
 
+  test('max_wait counts only the time spent waiting for a slot: a retry whose backoff is longer than max_wait still waits for its slot and runs', async () => {
+    const name = uniqueName('waitonly').toLowerCase();
+    holdMs = 5_000;
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1, max_wait: '3s' } });
+    target.respondWith({ status: 503 });
+    // Its first attempt fails at once; its retry comes 4 s later, after more than max_wait since it started.
+    const flaky = await client.workflow.start('connection', {
+      taskQueue,
+      workflowId: uniqueName('flaky'),
+      args: [{ connector: name, overrides: { path: '/flaky' }, options: { retry: { initialInterval: '4s', maximumAttempts: 2 } } }],
+    });
+    await soon(() => expect(target.requests.some((r) => r.path === '/flaky')).toBe(true), 10_000);
+    // Holds the only slot for 5 s, so the retry must wait for it (about 1.5 s, within max_wait).
+    const hog = await client.workflow.start('connection', { taskQueue, workflowId: uniqueName('hog'), args: [{ connector: name, overrides: { path: '/hog' }, options: { maxWait: '30s' } }] });
+    await soon(() => expect(holding).toBe(1), 10_000);
+    holdMs = 20;
+    const result = (await flaky.result()) as ConnectionResult;
+    expect(result.attempt).toBe(2);
+    await hog.result();
+    // The retry did wait: it reached the server only once the hog had let go of the slot.
+    const at = (path: string) => arrivals.find((a) => a.path === path)!.at;
+    expect(at('/flaky') - at('/hog')).toBeGreaterThanOrEqual(5_000 - 50);
+  });
+
   test('a worker killed while it holds slots gives them back within the lease time, and the other worker finishes the calls', async () => {
     const name = uniqueName('killed').toLowerCase();
     holdMs = 60_000; // the calls of the killed worker never finish by themselves
