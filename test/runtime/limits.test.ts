@@ -1,6 +1,7 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { ConnectorRegistry } from '../../connectors/registry';
+import { ConnectorLimiter } from '../../core/limits';
 import { ConnectorService, ConnectorValidationError } from '../../core/service';
 import { startManagementApi } from '../../api/server';
 import { ConnectorStore } from '../../core/store/connector-store';
@@ -258,6 +259,29 @@ describe('connector limits hold across every connector worker', () => {
     // The retry did wait: it reached the server only once the hog had let go of the slot.
     const at = (path: string) => arrivals.find((a) => a.path === path)!.at;
     expect(at('/flaky') - at('/hog')).toBeGreaterThanOrEqual(5_000 - 50);
+  });
+
+  test('a slot granted after waiting for the connector lock counts from the grant, not from the start of its transaction', async () => {
+    const name = uniqueName('lockwait').toLowerCase();
+    const limits = { rate: { calls: 1, per: '2s' } };
+    const limiter = new ConnectorLimiter(services[0].store.db, { leaseMs: LEASE_MS });
+    // Another worker's decision holds the connector's lock for 1 s (the lock key is core/limits.ts's).
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const other = services[1].store.db.transaction(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext('tc_limits:' || $1))`, [name]);
+      locked();
+      await new Promise((r) => setTimeout(r, 1_000));
+    });
+    await lockTaken;
+    const first = await limiter.acquire(name, limits, 'first');
+    await other;
+    expect(first).toMatchObject({ granted: true });
+    // One call per 2 s: the next may start 2 s after the first was granted, not 1 s.
+    const second = await limiter.acquire(name, limits, 'second');
+    expect(second).toMatchObject({ granted: false, reason: 'rate' });
+    expect((second as { wait_ms: number }).wait_ms).toBeGreaterThan(1_800);
+    if (first.granted) await limiter.release(first.lease);
   });
 
   test('a worker killed while it holds slots gives them back within the lease time, and the other worker finishes the calls', async () => {
