@@ -46,7 +46,8 @@ export class ConnectorLimiter {
   readonly leaseMs: number;
 
   constructor(
-    private readonly db: SqlDatabase,
+    /** The store's database, which holds the lease tables. */
+    readonly db: SqlDatabase,
     options: LimiterOptions = {},
   ) {
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;

@@ -1,5 +1,6 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createConnectorActivities } from '../../activities/connector-activities';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { ConnectorLimiter } from '../../core/limits';
 import { ConnectorService, ConnectorValidationError } from '../../core/service';
@@ -282,6 +283,39 @@ describe('connector limits hold across every connector worker', () => {
     expect(second).toMatchObject({ granted: false, reason: 'rate' });
     expect((second as { wait_ms: number }).wait_ms).toBeGreaterThan(1_800);
     if (first.granted) await limiter.release(first.lease);
+  });
+
+  test('a call that cannot ask for its slot, the store being out of reach, fails as Connector.Store.Unavailable', async () => {
+    const name = uniqueName('nostore').toLowerCase();
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1 } });
+    const queue = uniqueName('limits-nostore');
+    // Profiles load from the real store; the lease tables are in a database nothing listens for.
+    const unreachable = new PgDatabase({ connectionString: 'postgres://postgres@127.0.0.1:1/none' });
+    const own = await NativeConnection.connect({ address: stack.temporal.address });
+    workerConnections.push(own);
+    const worker = await Worker.create({
+      connection: own,
+      taskQueue: queue,
+      workflowBundle: prebuiltBundle('connection'),
+      activities: createConnectorActivities({ service: services[0], limiter: new ConnectorLimiter(unreachable) }),
+    });
+    try {
+      const failure = await worker.runUntil(async () => {
+        const handle = await client.workflow.start('connection', {
+          taskQueue: queue,
+          workflowId: uniqueName('nostore'),
+          args: [{ connector: name, overrides: { path: '/nostore' }, options: { retry: { maximumAttempts: 1 } } }],
+        });
+        return handle.result().then(
+          () => undefined,
+          (err: WorkflowFailedError) => err.cause,
+        );
+      });
+      expect(failure).toMatchObject({ type: 'Connector.Store.Unavailable', message: expect.stringContaining('is unavailable: ECONNREFUSED') });
+      expect(arrivals).toHaveLength(0);
+    } finally {
+      await unreachable.close();
+    }
   });
 
   test('a worker killed while it holds slots gives them back within the lease time, and the other worker finishes the calls', async () => {
