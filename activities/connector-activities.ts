@@ -4,8 +4,10 @@
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { parseDurationMs } from '../connectors/durations';
+import { transientFailure } from '../connectors/errors';
 import { ConnectorLimiter } from '../core/limits';
 import { createConnectionRunner, type ConnectionRunnerDeps } from '../core/runner';
+import { storeUnavailable } from '../core/store/connector-store';
 import { FailureType } from '../workflows/failures';
 import type { ConnectionResult, ConnectorActivities } from '../workflows/types';
 
@@ -31,11 +33,18 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
     'connectors.describe': (request) => runner.describe(request),
     // The connector's current limits, not those of the version the call is pinned to: a change of
     // limits applies to the next slot. A connector that lost its limits grants at once.
+    // A store that cannot be reached fails as Connector.Store.Unavailable (retried), as in every other step.
     'connectors.acquire': async ({ connector, holder, attempt }) => {
-      const limits = (await deps.service.load(connector))?.limits;
-      if (!limits) return { granted: true, slot: { lease: null, attempt }, in_use: 0 };
-      const answer = await limiter.acquire(connector, limits, holder);
-      return answer.granted ? { granted: true, slot: { lease: answer.lease, attempt }, in_use: answer.in_use } : answer;
+      try {
+        const limits = (await deps.service.load(connector))?.limits;
+        if (!limits) return { granted: true, slot: { lease: null, attempt }, in_use: 0 };
+        const answer = await limiter.acquire(connector, limits, holder);
+        return answer.granted ? { granted: true, slot: { lease: answer.lease, attempt }, in_use: answer.in_use } : answer;
+      } catch (err) {
+        const unavailable = storeUnavailable(err, limiter.db);
+        if (unavailable) throw transientFailure(FailureType.StoreUnavailable, unavailable.message);
+        throw err;
+      }
     },
     'connectors.invoke': async (input) => {
       const activity = Context.current();

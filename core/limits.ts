@@ -46,7 +46,8 @@ export class ConnectorLimiter {
   readonly leaseMs: number;
 
   constructor(
-    private readonly db: SqlDatabase,
+    /** The store's database, which holds the lease tables. */
+    readonly db: SqlDatabase,
     options: LimiterOptions = {},
   ) {
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
@@ -60,19 +61,22 @@ export class ConnectorLimiter {
   async acquire(connector: string, limits: ConnectorLimits, holder: string): Promise<Exclude<SlotAnswer, { granted: true }> | { granted: true; lease: string; in_use: number }> {
     const perMs = limits.rate ? parseDurationMs(limits.rate.per) : undefined;
     return this.db.transaction(async (tx) => {
-      await lock(tx, connector);
-      await tx.query('DELETE FROM tc_limit_leases WHERE connector = $1 AND expires_at < now()', [connector]);
+      // Every time below is taken once the lock is held: now() is the start of the transaction, which
+      // may have waited for the lock behind other workers' decisions, and a start or lease recorded
+      // that much in the past would let the rate and the lease end early by as much.
+      const at = await lock(tx, connector);
+      await tx.query('DELETE FROM tc_limit_leases WHERE connector = $1 AND expires_at < $2::timestamptz', [connector, at]);
       const [{ in_use }] = await tx.query<{ in_use: number }>('SELECT count(*)::int AS in_use FROM tc_limit_leases WHERE connector = $1', [connector]);
       const refuse = async (reason: 'concurrency' | 'rate' | 'backoff', waitMs: number, extra: { backoff_until?: string } = {}) => {
         await tx.query(
-          `INSERT INTO tc_limit_waiters (connector, holder, seen_at) VALUES ($1, $2, now())
-           ON CONFLICT (connector, holder) DO UPDATE SET seen_at = now()`,
-          [connector, holder],
+          `INSERT INTO tc_limit_waiters (connector, holder, seen_at) VALUES ($1, $2, $3::timestamptz)
+           ON CONFLICT (connector, holder) DO UPDATE SET seen_at = EXCLUDED.seen_at`,
+          [connector, holder, at],
         );
-        await tx.query(`DELETE FROM tc_limit_waiters WHERE connector = $1 AND seen_at < now() - interval '1 minute'`, [connector]);
+        await tx.query(`DELETE FROM tc_limit_waiters WHERE connector = $1 AND seen_at < $2::timestamptz - interval '1 minute'`, [connector, at]);
         const [{ waiting }] = await tx.query<{ waiting: number }>(
-          `SELECT count(*)::int AS waiting FROM tc_limit_waiters WHERE connector = $1 AND seen_at > now() - make_interval(secs => $2)`,
-          [connector, WAITER_STALE_MS / 1000],
+          `SELECT count(*)::int AS waiting FROM tc_limit_waiters WHERE connector = $1 AND seen_at > $3::timestamptz - make_interval(secs => $2)`,
+          [connector, WAITER_STALE_MS / 1000, at],
         );
         return {
           granted: false as const,
@@ -86,31 +90,32 @@ export class ConnectorLimiter {
       };
 
       const [backoff] = await tx.query<{ until: Date; wait_ms: number }>(
-        `SELECT until, extract(epoch FROM (until - now())) * 1000 AS wait_ms FROM tc_limit_backoffs WHERE connector = $1 AND until > now()`,
-        [connector],
+        `SELECT until, extract(epoch FROM (until - $2::timestamptz)) * 1000 AS wait_ms FROM tc_limit_backoffs WHERE connector = $1 AND until > $2::timestamptz`,
+        [connector, at],
       );
       if (backoff) return refuse('backoff', Number(backoff.wait_ms), { backoff_until: new Date(backoff.until).toISOString() });
 
       if (limits.max_concurrent !== undefined && in_use >= limits.max_concurrent) return refuse('concurrency', SLOT_POLL_MS);
 
       if (limits.rate && perMs !== undefined) {
-        await tx.query('DELETE FROM tc_limit_starts WHERE connector = $1 AND started_at <= now() - make_interval(secs => $2)', [connector, perMs / 1000]);
+        await tx.query('DELETE FROM tc_limit_starts WHERE connector = $1 AND started_at <= $3::timestamptz - make_interval(secs => $2)', [connector, perMs / 1000, at]);
         const [window] = await tx.query<{ started: number; wait_ms: number | null }>(
           `SELECT count(*)::int AS started,
-                  extract(epoch FROM (min(started_at) + make_interval(secs => $2) - now())) * 1000 AS wait_ms
+                  extract(epoch FROM (min(started_at) + make_interval(secs => $2) - $3::timestamptz)) * 1000 AS wait_ms
              FROM tc_limit_starts WHERE connector = $1`,
-          [connector, perMs / 1000],
+          [connector, perMs / 1000, at],
         );
         if (window.started >= limits.rate.calls) return refuse('rate', Number(window.wait_ms ?? SLOT_POLL_MS));
-        await tx.query('INSERT INTO tc_limit_starts (connector, started_at) VALUES ($1, now())', [connector]);
+        await tx.query('INSERT INTO tc_limit_starts (connector, started_at) VALUES ($1, $2::timestamptz)', [connector, at]);
       }
 
       const lease = randomUUID();
-      await tx.query(`INSERT INTO tc_limit_leases (id, connector, holder, expires_at) VALUES ($1, $2, $3, now() + make_interval(secs => $4))`, [
+      await tx.query(`INSERT INTO tc_limit_leases (id, connector, holder, expires_at) VALUES ($1, $2, $3, $5::timestamptz + make_interval(secs => $4))`, [
         lease,
         connector,
         holder,
         this.leaseMs / 1000,
+        at,
       ]);
       await tx.query('DELETE FROM tc_limit_waiters WHERE connector = $1 AND holder = $2', [connector, holder]);
       return { granted: true as const, lease, in_use: in_use + 1 };
@@ -155,7 +160,12 @@ export class ConnectorLimiter {
   }
 }
 
-/** Serialises decisions about one connector's slots across every worker (released at commit). */
-async function lock(tx: SqlExecutor, connector: string): Promise<void> {
+/**
+ * Serialises decisions about one connector's slots across every worker (released at commit), and
+ * returns the time the lock was taken: PostgreSQL's text form, exact to the microsecond with its offset.
+ */
+async function lock(tx: SqlExecutor, connector: string): Promise<string> {
   await tx.query(`SELECT pg_advisory_xact_lock(hashtext('tc_limits:' || $1))`, [connector]);
+  const [{ at }] = await tx.query<{ at: string }>('SELECT clock_timestamp()::text AS at');
+  return at;
 }

@@ -121,28 +121,33 @@ async function invokeWithinLimits(
   });
   const name = descriptor.name!;
   const maxWait = input.options?.maxWait ?? (descriptor.limits?.max_wait as Duration | undefined) ?? DEFAULT_MAX_WAIT;
-  // Workflow time (Date.now() is the workflow task's time, the same on replay): the wait in all, LA and task turns included.
-  const waitDeadline = Date.now() + durationMs(maxWait, 'maxWait');
+  const maxWaitMs = durationMs(maxWait, 'maxWait');
+  // Only the time spent waiting for slots counts, in all attempts together: not the attempts
+  // themselves nor the backoff between them. Workflow time (Date.now() is the workflow task's time,
+  // the same on replay), LA and task turns included.
+  let waitedMs = 0;
   const maximumAttempts = retry.maximumAttempts ?? 0;
   for (let attempt = 1; ; attempt++) {
     let slot: ConnectorSlot | undefined;
+    const askedAt = Date.now();
     while (!slot) {
       const answer = await acquire({ connector: name, holder: `${workflowInfo().workflowId}#${attempt}`, attempt });
       if (answer.granted) {
         slot = answer.slot;
         break;
       }
-      const waitLeftMs = waitDeadline - Date.now();
+      const waitLeftMs = maxWaitMs - waitedMs - (Date.now() - askedAt);
       if (waitLeftMs <= 0) {
         throw ApplicationFailure.create({
           type: FailureType.Timeout,
-          message: `connector ${name}: no slot within the longest wait of ${JSON.stringify(maxWait)} (${answer.in_use} in use, ${answer.waiting} waiting); no attempt was made`,
+          message: `connector ${name}: no slot within the longest wait of ${JSON.stringify(maxWait)} (${answer.in_use} in use, ${answer.waiting} waiting); ${attempt === 1 ? 'no attempt was made' : `attempt ${attempt} was not made`}`,
           nonRetryable: true,
         });
       }
       setCurrentDetails(waitingDetails(name, answer));
       await sleep(Math.min(answer.wait_ms, waitLeftMs));
     }
+    waitedMs += Date.now() - askedAt;
     setCurrentDetails(attempt > 1 ? `${running}, attempt ${attempt}` : running);
     try {
       return await invokeAttempt(slot);

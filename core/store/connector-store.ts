@@ -336,16 +336,22 @@ export class ConnectorStore {
       return await fn();
     } catch (err) {
       if (err instanceof StoreConflictError) throw err;
-      const code = (err as { code?: string }).code;
-      if (code && /^(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|57P0[13]|08\d\d\d|3D000|28P01|28000)$/.test(code)) {
-        throw new StoreUnavailableError(`the connector store (${this.db.description}) is unavailable: ${code}`);
-      }
-      if (/timeout exceeded when trying to connect|Connection terminated/i.test((err as Error).message ?? '')) {
-        throw new StoreUnavailableError(`the connector store (${this.db.description}) is unavailable: connection timed out`);
-      }
-      throw err;
+      throw storeUnavailable(err, this.db) ?? err;
     }
   }
+}
+
+/** `err` as a {@link StoreUnavailableError} when it says the database cannot be reached; else undefined. */
+export function storeUnavailable(err: unknown, db: { description: string }): StoreUnavailableError | undefined {
+  if (err instanceof StoreUnavailableError) return err;
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code && /^(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|57P0[13]|08\d\d\d|3D000|28P01|28000)$/.test(code)) {
+    return new StoreUnavailableError(`the connector store (${db.description}) is unavailable: ${code}`);
+  }
+  if (/timeout exceeded when trying to connect|Connection terminated/i.test((err as Error | undefined)?.message ?? '')) {
+    return new StoreUnavailableError(`the connector store (${db.description}) is unavailable: connection timed out`);
+  }
+  return undefined;
 }
 
 /** One writer per connector at a time, so "check version, insert next" cannot interleave. Re-entrant within a transaction. */

@@ -1,6 +1,8 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createConnectorActivities } from '../../activities/connector-activities';
 import { ConnectorRegistry } from '../../connectors/registry';
+import { ConnectorLimiter } from '../../core/limits';
 import { ConnectorService, ConnectorValidationError } from '../../core/service';
 import { startManagementApi } from '../../api/server';
 import { ConnectorStore } from '../../core/store/connector-store';
@@ -234,6 +236,86 @@ describe('connector limits hold across every connector worker', () => {
     expect(failure!.message).toContain('no attempt was made');
     await busy.result();
     expect(arrivals.map((a) => a.path)).toEqual(['/hog']);
+  });
+
+  test('max_wait counts only the time spent waiting for a slot: a retry whose backoff is longer than max_wait still waits for its slot and runs', async () => {
+    const name = uniqueName('waitonly').toLowerCase();
+    holdMs = 5_000;
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1, max_wait: '3s' } });
+    target.respondWith({ status: 503 });
+    // Its first attempt fails at once; its retry comes 4 s later, after more than max_wait since it started.
+    const flaky = await client.workflow.start('connection', {
+      taskQueue,
+      workflowId: uniqueName('flaky'),
+      args: [{ connector: name, overrides: { path: '/flaky' }, options: { retry: { initialInterval: '4s', maximumAttempts: 2 } } }],
+    });
+    await soon(() => expect(target.requests.some((r) => r.path === '/flaky')).toBe(true), 10_000);
+    // Holds the only slot for 5 s, so the retry must wait for it (about 1.5 s, within max_wait).
+    const hog = await client.workflow.start('connection', { taskQueue, workflowId: uniqueName('hog'), args: [{ connector: name, overrides: { path: '/hog' }, options: { maxWait: '30s' } }] });
+    await soon(() => expect(holding).toBe(1), 10_000);
+    holdMs = 20;
+    const result = (await flaky.result()) as ConnectionResult;
+    expect(result.attempt).toBe(2);
+    await hog.result();
+    // The retry did wait: it reached the server only once the hog had let go of the slot.
+    const at = (path: string) => arrivals.find((a) => a.path === path)!.at;
+    expect(at('/flaky') - at('/hog')).toBeGreaterThanOrEqual(5_000 - 50);
+  });
+
+  test('a slot granted after waiting for the connector lock counts from the grant, not from the start of its transaction', async () => {
+    const name = uniqueName('lockwait').toLowerCase();
+    const limits = { rate: { calls: 1, per: '2s' } };
+    const limiter = new ConnectorLimiter(services[0].store.db, { leaseMs: LEASE_MS });
+    // Another worker's decision holds the connector's lock for 1 s (the lock key is core/limits.ts's).
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const other = services[1].store.db.transaction(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext('tc_limits:' || $1))`, [name]);
+      locked();
+      await new Promise((r) => setTimeout(r, 1_000));
+    });
+    await lockTaken;
+    const first = await limiter.acquire(name, limits, 'first');
+    await other;
+    expect(first).toMatchObject({ granted: true });
+    // One call per 2 s: the next may start 2 s after the first was granted, not 1 s.
+    const second = await limiter.acquire(name, limits, 'second');
+    expect(second).toMatchObject({ granted: false, reason: 'rate' });
+    expect((second as { wait_ms: number }).wait_ms).toBeGreaterThan(1_800);
+    if (first.granted) await limiter.release(first.lease);
+  });
+
+  test('a call that cannot ask for its slot, the store being out of reach, fails as Connector.Store.Unavailable', async () => {
+    const name = uniqueName('nostore').toLowerCase();
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1 } });
+    const queue = uniqueName('limits-nostore');
+    // Profiles load from the real store; the lease tables are in a database nothing listens for.
+    const unreachable = new PgDatabase({ connectionString: 'postgres://postgres@127.0.0.1:1/none' });
+    const own = await NativeConnection.connect({ address: stack.temporal.address });
+    workerConnections.push(own);
+    const worker = await Worker.create({
+      connection: own,
+      taskQueue: queue,
+      workflowBundle: prebuiltBundle('connection'),
+      activities: createConnectorActivities({ service: services[0], limiter: new ConnectorLimiter(unreachable) }),
+    });
+    try {
+      const failure = await worker.runUntil(async () => {
+        const handle = await client.workflow.start('connection', {
+          taskQueue: queue,
+          workflowId: uniqueName('nostore'),
+          args: [{ connector: name, overrides: { path: '/nostore' }, options: { retry: { maximumAttempts: 1 } } }],
+        });
+        return handle.result().then(
+          () => undefined,
+          (err: WorkflowFailedError) => err.cause,
+        );
+      });
+      expect(failure).toMatchObject({ type: 'Connector.Store.Unavailable', message: expect.stringContaining('is unavailable: ECONNREFUSED') });
+      expect(arrivals).toHaveLength(0);
+    } finally {
+      await unreachable.close();
+    }
   });
 
   test('a worker killed while it holds slots gives them back within the lease time, and the other worker finishes the calls', async () => {
