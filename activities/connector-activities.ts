@@ -82,6 +82,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       const lease = input.slot?.lease ?? undefined;
       const renewals = lease ? setInterval(() => void limiter.renew(lease).catch(() => undefined), limiter.leaseMs / 3) : undefined;
       renewals?.unref();
+      // At once, too: an activity task may have waited in its queue for part of the lease granted at acquire.
+      if (lease) await limiter.renew(lease).catch(() => undefined);
       try {
         const result = await runner.run(input, {
           signal: activity.cancellationSignal,

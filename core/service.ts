@@ -39,8 +39,9 @@ export const limitsSchema = z
       .optional()
       .meta({ description: 'Most calls started per period, across every connector worker. Default: no limit.', examples: [{ calls: 10, per: '1s' }] }),
     max_wait: durationSchema
+      .refine((wait) => (parseDurationMs(wait) ?? 0) <= 3_600_000, { message: 'must be at most 1 h' })
       .optional()
-      .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.External.Timeout; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
+      .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.External.Timeout; at most 1 h; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
   })
   .strict();
 

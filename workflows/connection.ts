@@ -51,6 +51,9 @@ export const LOCAL_ACTIVITY_MAX_TIMEOUT = '1m';
  */
 const LOCAL_RETRY_THRESHOLD = '1s';
 
+/** Longest pause between two asks for a free slot: 2 s. */
+const MAX_SLOT_POLL_MS = 2_000;
+
 /** Longest a call waits for its connector's limits when neither the call nor the connector says: 10 min. */
 export const DEFAULT_MAX_WAIT = '10m';
 
@@ -130,7 +133,7 @@ async function invokeWithinLimits(
   for (let attempt = 1; ; attempt++) {
     let slot: ConnectorSlot | undefined;
     const askedAt = Date.now();
-    while (!slot) {
+    for (let polls = 0; !slot; polls++) {
       const answer = await acquire({ connector: name, holder: `${workflowInfo().workflowId}#${attempt}`, attempt });
       if (answer.granted) {
         slot = answer.slot;
@@ -145,7 +148,10 @@ async function invokeWithinLimits(
         });
       }
       setCurrentDetails(waitingDetails(name, answer));
-      await sleep(Math.min(answer.wait_ms, waitLeftMs));
+      // A free slot is not announced, so a waiting call asks again: soon at first, then less often (up
+      // to every 2 s), so that a long wait does not fill its history (each ask is a few events).
+      const pause = answer.reason === 'concurrency' ? Math.min(MAX_SLOT_POLL_MS, Math.round(answer.wait_ms * 1.25 ** polls)) : answer.wait_ms;
+      await sleep(Math.min(pause, waitLeftMs));
     }
     waitedMs += Date.now() - askedAt;
     setCurrentDetails(attempt > 1 ? `${running}, attempt ${attempt}` : running);

@@ -145,6 +145,7 @@ describe('connector limits hold across every connector worker', () => {
     expect(await refused({ rate: { calls: 5, per: 'soon' } })).toEqual(['limits.rate.per']);
     expect(await refused({ rate: { per: '1s' } })).toEqual(['limits.rate.calls']);
     expect(await refused({ rate: { calls: 1, per: '2h' } })).toEqual(['limits.rate.per']);
+    expect(await refused({ max_wait: '2h' })).toEqual(['limits.max_wait']);
     expect(await refused({ max_concurent: 2 })).toEqual(['limits']);
     await expect(services[0].get('bad_limits')).rejects.toThrow(/does not exist/);
   });
