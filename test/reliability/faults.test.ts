@@ -435,8 +435,6 @@ describe('connections in flight when a dependency fails', () => {
     }, 150_000);
   });
 
-  const HOLD_MS = 5_000;
-
   /** The worker running a call: the one holding its `connection`'s workflow task (a local activity) or its activity task. */
   async function holderOf(workers: WorkerProcess[], childId: string, localActivity: boolean): Promise<WorkerProcess | undefined> {
     if (!localActivity) return workerOfIdentity(workers, (await pendingInvoke(h, childId))?.lastWorkerIdentity);
@@ -455,10 +453,15 @@ describe('connections in flight when a dependency fails', () => {
         const workers = await failoverWorkers;
         const CALLS = 6;
         let firstRequests = 0;
+        // Every call's first request is held until the victim is dead, so each call is in flight when it dies;
+        // the one that the survivor makes again is answered at once.
+        const held = gate();
         api = await startTestHttpServer(async (request, res) => {
           const n = requestsByKey(api!.requests).get(request.path)!.length;
-          if (n === 1) firstRequests++;
-          await sleep(HOLD_MS);
+          if (n === 1) {
+            firstRequests++;
+            await held.opened;
+          }
           if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ key: request.path, request: n }));
         });
         const calls: CallArgs[] = Array.from({ length: CALLS }, (_, i) => ({
@@ -480,6 +483,7 @@ describe('connections in flight when a dependency fails', () => {
           expect(lost.size).toBeGreaterThanOrEqual(CALLS / 2);
           victim.child.kill('SIGKILL');
           await victim.exited;
+          held.open();
 
           const outcomes = (await withinMs(parent.result(), 45_000, 'the calls finishing on the surviving worker')) as CallOutcome[];
           const byKey = requestsByKey(api.requests);
@@ -517,6 +521,7 @@ describe('connections in flight when a dependency fails', () => {
           );
           expect(completed.sort()).toEqual([...childIds].sort());
         } finally {
+          held.open();
           await parent.terminate('test over').catch(() => undefined);
           if (replaceKilled) startFailoverWorkers(); // the next case runs meanwhile
         }
