@@ -117,7 +117,9 @@ describe('the packed package in a project of its own', () => {
     expect(files.filter((file) => /^package\/(test|scripts|examples|bench)\//.test(file) || file.includes('/fixtures/'))).toEqual([]);
   });
 
-  test('a TypeScript project gets real types for both entry points, with no declaration that needs a package it lacks', async () => {
+  // The type check (the TypeScript compiler) and the run (a worker and a workflow) use different files
+  // of the project and take seconds each: they run at once.
+  test.concurrent('a TypeScript project gets real types for both entry points, with no declaration that needs a package it lacks', async () => {
     // The misuse below must be an error: were the entry points typed `any`, the unused directive would be one instead.
     writeFileSync(
       path.join(consumer, 'check.ts'),
@@ -146,7 +148,7 @@ export const database = new PgDatabase({ connectionString: 'postgres://localhost
     expect(checked.stdout).toMatch(/\/node_modules\/temporal-connectors\/dist\/workflows\/index\.d\.ts$/m);
   });
 
-  test("a workflow that imports only temporal-connectors/workflows calls a connector stored with the consumer's npx connectors apply, and the consumer's worker exits on SIGTERM", async () => {
+  test.concurrent("a workflow that imports only temporal-connectors/workflows calls a connector stored with the consumer's npx connectors apply, and the consumer's worker exits on SIGTERM", async () => {
     const applied = await run('npx', ['--no', 'connectors', 'apply', '-f', 'billing_api.yaml'], { cwd: consumer, env, timeoutMs: 60_000 });
     expectSuccess('npx connectors apply', applied);
     expect(applied.stdout).toBe('billing_api: created version 1\n');
