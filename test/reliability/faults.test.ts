@@ -5,7 +5,7 @@ import { Client as PgClient } from 'pg';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { StoreConflictError, StoreUnavailableError } from '../../core/store/connector-store';
-import { LISTEN_APPLICATION_NAME } from '../../core/store/database';
+import { LISTEN_APPLICATION_NAME, PgDatabase } from '../../core/store/database';
 import { startVaultDevServer, type VaultDevServer } from '../../scripts/devstack/vault';
 import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
@@ -302,6 +302,38 @@ describe('connections in flight when a dependency fails', () => {
       // The drop itself (which the store reports as unavailable), not the refusal of the statement after it.
       expect(failed).toMatchObject({ code: '57P01' });
       expect((await h.store.history(name)).map((r) => [r.version, r.description])).toEqual([[1, 'first']]);
+    });
+
+    test('a transaction that waits for the pool and gets a connection as it drops fails with the drop, and the process goes on', async () => {
+      // The pool's one connection answers a query and is then terminated; the forwarder passes the answer
+      // and the server's FATAL on in one write, so the connection goes back to the pool, out to the waiting
+      // transaction and then drops, all while one read is handled: before the transaction's code runs again.
+      const [{ database }] = await h.store.db.query<{ database: string }>('SELECT current_database() AS database');
+      const url = new URL(stack.databaseUrl);
+      const proxy = await startTcpProxy(Number(url.port || 5432));
+      url.host = `127.0.0.1:${proxy.port}`;
+      url.pathname = `/${database}`;
+      const db = new PgDatabase({ connectionString: url.toString(), max: 1 });
+      try {
+        const [{ pid }] = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        proxy.holdResponses();
+        const answered = db.query<{ one: number }>('SELECT 1 AS one');
+        const failed = db.transaction((tx) => tx.query('SELECT 2')).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        await waitFor(() => proxy.heldBytes() > 0);
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await waitFor(() => proxy.heldClose());
+        proxy.releaseResponses();
+        expect(await answered).toEqual([{ one: 1 }]);
+        // The drop itself: unheard, it would have been an unhandled 'error' event, which ends a process.
+        expect(await failed).toMatchObject({ code: '57P01' });
+        expect(await db.query('SELECT 3 AS three')).toEqual([{ three: 3 }]);
+      } finally {
+        await db.close();
+        await proxy.close();
+      }
     });
 
     test('killed again and again during a burst of calls: the calls retry and succeed, and the store keeps every connector and version', async () => {
