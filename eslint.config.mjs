@@ -90,4 +90,21 @@ export default tseslint.config(
     },
   },
   ...LAYERS.map(layerRule),
+  {
+    // The console runs in people's browsers and talks to the server only through the HTTP API: it
+    // imports nothing of the server's code and no Node built-ins (esbuild would bundle them into the page).
+    files: ['console/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: builtinModules.map((name) => ({ name, message: 'console/ runs in the browser: no Node built-ins.' })),
+          patterns: [
+            { group: ['node:*'], message: 'console/ runs in the browser: no Node built-ins.' },
+            { group: ['../*', '../**'], message: 'console/src is the page: it reaches the server only through the HTTP API (console/src/api.ts), not by importing server code.' },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { checkedAllowedHosts, checkedTokens, createBearerCheck, createHostCheck, HttpError, listen, type RunningHttpServer } from './http';
+import { ConsoleSessions, isConsoleRequest, registerConsole, type ApiAccess, type ApiAuthentication, type ConsoleOptions } from './console';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { z } from 'zod';
 import { FailureType, type FailureTypeName } from '../connectors/errors';
@@ -18,6 +19,7 @@ import { StoreConflictError, StoreUnavailableError } from '../core/store/connect
 
 /** Runs `test` and `introspect` for the API: the same pipeline the connector worker's activity uses. */
 export type { ConnectionRunner };
+export type { ConsoleOptions };
 
 /** Bearer tokens the API accepts. Compared in constant time; never logged. */
 export interface ApiTokens {
@@ -56,6 +58,17 @@ export interface ManagementApiOptions {
   logger?: boolean | Exclude<FastifyServerOptions['logger'], boolean | undefined>;
   /** How long a `test` or `introspect` may run before the API gives up with 504, in milliseconds. Default: 60000 (60 s). */
   runTimeoutMs?: number;
+  /**
+   * The connector console: its page at `/`, and sign-in sessions (`/v1/session`) whose cookie the /v1
+   * routes accept from the page; see {@link ConsoleOptions}. `false` serves neither, and only tokens
+   * are accepted. Default: `{}` (the console, with the defaults of {@link ConsoleOptions}).
+   */
+  console?: ConsoleOptions | false;
+  /**
+   * The Temporal Web UI that the console links connectors' runs to: its base URL (e.g.
+   * `http://127.0.0.1:8233`) and the namespace of the connector workers. Default: none (no links).
+   */
+  temporalUi?: { url: string; namespace: string };
 }
 
 export interface StartManagementApiOptions extends ManagementApiOptions {
@@ -89,9 +102,19 @@ export function allowedHostsFromEnv(env?: NodeJS.ProcessEnv): string[] {
   return apiSettings(env).allowedHosts;
 }
 
-/** The API's options that the configuration sets: its tokens (at least one required) and further host names. */
-export function managementApiOptionsFromConfig(config: Pick<ConnectorsConfig, 'api'>): Pick<ManagementApiOptions, 'tokens' | 'allowedHosts'> {
-  return { tokens: requireTokens(config.api.tokens), allowedHosts: config.api.allowedHosts };
+/**
+ * The API's options that the configuration sets: its tokens (at least one required), further host
+ * names, and the Temporal Web UI (`TC_TEMPORAL_UI_URL`, with the namespace of `config.temporal`).
+ */
+export function managementApiOptionsFromConfig(
+  config: Pick<ConnectorsConfig, 'api' | 'temporal'>,
+): Pick<ManagementApiOptions, 'tokens' | 'allowedHosts' | 'temporalUi'> {
+  const { temporalUiUrl } = config.api;
+  return {
+    tokens: requireTokens(config.api.tokens),
+    allowedHosts: config.api.allowedHosts,
+    temporalUi: temporalUiUrl === undefined ? undefined : { url: temporalUiUrl, namespace: config.temporal.namespace },
+  };
 }
 
 function requireTokens(tokens: ApiTokens | undefined): ApiTokens {
@@ -104,8 +127,6 @@ function requireTokens(tokens: ApiTokens | undefined): ApiTokens {
   checkedTokens(all, 'the management API tokens');
   return tokens!;
 }
-
-type Access = 'read' | 'write';
 
 interface ErrorBody {
   error: { type: string; message: string; issues?: FieldIssue[]; current_version?: number };
@@ -145,14 +166,19 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   requireTokens(options.tokens);
   const { service, runner } = options;
   const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
-  const authenticate = createBearerCheck<Access>({
-    tokens: [
-      ['write', options.tokens.readWrite],
-      ['read', options.tokens.readOnly ?? []],
-    ],
-    server: 'this API',
-    realm: 'temporal-connectors',
-  });
+  const levels = [
+    ['write', options.tokens.readWrite],
+    ['read', options.tokens.readOnly ?? []],
+  ] as const;
+  const bearer = createBearerCheck<ApiAccess>({ tokens: levels, server: 'this API', realm: 'temporal-connectors' });
+  const consoleOptions = options.console === false ? undefined : (options.console ?? {});
+  const sessions = consoleOptions && new ConsoleSessions(levels, consoleOptions.sessionTtlMs);
+  /**
+   * The one check of every route that is not public: a bearer token when there is one; else, for a
+   * request from the console's page (`X-TC-Console: 1`), its session cookie.
+   */
+  const authenticate = (request: FastifyRequest): ApiAuthentication =>
+    request.headers.authorization === undefined && sessions && isConsoleRequest(request) ? sessions.authenticate(request) : { access: bearer(request) };
   const checkHost = createHostCheck({
     allowedHosts: checkedAllowedHosts(options.allowedHosts ?? [], 'allowedHosts (TC_API_ALLOWED_HOSTS)'),
     setting: 'TC_API_ALLOWED_HOSTS',
@@ -172,8 +198,8 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     },
   });
 
-  // Keep the request's access level off the request object's shape (no decorator typing needed).
-  const access = new WeakMap<FastifyRequest, Access>();
+  // Keep the request's authentication off the request object's shape (no decorator typing needed).
+  const authentication = new WeakMap<FastifyRequest, ApiAuthentication>();
 
   // Empty JSON bodies are allowed (test and introspect take an optional one); anything else goes
   // through Fastify's own parser, which refuses __proto__ and constructor poisoning, and then is
@@ -207,17 +233,19 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     }
   });
 
-  // Authentication comes first, before routing and body parsing: an unauthenticated caller
-  // learns nothing about routes and gets no body parsed.
+  // Authentication comes first, before body parsing: an unauthenticated caller learns nothing about
+  // routes and gets no body parsed. Only routes marked public skip it: the console's page and assets,
+  // which hold no data, and signing out of it.
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('cache-control', 'no-store');
     checkHost(request);
-    access.set(request, authenticate(request));
+    if (request.routeOptions.config?.public === true) return;
+    authentication.set(request, authenticate(request));
   });
 
   /** Route-level check, after authentication and before the body is read. */
   const requireWrite = async (request: FastifyRequest) => {
-    if (access.get(request) !== 'write') {
+    if (authentication.get(request)?.access !== 'write') {
       throw new HttpError(403, 'Request.Forbidden', 'this token is read-only: it may read connectors, and test and introspect them as stored, but not change them');
     }
   };
@@ -258,9 +286,10 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     const name = connectorName(request);
     const version = optionalVersion((request.query as { version?: unknown }).version);
     const view = await service.get(name, version);
-    // Only the current version is something an If-Match can name.
+    // Only the current version is something an If-Match can name, and has limits in use.
     if (version === undefined) void reply.header('etag', etag(view.version));
-    return view;
+    const usage = version === undefined ? await service.limitsUsage(view) : undefined;
+    return usage ? { ...view, usage } : view;
   });
 
   app.get('/v1/connectors/:name/history', async (request) => ({ versions: await service.history(connectorName(request)) }));
@@ -313,7 +342,7 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
       if (overrideIssues.length > 0) throw new ConnectorValidationError(overrideIssues, 'request body');
       // An override can send the stored secrets elsewhere (base_url, host) or make the connector read
       // something else with them (openapi_path): that is for those who may change the connector anyway.
-      if (access.get(request) !== 'write' && overrides !== undefined && Object.keys(overrides).length > 0) {
+      if (authentication.get(request)?.access !== 'write' && overrides !== undefined && Object.keys(overrides).length > 0) {
         throw new HttpError(
           403,
           'Request.Forbidden',
@@ -353,6 +382,15 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
   });
 
   app.post('/v1/rotate-key', write, async () => ({ rewritten: await service.rotateKeys() }));
+
+  if (sessions) {
+    registerConsole(app, {
+      assetsDir: consoleOptions?.assetsDir,
+      sessions,
+      authenticationOf: (request) => authentication.get(request)!,
+      temporalUi: options.temporalUi,
+    });
+  }
 
   return app;
 }

@@ -140,7 +140,13 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
     .option('--version <n>', 'a specific version', positiveInt('--version'))
     .addOption(outputOption())
     .action(async (name: string, opts: { version?: number; output: string }) => {
-      print(await withServices(({ service }) => service.get(name, opts.version)), opts.output);
+      const shown = await withServices(async ({ service }) => {
+        const view = await service.get(name, opts.version);
+        // The current version shows what its limits have in use now, across every worker.
+        const usage = opts.version === undefined ? await service.limitsUsage(view) : undefined;
+        return usage ? { ...view, usage } : view;
+      });
+      print(shown, opts.output);
     });
 
   program
@@ -230,7 +236,9 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
 
   program
     .command('serve')
-    .description('run the HTTP management API (tokens: TC_API_TOKENS read-write, TC_API_READ_TOKENS read-only, comma-separated; further host names: TC_API_ALLOWED_HOSTS)')
+    .description(
+      'run the HTTP management API and the connector console at / (tokens: TC_API_TOKENS read-write, TC_API_READ_TOKENS read-only, comma-separated; further host names: TC_API_ALLOWED_HOSTS; the Web UI the console links to: TC_TEMPORAL_UI_URL)',
+    )
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positiveInt('--port'), 8080)
     .action(async (opts: { host: string; port: number }) => {
@@ -238,10 +246,11 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
       const { connectorServices } = lazy.services();
       const { createConnectionRunner } = lazy.runner();
       // Tokens are checked before the store opens, so a missing one leaves nothing open.
-      const { tokens, allowedHosts } = managementApiOptionsFromConfig(config());
+      const fromConfig = managementApiOptionsFromConfig(config());
       const services = await connectorServices(config());
-      const api = await startManagementApi({ service: services.service, runner: createConnectionRunner(services), tokens, allowedHosts, host: opts.host, port: opts.port });
+      const api = await startManagementApi({ ...fromConfig, service: services.service, runner: createConnectionRunner(services), host: opts.host, port: opts.port });
       console.log(`management API on ${api.url} (store ${services.store.db.description})`);
+      console.log(`console on ${api.url}/`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -58,11 +58,22 @@ export interface ConnectorsConfig {
   vault?: VaultSettings;
   /** `TC_LOG_LEVEL`: log level of a standalone connector worker, any case. Default: `INFO`. */
   logLevel: LogLevel;
+  /**
+   * `TC_LIMIT_LEASE_MS`: how long a slot of a connector with `limits` stays taken after the connector
+   * worker running its call died, in milliseconds (a running call renews it every third). Default: none (15000).
+   */
+  limitLeaseMs?: number;
   api: {
     /** `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated. Default: none (the API then refuses to start). */
     tokens: { readWrite: string[]; readOnly: string[] };
     /** `TC_API_ALLOWED_HOSTS`: further host names of the API, comma-separated, lower-cased. Default: none. */
     allowedHosts: string[];
+    /**
+     * `TC_TEMPORAL_UI_URL`: base URL of the Temporal Web UI (http or https, no user name, password,
+     * query or fragment; a trailing slash is dropped), which the connector console links connectors'
+     * runs to, in the namespace of {@link ConnectorsConfig.temporal}. Default: none (no links).
+     */
+    temporalUiUrl?: string;
   };
   codec: {
     /** `TC_CODEC_TOKENS`, comma-separated. Default: none (the codec server then refuses to start without `--insecure-no-auth`). */
@@ -97,6 +108,7 @@ export function loadConfig(env: Env = process.env): ConnectorsConfig {
     payloadKeyring: payloadKeyringSetting(env),
     vault: vaultSettings(env),
     logLevel: parseLogLevel(env.TC_LOG_LEVEL),
+    limitLeaseMs: millisecondsSetting(env, 'TC_LIMIT_LEASE_MS'),
     api: apiSettings(env),
     codec: codecSettings(env),
   };
@@ -183,6 +195,7 @@ export function apiSettings(env: Env = process.env): ConnectorsConfig['api'] {
   return {
     tokens: { readWrite: tokenList(env, 'TC_API_TOKENS'), readOnly: tokenList(env, 'TC_API_READ_TOKENS') },
     allowedHosts: checkedHostNames(listSetting(env.TC_API_ALLOWED_HOSTS), 'TC_API_ALLOWED_HOSTS'),
+    temporalUiUrl: webUrlSetting(env, 'TC_TEMPORAL_UI_URL', 'http://127.0.0.1:8233'),
   };
 }
 
@@ -291,6 +304,28 @@ function millisecondsSetting(env: Env, name: string): number | undefined {
     throw new ConfigError(`${name} must be a whole number of milliseconds (0 or more), not "${value.slice(0, 40)}"`);
   }
   return ms;
+}
+
+/**
+ * A base URL that a page links to: http or https, without credentials (a link would hand them to every
+ * reader of the page), query or fragment (paths are appended to it). The value is never quoted in the
+ * error, as it may hold a password. Returned without a trailing slash.
+ */
+function webUrlSetting(env: Env, name: string, example: string): string | undefined {
+  const value = setting(env, name)?.trim();
+  if (value === undefined || value === '') return undefined;
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  const problem = webUrlProblem(value, url);
+  if (problem !== undefined || url === undefined) throw new ConfigError(`${name} ${problem ?? 'is not a URL'}: give a base URL such as ${example}`);
+  return url.href.replace(/\/+$/, '');
+}
+
+function webUrlProblem(value: string, url: URL | undefined): string | undefined {
+  if (url === undefined) return 'is not a URL';
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http or https URL';
+  if (url.username !== '' || url.password !== '') return 'must not hold a user name or password';
+  if (/[?#]/.test(value)) return 'must have no query or fragment';
+  return undefined;
 }
 
 function tokenList(env: Env, name: string): string[] {

@@ -29,6 +29,7 @@ import type {
   ConnectionRequest,
   ConnectionResult,
   ConnectorDescriptor,
+  ConnectorLimits,
   ConnectorRetry,
 } from '../workflows/types';
 
@@ -64,6 +65,7 @@ interface ConnectorLayers {
   secrets: unknown[];
   retry?: ConnectorRetry;
   timeout?: string;
+  limits?: ConnectorLimits;
 }
 
 /** Splits one layer into its secrets and the rest. */
@@ -162,6 +164,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       secrets: parts.flatMap((p) => p.secrets),
       retry: profile.retry,
       timeout: profile.timeout,
+      limits: profile.limits,
     };
   }
 
@@ -226,6 +229,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
           summary: new Redactor(secrets).text([own.type.name, own.connector.name ?? '(inline)', action].filter(Boolean).join(' ')),
           retry: own.retry,
           timeout: own.timeout,
+          ...(own.limits && { limits: own.limits }),
         };
       } catch (err) {
         throw toFailure(err, own && new Redactor(own.secrets));

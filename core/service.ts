@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { durationSchema } from '../connectors/durations';
+import { durationSchema, parseDurationMs } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
-import type { AnyConnectorType } from '../connectors/types';
+import { isDelegating, type AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
+import { ConnectorLimiter, type LimitsUsage } from './limits';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
@@ -15,6 +16,31 @@ export const retrySchema = z
     initial_interval: durationSchema.optional().meta({ description: 'Wait before the first retry: milliseconds or a duration. Default 1 s.', examples: ['1s', 500] }),
     backoff_coefficient: z.number().min(1).max(100).optional().describe('Each wait is the previous one times this, 1 to 100. Default 2.'),
     maximum_interval: durationSchema.optional().meta({ description: 'Longest wait between two attempts: milliseconds or a duration. Default 1 min.', examples: ['1m'] }),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    max_concurrent: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .optional()
+      .describe('Most calls through this connector in flight at once, across every connector worker sharing the store, 1 to 10000. Default: no limit.'),
+    rate: z
+      .object({
+        calls: z.number().int().min(1).max(1_000_000).describe('Most calls started per `per`, 1 to 1000000.'),
+        per: durationSchema
+          .refine((per) => (parseDurationMs(per) ?? 0) <= 3_600_000, { message: 'must be at most 1 h' })
+          .meta({ description: 'The period: milliseconds or a duration, at most 1 h.', examples: ['1s', '1m'] }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'Most calls started per period, across every connector worker. Default: no limit.', examples: [{ calls: 10, per: '1s' }] }),
+    max_wait: durationSchema
+      .optional()
+      .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.External.Timeout; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
   })
   .strict();
 
@@ -76,6 +102,11 @@ export const connectorDefinitionSchema = z
     timeout: durationSchema
       .optional()
       .meta({ description: "Per-attempt timeout of calls: milliseconds or a duration such as 500ms, 30s, 2m, 1h; a call's own `timeout` option wins. Default 60 s.", examples: ['30s'] }),
+    limits: limitsSchema
+      .optional()
+      .describe(
+        'Concurrency and rate limits of calls through this connector, held across every connector worker sharing the store; a waiting call holds no worker slot and spends no attempt. With limits (even `{}`), a 429 with Retry-After pauses every later call. Default: none.',
+      ),
   })
   .strict();
 
@@ -116,6 +147,14 @@ export function zodIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
     // The one zod message that quotes input: the keys it did not know, which may be anything.
     message: issue.code === 'unrecognized_keys' ? `Unrecognized key${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => `"${shownKey(k)}"`).join(', ')}` : issue.message,
   }));
+}
+
+/** A definition validated into a record (sensitive values still plain), with what its type says about them. */
+interface PreparedRecord {
+  record: ConnectorRecord;
+  sensitive: readonly string[];
+  /** Where the inputs send a call (`https://host:port`, `host:port`); none for types that reach no network address themselves. */
+  destination?: (inputs: Record<string, unknown>) => string | undefined;
 }
 
 /** What every read shows: sensitive values masked, nothing encrypted or decrypted. */
@@ -210,10 +249,10 @@ export class ConnectorService {
         record: p.record,
         expectedVersion: p.expectedVersion,
         // Inside the write transaction, so a masked value is matched against the version being replaced.
-        prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => ({
-          ...p.record,
-          value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys),
-        }),
+        prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => {
+          this.checkKeptSecretsStayHome(p, current);
+          return { ...p.record, value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys) };
+        },
       })),
       actor,
     );
@@ -221,7 +260,7 @@ export class ConnectorService {
   }
 
   /** Validates a definition into a record (sensitive values still plain). */
-  private prepareRecord(definition: unknown): { record: ConnectorRecord; sensitive: readonly string[] } {
+  private prepareRecord(definition: unknown): PreparedRecord {
     // Of the definition as given: zod's records drop `__proto__` keys from what they parse. And before
     // the type's schema sees the value: that schema, masking and encryption all recurse into it.
     const shapeIssues = jsonValueIssues(definition);
@@ -247,8 +286,9 @@ export class ConnectorService {
       allowed_destinations: def.allowed_destinations,
       retry: def.retry,
       timeout: def.timeout === undefined ? undefined : String(def.timeout),
+      limits: def.limits,
     };
-    return { record, sensitive: type.sensitive };
+    return { record, sensitive: type.sensitive, destination: isDelegating(type) ? undefined : type.destination?.bind(type) };
   }
 
   /** The connector types this service knows: fields, sensitive paths, and a JSON Schema for forms. */
@@ -273,6 +313,15 @@ export class ConnectorService {
     const stored = await this.store.get(name, version);
     if (!stored) throw new ConnectorNotFoundError(name, version);
     return this.view(stored);
+  }
+
+  /**
+   * What a connector's `limits` have in use now, across every connector worker: calls in flight and
+   * waiting, starts in the current rate period, a 429's back-off. Undefined without limits.
+   */
+  async limitsUsage(view: Pick<ConnectorView, 'name' | 'limits'>): Promise<LimitsUsage | undefined> {
+    if (!view.limits) return undefined;
+    return new ConnectorLimiter(this.store.db).usage(view.name, view.limits);
   }
 
   async list(): Promise<ConnectorView[]> {
@@ -410,6 +459,48 @@ export class ConnectorService {
     return value === stored.value ? stored : { ...stored, value };
   }
 
+  /**
+   * A sensitive value written back as the mask keeps the stored secret, but only where the connector
+   * still goes: whoever may change a connector cannot read its secrets, and must not be able to send
+   * them to a host of their choosing by changing `base_url` or `host` and keeping `********` (the rule
+   * that binds overrides to the destination, on the path of saving). The destination may change to one
+   * the stored version's `allowed_destinations` lists; otherwise the secrets must be written again.
+   */
+  private checkKeptSecretsStayHome(
+    p: PreparedRecord,
+    current: StoredConnector | undefined,
+  ): void {
+    if (!current || current.deleted || !p.destination) return;
+    const kept: string[] = [];
+    mapSensitive(p.record.value, p.sensitive, (secret, path) => {
+      if (secret === MASK && Keyring.isCiphertext(getPath(current.value, path))) kept.push(path);
+      return secret;
+    }, { isSecret: (v) => v === MASK });
+    if (kept.length === 0) return;
+    // Compared first as stored: the kept secrets are the same ciphertext on both sides, so a destination
+    // named in plain fields needs no decryption (nor a keyring that can still read the stored secrets).
+    // Only a destination that is itself encrypted (a URL with credentials) is compared decrypted.
+    const keep = (from: PlainObject) =>
+      mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(from, path) ?? secret) : secret), { isSecret: (v) => v === MASK });
+    let home = p.destination(current.value);
+    let target = p.destination(keep(current.value));
+    // Equal, or named by nothing stored in plain (Vault supplies it, or an encrypted URL kept as it is).
+    if (target === home) return;
+    if (home === undefined || target === undefined) {
+      const stored = this.decrypt(current).value;
+      home = p.destination(stored);
+      target = p.destination(keep(stored));
+    }
+    const allowed = current.allowed_destinations ?? [];
+    if (target === home || (target !== undefined && (allowed.includes(target) || allowed.includes('*')))) return;
+    throw new ConnectorValidationError(
+      kept.map((path) => ({
+        path: `value.${path}`,
+        message: `keeps the stored secret (${MASK}), but the connector would now go to ${target ?? 'another destination'} instead of ${home ?? 'its own'}: a stored secret never follows a new destination; write the secret again, or first add the destination to allowed_destinations`,
+      })),
+    );
+  }
+
   private encryptValue(
     name: string,
     value: PlainObject,
@@ -474,7 +565,7 @@ function changedFields(previous: StoredConnector | undefined, next: StoredConnec
   if (!previous) return ['created'];
   if (next.deleted) return ['deleted'];
   const changed: string[] = previous.deleted ? ['restored'] : [];
-  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout'] as const) {
+  for (const field of ['type', 'description', 'vault_secrets', 'locked', 'allowed_destinations', 'retry', 'timeout', 'limits'] as const) {
     if (JSON.stringify(previous[field] ?? null) !== JSON.stringify(next[field] ?? null)) changed.push(field);
   }
   const walk = (a: unknown, b: unknown, path: string[]): void => {

@@ -1,18 +1,23 @@
 // `npm start`: the main job on embedded defaults. A Temporal dev server with its Web UI, the embedded
-// store, a connector worker, an example REST connector and an example workflow; prints where to look.
+// store, a connector worker, an example REST connector, an example workflow, and the management API
+// with the connector console; prints where to look.
 // `npm start -- --once` exits after the example run instead of keeping the servers up.
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type Logger } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { startManagementApi } from '../api/server';
 import { startExampleApi } from '../examples/local-api';
 import { ConnectorRegistry } from '../connectors/registry';
+import { apiSettings } from '../core/config';
+import { createConnectionRunner } from '../core/runner';
 import { Keyring } from '../core/keyring';
 import { ConnectorsPlugin } from '../worker/plugin';
 import { ConnectorService } from '../core/service';
 import { ConnectorStore } from '../core/store/connector-store';
 import { PgliteDatabase } from '../core/store/database';
+import { ensureConsoleAssets } from './build-console';
 import { freePort } from './devstack/process';
 import { startTemporalDevServer } from './devstack/temporal';
 
@@ -48,6 +53,22 @@ async function main(): Promise<void> {
   );
   step(`connector billing_api v${billing.version} stored in ${store.db.description} (token encrypted, shown as ${JSON.stringify(billing.value.auth)})`);
 
+  // The console's page is bundled from console/ on the first run and after a change to its sources.
+  if ((await ensureConsoleAssets()) === 'built') step('built the connector console (console/assets)');
+  // The console signs in with a read-write token: the first of TC_API_TOKENS, else one made for this run.
+  const configuredTokens = apiSettings().tokens;
+  const consoleToken = configuredTokens.readWrite[0] ?? randomBytes(24).toString('hex');
+  const managementApi = await startManagementApi({
+    service,
+    // As `connectors serve` builds it, so the console's Test and Introspect run the worker's pipeline; npm start has no Vault.
+    runner: createConnectionRunner({ service }),
+    tokens: { readWrite: configuredTokens.readWrite.length > 0 ? configuredTokens.readWrite : [consoleToken], readOnly: configuredTokens.readOnly },
+    temporalUi: temporal.uiUrl ? { url: temporal.uiUrl, namespace: temporal.namespace } : undefined,
+    port: await preferredPort(8080),
+  });
+  // A configured token is the user's own: it is not echoed. The token goes to the terminal only, never into a URL.
+  const signIn = configuredTokens.readWrite.length > 0 ? 'sign in with a token of TC_API_TOKENS' : `sign in with token ${consoleToken}`;
+
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection });
@@ -70,10 +91,11 @@ async function main(): Promise<void> {
       exitCode = 1;
       console.error(`example workflow failed: ${(err as Error).message}`);
     }
-    console.log(`\nTemporal Web UI: ${temporal.uiUrl}`);
-    console.log(`This run:        ${temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
-    console.log(`Connections:     ${temporal.uiUrl}/namespaces/default/workflows?query=${encodeURIComponent('WorkflowType="connection"')}`);
-    console.log(`Temporal gRPC:   ${temporal.address}`);
+    console.log(`\nTemporal Web UI:   ${temporal.uiUrl}`);
+    console.log(`This run:          ${temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+    console.log(`Connections:       ${temporal.uiUrl}/namespaces/default/workflows?query=${encodeURIComponent('WorkflowType="connection"')}`);
+    console.log(`Connector console: ${managementApi.url}/  (${signIn})`);
+    console.log(`Temporal gRPC:     ${temporal.address}`);
     if (!once) {
       console.log('\nServers keep running so you can look around; Ctrl-C stops them.');
       await new Promise<void>((resolve) => {
@@ -82,7 +104,7 @@ async function main(): Promise<void> {
       });
     }
   });
-  await Promise.allSettled([connection.close(), nativeConnection.close()]);
+  await Promise.allSettled([connection.close(), nativeConnection.close(), managementApi.close()]);
   api.server.close();
   await store.close();
   await temporal.stop();

@@ -1,5 +1,6 @@
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
+import { ensureConsoleAssets } from '../scripts/build-console';
 import { ensureChromium } from '../scripts/devstack/chromium';
 import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
@@ -30,12 +31,14 @@ function logTo(file: string): (line: string) => void {
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   resetLeakSweep();
-  const [temporal, vault, database, chromium, bundles] = await Promise.allSettled([
+  const [temporal, vault, database, chromium, bundles, consoleAssets] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),
     createScratchDatabase(),
     ensureChromium(),
     bundlePrebuiltWorkflows(),
+    // The connector console's page, built from console/ when missing or older than its sources.
+    ensureConsoleAssets(),
   ]);
   const stack: RunningStack = {
     temporal: temporal.status === 'fulfilled' ? temporal.value : undefined,
@@ -44,7 +47,7 @@ export default async function globalSetup(): Promise<void> {
     bundles: bundles.status === 'fulfilled' ? bundles.value : undefined,
   };
   globalThis.__TC_STACK__ = stack;
-  const failures = [temporal, vault, database, chromium, bundles].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failures = [temporal, vault, database, chromium, bundles, consoleAssets].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     await stopStack(stack);
     const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;

@@ -11,7 +11,7 @@ describe('npm start (the main job)', () => {
       const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
         const child = spawn('npm', ['start', '--', '--once'], {
           cwd: path.resolve(__dirname, '..'),
-          env: { ...process.env, TC_DATA_DIR: dataDir, DATABASE_URL: '', TC_KEYRING: '', TC_KEYRING_FILE: '' },
+          env: { ...process.env, TC_DATA_DIR: dataDir, DATABASE_URL: '', TC_KEYRING: '', TC_KEYRING_FILE: '', TC_API_TOKENS: '', TC_API_READ_TOKENS: '' },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let output = '';
@@ -31,6 +31,10 @@ describe('npm start (the main job)', () => {
       expect(output).not.toMatch(/\[WARN\]/);
       expect(output).not.toContain('No activities registered');
       expect(output).toMatch(/This run: +http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/billing-demo-/);
+      // The connector console, with a token made for this run: printed for the terminal, never inside a URL.
+      const consoleLine = /Connector console: (http:\/\/127\.0\.0\.1:\d+)\/ {2}\(sign in with token ([0-9a-f]{48})\)/.exec(output);
+      expect(consoleLine).not.toBeNull();
+      expect(output.match(new RegExp(consoleLine![2], 'g'))).toHaveLength(1);
       // The embedded store and its key file were made in the data folder; the key file is private.
       expect(statSync(path.join(dataDir, 'store')).isDirectory()).toBe(true);
       expect(statSync(path.join(dataDir, 'keyring')).mode & 0o077).toBe(0);

@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createConnectorActivities } from '../activities/connector-activities';
 import { DEFAULT_CONNECTORS_TASK_QUEUE } from '../workflows/types';
+import { ConnectorLimiter } from '../core/limits';
 import type { ConnectorService } from '../core/service';
 import type { VaultSecretSource } from '../core/vault';
 
@@ -25,6 +26,11 @@ export interface ConnectorWorkerOptions {
   /** Source of Vault secrets. Default: none. */
   vault?: VaultSecretSource;
   /**
+   * How long a slot of a connector with `limits` stays taken when the worker running its call dies, in
+   * milliseconds: a running call renews its lease every third of it. Default: 15000 (15 s).
+   */
+  limitLeaseMs?: number;
+  /**
    * Further Worker options (concurrency, tuning). Default: the SDK's, but `maxHeartbeatThrottleInterval` 3 s.
    * A `workflowBundle` must be a bundle of this package's `workflows/connection` (made with
    * `bundleWorkflowCode`), which saves bundling it at every start; without one, the worker bundles it.
@@ -48,7 +54,11 @@ export async function createConnectorWorker(options: ConnectorWorkerOptions): Pr
     taskQueue: options.taskQueue ?? DEFAULT_CONNECTORS_TASK_QUEUE,
     // The SDK would take a bundle over the path anyway, but warn about the path it ignores.
     ...(options.workerOptions?.workflowBundle ? {} : { workflowsPath: require.resolve('../workflows/connection') }),
-    activities: createConnectorActivities({ service: options.service, vault: options.vault }),
+    activities: createConnectorActivities({
+      service: options.service,
+      vault: options.vault,
+      limiter: new ConnectorLimiter(options.service.store.db, { leaseMs: options.limitLeaseMs }),
+    }),
   });
 }
 

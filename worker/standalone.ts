@@ -28,6 +28,7 @@ export async function runStandaloneConnectorWorker(config: ConnectorsConfig = lo
       taskQueue,
       service,
       vault,
+      limitLeaseMs: config.limitLeaseMs,
       workerOptions: {
         // The SDK's default, 0, cancels every call in flight at SIGTERM; its retry on another worker would
         // call the external system a second time. Finishing it here is what a rolling deploy wants.

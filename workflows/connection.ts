@@ -1,9 +1,12 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  isCancellation,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
+  sleep,
+  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
   type RetryPolicy,
@@ -12,7 +15,7 @@ import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { FailureType } from './failures';
 import { ConnectorNameKey, ConnectorTypeKey } from './search-attributes';
-import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorDescriptor } from './types';
+import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorDescriptor, ConnectorSlot } from './types';
 
 /** Per-attempt timeout when neither the call nor the connector sets one. */
 export const DEFAULT_TIMEOUT = '60s';
@@ -48,6 +51,9 @@ export const LOCAL_ACTIVITY_MAX_TIMEOUT = '1m';
  */
 const LOCAL_RETRY_THRESHOLD = '1s';
 
+/** Longest a call waits for its connector's limits when neither the call nor the connector says: 10 min. */
+export const DEFAULT_MAX_WAIT = '10m';
+
 /**
  * The `connection` workflow: one call through one connector, an execution of its own in the Web UI.
  * Resolution and the call happen in a single activity, so secrets never enter this history.
@@ -79,8 +85,12 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
           heartbeatTimeout: DEFAULT_HEARTBEAT_TIMEOUT,
         });
     // Shown in the Web UI while the call runs (and after), next to the static summary.
-    setCurrentDetails(`${input.action ?? 'invoke'}: ${descriptor.summary} (connector version ${descriptor.version ?? 'inline'})`);
-    const result = await invoke({ ...input, descriptor });
+    const running = `${input.action ?? 'invoke'}: ${descriptor.summary} (connector version ${descriptor.version ?? 'inline'})`;
+    setCurrentDetails(running);
+    const result =
+      descriptor.limits && descriptor.name
+        ? await invokeWithinLimits(input, descriptor, invokeOptions.retry, local, running, (slot) => invokeOnce(local, invokeOptions, { ...input, descriptor, slot }))
+        : await invoke({ ...input, descriptor });
     setCurrentDetails(`done: ${descriptor.summary} in ${result.duration_ms} ms, attempt ${result.attempt}`);
     return result;
   } catch (err) {
@@ -88,6 +98,91 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
     throw err;
   }
+}
+
+/**
+ * A call through a connector with `limits`: before each attempt it waits for a slot (durable timers
+ * between short local activities that ask, so a waiting call holds no worker slot), then runs that one
+ * attempt, whose activity holds the slot's lease. The attempts are counted here rather than by
+ * Temporal's retry policy, so waiting never spends one, and a retry waits for a slot of its own.
+ */
+async function invokeWithinLimits(
+  input: ConnectionInput,
+  descriptor: ConnectorDescriptor,
+  retry: RetryPolicy,
+  local: boolean,
+  running: string,
+  invokeAttempt: (slot: ConnectorSlot) => Promise<ConnectionResult>,
+): Promise<ConnectionResult> {
+  const { 'connectors.acquire': acquire } = proxyLocalActivities<ConnectorActivities>({
+    startToCloseTimeout: DESCRIBE_TIMEOUT,
+    localRetryThreshold: LOCAL_RETRY_THRESHOLD,
+    retry: { ...DEFAULT_RETRY, ...input.options?.retry },
+  });
+  const name = descriptor.name!;
+  const maxWait = input.options?.maxWait ?? (descriptor.limits?.max_wait as Duration | undefined) ?? DEFAULT_MAX_WAIT;
+  // Workflow time (Date.now() is the workflow task's time, the same on replay): the wait in all, LA and task turns included.
+  const waitDeadline = Date.now() + durationMs(maxWait, 'maxWait');
+  const maximumAttempts = retry.maximumAttempts ?? 0;
+  for (let attempt = 1; ; attempt++) {
+    let slot: ConnectorSlot | undefined;
+    while (!slot) {
+      const answer = await acquire({ connector: name, holder: `${workflowInfo().workflowId}#${attempt}`, attempt });
+      if (answer.granted) {
+        slot = answer.slot;
+        break;
+      }
+      const waitLeftMs = waitDeadline - Date.now();
+      if (waitLeftMs <= 0) {
+        throw ApplicationFailure.create({
+          type: FailureType.Timeout,
+          message: `connector ${name}: no slot within the longest wait of ${JSON.stringify(maxWait)} (${answer.in_use} in use, ${answer.waiting} waiting); no attempt was made`,
+          nonRetryable: true,
+        });
+      }
+      setCurrentDetails(waitingDetails(name, answer));
+      await sleep(Math.min(answer.wait_ms, waitLeftMs));
+    }
+    setCurrentDetails(attempt > 1 ? `${running}, attempt ${attempt}` : running);
+    try {
+      return await invokeAttempt(slot);
+    } catch (err) {
+      // An activity's failure comes wrapped; a local activity's may come as the connector's own failure.
+      const failure = err instanceof ActivityFailure ? err.cause : err instanceof TemporalFailure ? err : undefined;
+      const retryable = failure instanceof ApplicationFailure ? !failure.nonRetryable && !(retry.nonRetryableErrorTypes ?? []).includes(failure.type ?? '') : failure !== undefined && !isCancellation(err);
+      if (!retryable || (maximumAttempts > 0 && attempt >= maximumAttempts)) throw err;
+      const delayMs = failure instanceof ApplicationFailure && failure.nextRetryDelay != null ? msToNumber(failure.nextRetryDelay) : backoffMs(retry, attempt);
+      setCurrentDetails(`${running}: attempt ${attempt} failed (${failure?.message ?? 'failed'}); retrying in ${Math.round(delayMs / 100) / 10} s`);
+      await sleep(delayMs);
+    }
+  }
+}
+
+function waitingDetails(name: string, answer: { reason: string; in_use: number; waiting: number; max_concurrent?: number; backoff_until?: string }): string {
+  switch (answer.reason) {
+    case 'backoff':
+      return `waiting: ${name} answered 429 Too Many Requests; every call waits until ${answer.backoff_until ?? 'its Retry-After has passed'}`;
+    case 'rate':
+      return `waiting for the rate limit of ${name} (${answer.waiting} waiting)`;
+    default:
+      return `waiting for a slot of ${name} (${answer.in_use}${answer.max_concurrent !== undefined ? ` of ${answer.max_concurrent}` : ''} in use, ${answer.waiting} waiting)`;
+  }
+}
+
+/** Temporal's backoff: `initialInterval` times `backoffCoefficient` per attempt, at most `maximumInterval`. */
+function backoffMs(retry: RetryPolicy, attempt: number): number {
+  const initial = msToNumber(retry.initialInterval ?? '1s');
+  const maximum = retry.maximumInterval !== undefined ? msToNumber(retry.maximumInterval) : initial * 100;
+  return Math.min(maximum, initial * (retry.backoffCoefficient ?? 2) ** (attempt - 1));
+}
+
+/** One attempt of a call (Temporal retries nothing: {@link invokeWithinLimits} does). */
+function invokeOnce(local: boolean, options: { startToCloseTimeout: Duration; retry: RetryPolicy; summary: string }, input: ConnectionInput): Promise<ConnectionResult> {
+  const once = { ...options, retry: { ...options.retry, maximumAttempts: 1 } };
+  const { 'connectors.invoke': invoke } = local
+    ? proxyLocalActivities<ConnectorActivities>(once)
+    : proxyActivities<ConnectorActivities>({ ...once, heartbeatTimeout: DEFAULT_HEARTBEAT_TIMEOUT });
+  return invoke(input);
 }
 
 /**
@@ -114,11 +209,11 @@ async function describe(input: ConnectionInput): Promise<ConnectorDescriptor> {
 }
 
 // A plain Error here would fail the workflow task again on every retry; the call's failure ends it.
-function durationMs(timeout: Duration): number {
+function durationMs(value: Duration, option = 'timeout'): number {
   try {
-    return msToNumber(timeout);
+    return msToNumber(value);
   } catch {
-    throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `timeout: ${JSON.stringify(timeout)} is not a duration (e.g. '30s' or milliseconds)`, nonRetryable: true });
+    throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `${option}: ${JSON.stringify(value)} is not a duration (e.g. '30s' or milliseconds)`, nonRetryable: true });
   }
 }
 

@@ -41,6 +41,13 @@ export interface ConnectionOptions {
    * Default: `true` when the per-attempt timeout is at most 1 min (the default timeout is 60 s), else `false`.
    */
   localActivity?: boolean;
+  /**
+   * Longest time the call waits, in all, for its connector's `limits` (a free slot, the rate, a shared
+   * back-off after a 429) before it fails with `Connector.External.Timeout`; waiting spends no attempt. Cancelling
+   * the connection (or its parent) ends the wait at once. Default: the connector's `limits.max_wait`,
+   * else 10 min.
+   */
+  maxWait?: Duration;
 }
 
 /** What the connector worker needs to resolve a call. */
@@ -74,7 +81,35 @@ export interface ConnectorDescriptor {
   /** The connector's per-attempt timeout, e.g. `30s`. */
   timeout?: string | number;
   retry?: ConnectorRetry;
+  /** The connector's `limits` when it has any: its calls then wait for a slot before each attempt. */
+  limits?: ConnectorLimits;
 }
+
+/**
+ * How many calls a connector takes, across every connector worker sharing the store. Snake_case:
+ * data, as the rest of a profile.
+ */
+export interface ConnectorLimits {
+  /** Most calls in flight at once. Default: no limit. */
+  max_concurrent?: number;
+  /** Most calls started per period, e.g. `{ calls: 10, per: '1s' }`. Default: no limit. */
+  rate?: { calls: number; per: string | number };
+  /** Longest wait for a slot before a call fails with `Connector.External.Timeout`. Default: 10 min. */
+  max_wait?: string | number;
+}
+
+/** A slot granted by `connectors.acquire`: the call holds its lease until it ends. */
+export interface ConnectorSlot {
+  /** The lease to renew while the call runs and to release at its end; null when no limit applies. */
+  lease: string | null;
+  /** Which attempt of the call this is, from 1 (each attempt runs as an activity of its own). */
+  attempt: number;
+}
+
+/** What `connectors.acquire` answers: a slot, or how long to wait before asking again and why. */
+export type SlotAnswer =
+  | { granted: true; slot: ConnectorSlot; in_use: number }
+  | { granted: false; wait_ms: number; reason: 'concurrency' | 'rate' | 'backoff'; in_use: number; waiting: number; max_concurrent?: number; backoff_until?: string };
 
 /**
  * A connector's retry defaults, one shape for the profile, the store and the descriptor. Snake_case,
@@ -99,6 +134,8 @@ export interface ConnectionInput extends ConnectionRequest {
    */
   descriptor?: ConnectorDescriptor;
   options?: Omit<ConnectionOptions, 'workflowId' | 'taskQueue' | 'parentClosePolicy'>;
+  /** Set by the `connection` workflow for a connector with limits: the slot this attempt holds. */
+  slot?: ConnectorSlot;
 }
 
 /** Result of the `connection` workflow: the output plus a masked account of how it was produced. */
@@ -120,4 +157,6 @@ export interface ConnectionResult<Output = unknown> {
 export interface ConnectorActivities {
   'connectors.describe'(request: ConnectionRequest): Promise<ConnectorDescriptor>;
   'connectors.invoke'(input: ConnectionInput): Promise<ConnectionResult>;
+  /** A slot of a connector with limits for one attempt of a call, or how long to wait for one. */
+  'connectors.acquire'(request: { connector: string; holder: string; attempt: number }): Promise<SlotAnswer>;
 }

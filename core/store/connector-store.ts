@@ -1,6 +1,6 @@
 import type { PlainObject } from '../inputs';
 import type { VaultSecretRef } from '../vault';
-import type { ConnectorRetry } from '../../workflows/types';
+import type { ConnectorLimits, ConnectorRetry } from '../../workflows/types';
 import type { SqlDatabase, SqlExecutor } from './database';
 
 /** Retry defaults of a connector: the one shape the profile, the store and the descriptor share. */
@@ -19,6 +19,8 @@ export interface ConnectorRecord {
   retry?: RetrySettings;
   /** Per-attempt timeout of calls, a duration such as `30s`. */
   timeout?: string;
+  /** Concurrency and rate limits of calls through this connector. */
+  limits?: ConnectorLimits;
 }
 
 /** One version of a connector. Every change writes a new one; deleting writes a tombstone version. */
@@ -45,7 +47,7 @@ export class StoreUnavailableError extends Error {
 }
 
 /** Schema changes, applied in order once each. Never edit one that has shipped: add the next. */
-const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+const MIGRATIONS: ReadonlyArray<{ version: number; sql: string | readonly string[] }> = [
   {
     version: 1,
     sql: `
@@ -77,6 +79,28 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       );`,
   },
   { version: 3, sql: `ALTER TABLE tc_connector_versions ADD COLUMN allowed_destinations jsonb NOT NULL DEFAULT '[]'` },
+  { version: 4, sql: `ALTER TABLE tc_connector_versions ADD COLUMN limits jsonb` },
+  {
+    version: 5,
+    // The state of connectors' limits, shared by every connector worker (core/limits.ts): leases of
+    // calls in flight (expiring, so a dead worker's slots come back), the starts counted by rates,
+    // back-offs a 429 asked for, and calls waiting.
+    // One statement each: the embedded store's driver runs one per query.
+    sql: [
+      `CREATE TABLE tc_limit_leases (
+        id          text        PRIMARY KEY,
+        connector   text        NOT NULL,
+        holder      text        NOT NULL,
+        acquired_at timestamptz NOT NULL DEFAULT now(),
+        expires_at  timestamptz NOT NULL
+      )`,
+      'CREATE INDEX tc_limit_leases_connector ON tc_limit_leases (connector, expires_at)',
+      'CREATE TABLE tc_limit_starts (connector text NOT NULL, started_at timestamptz NOT NULL)',
+      'CREATE INDEX tc_limit_starts_connector ON tc_limit_starts (connector, started_at)',
+      'CREATE TABLE tc_limit_backoffs (connector text PRIMARY KEY, until timestamptz NOT NULL)',
+      'CREATE TABLE tc_limit_waiters (connector text NOT NULL, holder text NOT NULL, seen_at timestamptz NOT NULL, PRIMARY KEY (connector, holder))',
+    ],
+  },
 ];
 
 /**
@@ -97,7 +121,7 @@ export interface WriteContext {
 /** Channel on which every change is announced, with the connector name as payload. */
 export const CHANGE_CHANNEL = 'tc_connector_changes';
 
-const COLUMNS = 'name, version, type, description, value, vault_secrets, locked, allowed_destinations, retry, timeout, deleted, created_at, created_by';
+const COLUMNS = 'name, version, type, description, value, vault_secrets, locked, allowed_destinations, retry, timeout, limits, deleted, created_at, created_by';
 
 // Advisory lock (two-key form, apart from the one-key locks taken per connector name) that makes key
 // rotation and writes exclusive: every write holds it shared, a rotation exclusively. Without it a
@@ -130,7 +154,7 @@ export class ConnectorStore {
         const done = new Set((await tx.query<{ version: number }>('SELECT version FROM tc_migrations')).map((r) => r.version));
         for (const migration of MIGRATIONS) {
           if (done.has(migration.version)) continue;
-          await tx.query(migration.sql);
+          for (const statement of typeof migration.sql === 'string' ? [migration.sql] : migration.sql) await tx.query(statement);
           await tx.query('INSERT INTO tc_migrations (version) VALUES ($1)', [migration.version]);
         }
       }),
@@ -354,8 +378,8 @@ async function writeVersion(
   }
   const next = build(live);
   const [row] = await tx.query<StoredConnector>(
-    `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_by, allowed_destinations)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12::jsonb) RETURNING ${COLUMNS}`,
+    `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, retry, timeout, deleted, created_by, allowed_destinations, limits)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12::jsonb, $13::jsonb) RETURNING ${COLUMNS}`,
     [
       name,
       (latest?.version ?? 0) + 1,
@@ -369,6 +393,7 @@ async function writeVersion(
       next.deleted,
       actor ?? '',
       JSON.stringify(next.allowed_destinations ?? []),
+      next.limits === undefined ? null : JSON.stringify(next.limits),
     ],
   );
   await tx.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, name]);
@@ -387,6 +412,7 @@ function normalise(row: StoredConnector): StoredConnector {
     allowed_destinations: row.allowed_destinations ?? [],
     retry: row.retry ?? undefined,
     timeout: row.timeout ?? undefined,
+    limits: row.limits ?? undefined,
     deleted: Boolean(row.deleted),
     created_at: row.created_at instanceof Date ? row.created_at : new Date(row.created_at),
     created_by: row.created_by ?? '',

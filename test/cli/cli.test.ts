@@ -305,6 +305,33 @@ describe('connectors CLI', () => {
   });
 
   // The CLI reads its configuration once, through loadConfig, when a command first needs it.
+  describe('serve', () => {
+    const apiToken = `cli-api-${randomBytes(8).toString('hex')}`;
+    recordSecrets('the API token of cli.test.ts', [apiToken]);
+
+    test('serve prints the API and the console, whose session links to TC_TEMPORAL_UI_URL in TEMPORAL_NAMESPACE', async () => {
+      const env = { DATABASE_URL: db.url, TC_KEYRING: keyring, TC_API_TOKENS: apiToken, TC_TEMPORAL_UI_URL: 'http://127.0.0.1:8233/', TEMPORAL_NAMESPACE: 'billing', VAULT_ADDR: '' };
+      const server = await serve(['serve', '--port', '0'], env, /console on (http:\/\/\S+)\/\n/);
+      try {
+        expect(server.stdout()).toMatch(/^management API on http:\/\/127\.0\.0\.1:\d+ \(store [^\n]*\)\nconsole on http:\/\/127\.0\.0\.1:\d+\/\n$/);
+        const host = new URL(server.url).host;
+        expect((await rawRequest(`${server.url}/`, { headers: { host } })).headers['content-security-policy']).toContain("script-src 'self'");
+        const session = await rawRequest(`${server.url}/v1/session`, { method: 'POST', headers: { host, authorization: `Bearer ${apiToken}` } });
+        recordResponse('connectors serve POST /v1/session', `${session.status} ${JSON.stringify(session.headers)} ${session.text}`);
+        expect(session.status).toBe(200);
+        expect(JSON.parse(session.text)).toMatchObject({ access: 'write', temporal_ui: { url: 'http://127.0.0.1:8233', namespace: 'billing' } });
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    });
+
+    test('an unusable TC_TEMPORAL_UI_URL stops serve with one line naming it, never the password in it', async () => {
+      const run = await cli(['serve', '--port', '0'], undefined, { TC_API_TOKENS: apiToken, TC_TEMPORAL_UI_URL: `https://admin:${SECRET}@ui.example.com` });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe('connectors: TC_TEMPORAL_UI_URL must not hold a user name or password: give a base URL such as http://127.0.0.1:8233\n');
+    });
+  });
+
   describe('configuration', () => {
     const vault = { VAULT_ADDR: 'http://127.0.0.1:1', VAULT_TOKEN: 'root' };
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Keyring } from '../../core/keyring';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import { freePort } from '../../scripts/devstack/process';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
 import { runProcess, type ProcessRun as Run } from '../support/run-process';
@@ -115,6 +116,45 @@ describe('the packed package in a project of its own', () => {
     expect(files).toEqual(expect.arrayContaining(['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/index.js.map', 'package/dist/workflows/index.js', 'package/dist/workflows/index.d.ts', 'package/dist/cli/connectors.js']));
     expect(files.filter((file) => /\.ts$/.test(file) && !file.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((file) => /^package\/(test|scripts|examples|bench)\//.test(file) || file.includes('/fixtures/'))).toEqual([]);
+    // The console's page is built into the package, without its 2.5 MB of source maps.
+    expect(files).toEqual(expect.arrayContaining(['package/dist/console/assets/index.html', 'package/dist/console/assets/console.js', 'package/dist/console/assets/console.css']));
+    expect(files.filter((file) => file.startsWith('package/dist/console/') && file.endsWith('.map'))).toEqual([]);
+  });
+
+  test("the consumer's npx connectors serve serves the connector console from the package", async () => {
+    const port = await freePort();
+    const token = `consumer-api-${Date.now()}`;
+    // The installed bin itself, not through npx, so SIGTERM reaches the server.
+    const serve = spawn(path.join(consumer, 'node_modules', '.bin', 'connectors'), ['serve', '--port', String(port)], { cwd: consumer, env: { ...env, TC_API_TOKENS: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => serve.on('close', resolve));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`connectors serve did not start within 60 s:\n${output}`)), 60_000);
+        void exited.then((code) => reject(new Error(`connectors serve exited with ${code}:\n${output}`)));
+        const collect = (chunk: Buffer) => {
+          output += chunk;
+          if (output.includes('console on ')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        serve.stdout.on('data', collect);
+        serve.stderr.on('data', collect);
+      });
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+      expect(await page.text()).toContain('/console/console.js');
+      const script = await fetch(`http://127.0.0.1:${port}/console/console.js`);
+      expect(script.status).toBe(200);
+      expect(script.headers.get('content-type')).toMatch(/javascript/);
+      expect((await script.text()).length).toBeGreaterThan(100_000);
+    } finally {
+      serve.kill('SIGTERM');
+      await exited;
+      recordResponse('consumer: connectors serve', output);
+    }
   });
 
   // The type check (the TypeScript compiler) and the run (a worker and a workflow) use different files

@@ -42,6 +42,7 @@ describe('configuration from the environment', () => {
       TC_API_TOKENS: ' rw1 , rw2,',
       TC_API_READ_TOKENS: 'ro1',
       TC_API_ALLOWED_HOSTS: 'Connectors.Example.com',
+      TC_TEMPORAL_UI_URL: 'https://Temporal.Example.com/ui/',
       TC_CODEC_TOKENS: 'c1',
       TC_CODEC_CORS_ORIGINS: 'https://ui.example.com',
       TC_CODEC_ALLOWED_HOSTS: '[fd00::5]',
@@ -61,9 +62,10 @@ describe('configuration from the environment', () => {
         cacheTtlMs: 0,
       },
       logLevel: 'DEBUG',
-      api: { tokens: { readWrite: ['rw1', 'rw2'], readOnly: ['ro1'] }, allowedHosts: ['connectors.example.com'] },
+      api: { tokens: { readWrite: ['rw1', 'rw2'], readOnly: ['ro1'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
       codec: { tokens: ['c1'], corsOrigins: ['https://ui.example.com'], allowedHosts: ['fd00::5'], port: 9999 },
     });
+    expect(loadConfig({ TC_TEMPORAL_UI_URL: 'http://127.0.0.1:8233' }).api.temporalUiUrl).toBe('http://127.0.0.1:8233');
   });
 
   test('an empty variable counts as unset, except TC_CODEC_CORS_ORIGINS, where empty means no origin', () => {
@@ -98,6 +100,11 @@ describe('configuration from the environment', () => {
       [{ TC_WORKER_SHUTDOWN_GRACE_MS: '30s' }, /^TC_WORKER_SHUTDOWN_GRACE_MS must be a whole number of milliseconds \(0 or more\), not "30s"$/],
       [{ TC_API_ALLOWED_HOSTS: 'https://connectors.example.com' }, /^TC_API_ALLOWED_HOSTS: "https:\/\/connectors.example.com" is not a host name/],
       [{ TC_CODEC_ALLOWED_HOSTS: 'codec.example.com:443' }, /^TC_CODEC_ALLOWED_HOSTS: .* is not a host name/],
+      [{ TC_TEMPORAL_UI_URL: 'localhost:8233' }, /^TC_TEMPORAL_UI_URL must be an http or https URL: give a base URL such as http:\/\/127\.0\.0\.1:8233$/],
+      [{ TC_TEMPORAL_UI_URL: '127.0.0.1:8233' }, /^TC_TEMPORAL_UI_URL is not a URL/],
+      [{ TC_TEMPORAL_UI_URL: 'javascript:alert(1)' }, /^TC_TEMPORAL_UI_URL must be an http or https URL/],
+      [{ TC_TEMPORAL_UI_URL: 'https://ui.example.com/?namespace=x' }, /^TC_TEMPORAL_UI_URL must have no query or fragment/],
+      [{ TC_TEMPORAL_UI_URL: 'https://ui.example.com/#top' }, /^TC_TEMPORAL_UI_URL must have no query or fragment/],
     ];
     for (const [env, message] of refused) {
       let error: unknown;
@@ -108,6 +115,22 @@ describe('configuration from the environment', () => {
       }
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toMatch(message);
+    }
+  });
+
+  test('a Temporal Web UI URL with credentials is refused naming its variable, never showing the password', () => {
+    const password = 'ui-config-SECRET-8282';
+    // The marker is visible where it belongs: in a URL path, it reaches the configuration.
+    expect(loadConfig({ TC_TEMPORAL_UI_URL: `https://ui.example.com/${password}` }).api.temporalUiUrl).toContain(password);
+    for (const url of [`https://admin:${password}@ui.example.com`, `https://${password}@ui.example.com`]) {
+      let message = '';
+      try {
+        loadConfig({ TC_TEMPORAL_UI_URL: url });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toBe('TC_TEMPORAL_UI_URL must not hold a user name or password: give a base URL such as http://127.0.0.1:8233');
+      expect(message).not.toContain(password);
     }
   });
 

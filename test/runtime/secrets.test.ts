@@ -6,6 +6,7 @@ import vault from 'node-vault';
 import { createConnectionRunner } from '../../core/runner';
 import { Keyring } from '../../core/keyring';
 import { MASK } from '../../core/inputs';
+import { ConnectorValidationError } from '../../core/service';
 import { secretRedactions } from '../../worker/logging';
 import { startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
@@ -137,6 +138,36 @@ describe('no secret leaves the connector worker', () => {
       const { result } = await h.call(connector, { base_url: elsewhere.url });
       expect(result.error).toBeUndefined();
       expect(elsewhere.requests[elsewhere.requests.length - 1].headers['x-team']).toBe('billing');
+    });
+
+    test('saving a new base_url while keeping the stored token as ******** is refused; writing the token again, or an allowed destination, is not', async () => {
+      const { connector, token } = await bearerConnector();
+      const moved = { name: connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer', token: MASK } } };
+      const refusal = await h.service.apply(moved).then(
+        () => undefined,
+        (err: ConnectorValidationError) => err,
+      );
+      expect(refusal).toBeInstanceOf(ConnectorValidationError);
+      expect(refusal!.issues).toEqual([{ path: 'value.auth.token', message: expect.stringContaining(`would now go to ${new URL(elsewhere.url).origin} instead of ${new URL(api.url).origin}`) }]);
+      expect((await h.service.get(connector)).version).toBe(1);
+      // Nothing was sent anywhere, and the stored token still goes home.
+      const before = elsewhere.requests.length;
+      expect((await h.call(connector)).result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+      expect(elsewhere.requests.length).toBe(before);
+
+      // The same path and a changed description keep the mask's meaning.
+      await h.service.apply({ name: connector, type: 'REST', description: 'same place', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } } });
+      // Allowed by the stored version: the secret may follow.
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: [new URL(elsewhere.url).origin] });
+      await h.service.apply(moved);
+      expect((await h.call(connector)).result.error).toBeUndefined();
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+      // A destination allowed only in the same request does not count: it was not the stored version's.
+      const other = await bearerConnector();
+      await expect(h.service.apply({ name: other.connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: ['*'] })).rejects.toThrow(/never follows a new destination/);
+      // Written again, the token may go anywhere: whoever writes it knows it.
+      await h.service.apply({ name: other.connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer', token: 'typed-again' } } });
     });
 
     describe('other types', () => {

@@ -16,3 +16,20 @@ export async function waitForText(page: Page, text: string, timeoutMs = 20_000):
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * Retries `assertion` until it passes, like Playwright Test's web-first assertions (this project uses
+ * playwright-core with jest): a page updates after a request, not at once. Rethrows the last failure.
+ */
+export async function soon(assertion: () => Promise<void> | void, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await assertion();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

@@ -17,10 +17,11 @@ export interface WorkerProcess {
 }
 
 /**
- * Starts `worker/main.ts` on `taskQueue` with the embedded store in memory (inline connectors only),
+ * Starts `worker/main.ts` on `taskQueue` with the embedded store in memory (inline connectors only)
+ * unless `env` names another (`DATABASE_URL`),
  * logging to `test-artifacts/logs/connector-worker-<label>.log`; resolves once it polls, at most 90 s.
  */
-export async function startWorkerProcess(label: string, taskQueue: string): Promise<WorkerProcess> {
+export async function startWorkerProcess(label: string, taskQueue: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
   const stack = testStack();
   mkdirSync(LOG_DIR, { recursive: true });
   const log = createWriteStream(path.join(LOG_DIR, `connector-worker-${label}.log`), { flags: 'w' });
@@ -35,6 +36,7 @@ export async function startWorkerProcess(label: string, taskQueue: string): Prom
       TC_TASK_QUEUE: taskQueue,
       TC_DATA_DIR: 'memory',
       TC_LOG_LEVEL: 'INFO',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
