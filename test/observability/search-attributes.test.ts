@@ -10,6 +10,7 @@ import { ConnectorStore } from '../../core/store/connector-store';
 import { PgliteDatabase } from '../../core/store/database';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { uniqueName } from '../support/stack';
+import { prebuiltBundle } from '../support/workflow-bundles';
 
 // A dev server of its own, started WITHOUT the connector search attributes, as a fresh production namespace is.
 describe('the connector worker on a fresh namespace', () => {
@@ -35,14 +36,16 @@ describe('the connector worker on a fresh namespace', () => {
     const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring: new Keyring([{ id: 'k', key: randomBytes(32) }]) });
     const nativeConnection = await NativeConnection.connect({ address: temporal.address });
     const taskQueue = uniqueName('connectors');
-    const worker = await createConnectorWorker({ connection: nativeConnection, taskQueue, service });
+    // The `connection` bundle global setup made: what this test checks happens before any bundling.
+    const workerOptions = { workflowBundle: prebuiltBundle('connection') };
+    const worker = await createConnectorWorker({ connection: nativeConnection, taskQueue, service, workerOptions });
     const running = runConnectorWorker(worker, service);
     try {
       const after = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
       expect(after.customAttributes).toMatchObject({ ConnectorName: 2, ConnectorType: 2 }); // 2 = KEYWORD
 
       // A second worker on the same namespace finds them there and does not fail.
-      const second = await createConnectorWorker({ connection: nativeConnection, taskQueue: uniqueName('second'), service });
+      const second = await createConnectorWorker({ connection: nativeConnection, taskQueue: uniqueName('second'), service, workerOptions });
       await second.runUntil(Promise.resolve());
 
       // A connection started directly (as connect() would) is found by a list query on ConnectorName.

@@ -95,30 +95,42 @@ describe('the Temporal Web UI shows connections', () => {
   });
 
   test('a running connection shows its current details', async () => {
-    const name = uniqueName('slow').toLowerCase();
-    await h.service.apply({ name, type: 'REST', value: { base_url: api.url, path: '/slow', headers: { 'x-api-key': storeSecret } } });
-    api.respondWith({ status: 200, body: { ok: true }, delayMs: 15_000 });
-    const parentId = uniqueName('running');
-    const handle = await h.client.workflow.start('callConnector', {
-      taskQueue: h.userQueue,
-      workflowId: parentId,
-      args: [{ connector: name, options: { taskQueue: h.connectorQueue, retry: { maximumAttempts: 1 } } }],
+    // The call runs until the page has been read: its answer waits for the test.
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const slow = await startTestHttpServer(async (_request, res) => {
+      await answered;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }));
     });
-    const childId = `${parentId}/connection/1`;
-    for (let i = 0; i < 100; i++) {
-      const started = await h.client.workflow.getHandle(childId).describe().then(() => true, () => false);
-      if (started) break;
-      await new Promise((r) => setTimeout(r, 100));
+    try {
+      const name = uniqueName('slow').toLowerCase();
+      await h.service.apply({ name, type: 'REST', value: { base_url: slow.url, path: '/slow', headers: { 'x-api-key': storeSecret } } });
+      const parentId = uniqueName('running');
+      const handle = await h.client.workflow.start('callConnector', {
+        taskQueue: h.userQueue,
+        workflowId: parentId,
+        args: [{ connector: name, options: { taskQueue: h.connectorQueue, retry: { maximumAttempts: 1 } } }],
+      });
+      const childId = `${parentId}/connection/1`;
+      for (let i = 0; i < 100; i++) {
+        const started = await h.client.workflow.getHandle(childId).describe().then(() => true, () => false);
+        if (started) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      await page.goto(`${stack.temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(childId)}`);
+      await page.getByText('Running', { exact: true }).first().waitFor();
+      await page.getByText('User Metadata', { exact: true }).first().click();
+      // Current details come from a metadata query the UI sends to the running workflow; the worker answers it.
+      await waitForText(page, `invoke: REST ${name} GET /slow (connector version 1)`);
+      const text = await capture(page, 'connection-running-current-details');
+      expect(text).not.toContain(storeSecret);
+      await page.close();
+      answer();
+      expect(await handle.result()).toMatchObject({ details: { output: { status: 200 } } });
+    } finally {
+      answer();
+      await slow.close();
     }
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    await page.goto(`${stack.temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(childId)}`);
-    await page.getByText('Running', { exact: true }).first().waitFor();
-    await page.getByText('User Metadata', { exact: true }).first().click();
-    // Current details come from a metadata query the UI sends to the running workflow; the worker answers it.
-    await waitForText(page, `invoke: REST ${name} GET /slow (connector version 1)`);
-    const text = await capture(page, 'connection-running-current-details');
-    expect(text).not.toContain(storeSecret);
-    await page.close();
-    expect(await handle.result()).toMatchObject({ details: { output: { status: 200 } } });
   });
 });

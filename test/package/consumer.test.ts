@@ -15,6 +15,7 @@ import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-serve
 import { recordResponse, recordSecrets } from '../support/leak-sweep';
 import { runProcess, type ProcessRun as Run } from '../support/run-process';
 import { testStack, uniqueName } from '../support/stack';
+import { withinMs } from '../support/worker-process';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const TOKEN = 'tok-consumer-SECRET-7319';
@@ -156,7 +157,9 @@ describe('the packed package in a project of its own', () => {
     }
   });
 
-  test('a TypeScript project gets real types for both entry points, with no declaration that needs a package it lacks', async () => {
+  // The type check (the TypeScript compiler) and the run (a worker and a workflow) use different files
+  // of the project and take seconds each: they run at once.
+  test.concurrent('a TypeScript project gets real types for both entry points, with no declaration that needs a package it lacks', async () => {
     // The misuse below must be an error: were the entry points typed `any`, the unused directive would be one instead.
     writeFileSync(
       path.join(consumer, 'check.ts'),
@@ -185,7 +188,7 @@ export const database = new PgDatabase({ connectionString: 'postgres://localhost
     expect(checked.stdout).toMatch(/\/node_modules\/temporal-connectors\/dist\/workflows\/index\.d\.ts$/m);
   });
 
-  test("a workflow that imports only temporal-connectors/workflows calls a connector stored with the consumer's npx connectors apply", async () => {
+  test.concurrent("a workflow that imports only temporal-connectors/workflows calls a connector stored with the consumer's npx connectors apply, and the consumer's worker exits on SIGTERM", async () => {
     const applied = await run('npx', ['--no', 'connectors', 'apply', '-f', 'billing_api.yaml'], { cwd: consumer, env, timeoutMs: 60_000 });
     expectSuccess('npx connectors apply', applied);
     expect(applied.stdout).toBe('billing_api: created version 1\n');
@@ -227,6 +230,11 @@ export const database = new PgDatabase({ connectionString: 'postgres://localhost
       } finally {
         await connection.close();
       }
+
+      // As a process manager stops it: the worker stops polling, closes what it opened and exits by itself,
+      // which a connection or pool left open would delay by up to 30 s (the store's idle connections).
+      worker.kill('SIGTERM');
+      expect(await withinMs(exited, 10_000, "the consumer's worker exiting after SIGTERM")).toBe(0);
     } finally {
       worker.kill('SIGTERM');
       const timer = setTimeout(() => worker.kill('SIGKILL'), 30_000);

@@ -5,7 +5,7 @@ import { Client as PgClient } from 'pg';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { StoreConflictError, StoreUnavailableError } from '../../core/store/connector-store';
-import { LISTEN_APPLICATION_NAME } from '../../core/store/database';
+import { LISTEN_APPLICATION_NAME, PgDatabase } from '../../core/store/database';
 import { startVaultDevServer, type VaultDevServer } from '../../scripts/devstack/vault';
 import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type RecordedRequest, type TestHttpServer } from '../fixtures/http-server';
@@ -304,6 +304,38 @@ describe('connections in flight when a dependency fails', () => {
       expect((await h.store.history(name)).map((r) => [r.version, r.description])).toEqual([[1, 'first']]);
     });
 
+    test('a transaction that waits for the pool and gets a connection as it drops fails with the drop, and the process goes on', async () => {
+      // The pool's one connection answers a query and is then terminated; the forwarder passes the answer
+      // and the server's FATAL on in one write, so the connection goes back to the pool, out to the waiting
+      // transaction and then drops, all while one read is handled: before the transaction's code runs again.
+      const [{ database }] = await h.store.db.query<{ database: string }>('SELECT current_database() AS database');
+      const url = new URL(stack.databaseUrl);
+      const proxy = await startTcpProxy(Number(url.port || 5432));
+      url.host = `127.0.0.1:${proxy.port}`;
+      url.pathname = `/${database}`;
+      const db = new PgDatabase({ connectionString: url.toString(), max: 1 });
+      try {
+        const [{ pid }] = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        proxy.holdResponses();
+        const answered = db.query<{ one: number }>('SELECT 1 AS one');
+        const failed = db.transaction((tx) => tx.query('SELECT 2')).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        await waitFor(() => proxy.heldBytes() > 0);
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await waitFor(() => proxy.heldClose());
+        proxy.releaseResponses();
+        expect(await answered).toEqual([{ one: 1 }]);
+        // The drop itself: unheard, it would have been an unhandled 'error' event, which ends a process.
+        expect(await failed).toMatchObject({ code: '57P01' });
+        expect(await db.query('SELECT 3 AS three')).toEqual([{ three: 3 }]);
+      } finally {
+        await db.close();
+        await proxy.close();
+      }
+    });
+
     test('killed again and again during a burst of calls: the calls retry and succeed, and the store keeps every connector and version', async () => {
       const PARENTS = 4;
       const CALLS_PER_PARENT = 6;
@@ -435,8 +467,6 @@ describe('connections in flight when a dependency fails', () => {
     }, 150_000);
   });
 
-  const HOLD_MS = 5_000;
-
   /** The worker running a call: the one holding its `connection`'s workflow task (a local activity) or its activity task. */
   async function holderOf(workers: WorkerProcess[], childId: string, localActivity: boolean): Promise<WorkerProcess | undefined> {
     if (!localActivity) return workerOfIdentity(workers, (await pendingInvoke(h, childId))?.lastWorkerIdentity);
@@ -455,10 +485,15 @@ describe('connections in flight when a dependency fails', () => {
         const workers = await failoverWorkers;
         const CALLS = 6;
         let firstRequests = 0;
+        // Every call's first request is held until the victim is dead, so each call is in flight when it dies;
+        // the one that the survivor makes again is answered at once.
+        const held = gate();
         api = await startTestHttpServer(async (request, res) => {
           const n = requestsByKey(api!.requests).get(request.path)!.length;
-          if (n === 1) firstRequests++;
-          await sleep(HOLD_MS);
+          if (n === 1) {
+            firstRequests++;
+            await held.opened;
+          }
           if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ key: request.path, request: n }));
         });
         const calls: CallArgs[] = Array.from({ length: CALLS }, (_, i) => ({
@@ -480,6 +515,7 @@ describe('connections in flight when a dependency fails', () => {
           expect(lost.size).toBeGreaterThanOrEqual(CALLS / 2);
           victim.child.kill('SIGKILL');
           await victim.exited;
+          held.open();
 
           const outcomes = (await withinMs(parent.result(), 45_000, 'the calls finishing on the surviving worker')) as CallOutcome[];
           const byKey = requestsByKey(api.requests);
@@ -517,6 +553,7 @@ describe('connections in flight when a dependency fails', () => {
           );
           expect(completed.sort()).toEqual([...childIds].sort());
         } finally {
+          held.open();
           await parent.terminate('test over').catch(() => undefined);
           if (replaceKilled) startFailoverWorkers(); // the next case runs meanwhile
         }

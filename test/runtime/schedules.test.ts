@@ -42,6 +42,13 @@ async function eventually<T>(probe: () => Promise<T | undefined>, what: string, 
   }
 }
 
+/** A promise the test resolves when it chooses. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
 // Schedules on the real dev server, running a real workflow bundle (examples/scheduled.ts) on a user
 // worker of this file's own, whose `connect()` calls go to the harness's connector worker.
 describe('scheduled runs that use connectors', () => {
@@ -53,16 +60,19 @@ describe('scheduled runs that use connectors', () => {
   let slow: TestHttpServer;
   let inFlight = 0;
   let maxInFlight = 0;
+  /** The slow endpoint answers once the test opens this: when what it checks has happened while the runs were in flight. */
+  let answers = gate();
   let connection: NativeConnection;
   let worker: Worker;
   let workerRun: Promise<void>;
 
   beforeAll(async () => {
     [h, api] = await Promise.all([startHarness(), startTestHttpServer()]);
-    // A slow endpoint (~1.5 s per request) that counts requests in flight, so runs overlap for sure.
+    // A slow endpoint that counts requests in flight and holds them until the test lets them go, so that
+    // runs overlap for sure, however long the machine takes to start the next one.
     slow = await startTestHttpServer(async (req, res) => {
       maxInFlight = Math.max(maxInFlight, ++inFlight);
-      await sleep(1500);
+      await answers.opened;
       inFlight--;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ path: req.path, headers: req.headers }));
@@ -91,7 +101,15 @@ describe('scheduled runs that use connectors', () => {
   beforeEach(() => {
     inFlight = 0;
     maxInFlight = 0;
+    answers = gate();
   });
+  afterEach(() => answers.open());
+
+  /** Lets the slow endpoint answer once `count` requests are in flight at once. */
+  async function answerOnceInFlight(count: number): Promise<void> {
+    await eventually(async () => (inFlight >= count ? true : undefined), `${count} request(s) in flight at once`);
+    answers.open();
+  }
 
   /** A stored REST connector whose requests carry `x-version` and `x-connector` (to find them on the server). */
   async function applyConnector(name: string, server: TestHttpServer, version: string) {
@@ -171,13 +189,14 @@ describe('scheduled runs that use connectors', () => {
     await applyConnector(connector, slow, 'v1');
     const handle = await schedule(connector, { overlap: ScheduleOverlapPolicy.ALLOW_ALL });
 
-    // Two triggers about 0.3 s apart, in two different seconds, while each run takes ~1.5 s.
+    // Two triggers about 0.3 s apart, in two different seconds, while each run waits for its answer.
     await lateInSecond();
     await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
     await actions(handle, 1);
     await nextSecond();
     await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
     const started = await actions(handle, 2);
+    await answerOnceInFlight(2);
     const ids = started.map((a) => a.action.workflow.workflowId);
     expect(ids).toEqual(started.map((a) => expectedRunId(handle.scheduleId, a)));
     expect(new Set(ids).size).toBe(2);
@@ -210,9 +229,10 @@ describe('scheduled runs that use connectors', () => {
     // trigger() without an argument would use ALLOW_ALL (next test); pass the schedule's own policy,
     // which is what its scheduled (interval) runs use.
     await handle.trigger(policies.overlap);
-    const [run] = await actions(handle, 1); // run 1 has started and takes ~1.5 s
+    const [run] = await actions(handle, 1); // run 1 has started and runs until its request is answered
     await handle.trigger(policies.overlap);
     await eventually(async () => ((await handle.describe()).info.numActionsSkippedOverlap >= 1 ? true : undefined), 'the skipped action');
+    await answerOnceInFlight(1);
     expect((await runResult(run)).body.path).toBe('/sync');
 
     const { info } = await handle.describe();
@@ -233,6 +253,7 @@ describe('scheduled runs that use connectors', () => {
     await nextSecond();
     await handle.trigger();
     const started = await actions(handle, 2);
+    await answerOnceInFlight(2);
     await Promise.all(started.map(runResult));
     expect(maxInFlight).toBe(2);
     expect((await handle.describe()).info.numActionsSkippedOverlap).toBe(0);
