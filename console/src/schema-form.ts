@@ -375,6 +375,17 @@ function variantFields(schema: JsonSchema, path: Path, ctx: FormContext, label: 
   return h('fieldset', { class: 'object variants' }, h('legend', {}, label, options.required ? h('span', { class: 'required' }, ' *') : null), body);
 }
 
+/** Sets (or, with undefined, removes) the value at `path` and draws the field again: an item added or removed. */
+function restructure(ctx: FormContext, path: Path, value: unknown, redraw: () => void): void {
+  setAt(ctx.root, path, value);
+  ctx.onChange();
+  redraw();
+}
+
+function addButton(ctx: FormContext, label: string, onclick: () => void): HTMLButtonElement {
+  return h('button', { type: 'button', class: 'small', disabled: ctx.readOnly, onclick }, label);
+}
+
 function removeButton(label: string, disabled: boolean, onclick: () => void): HTMLButtonElement {
   return h('button', { type: 'button', class: 'small', title: `Remove ${label}`, 'aria-label': `Remove ${label}`, disabled, onclick }, '×');
 }
@@ -395,23 +406,10 @@ function stringList(path: Path, ctx: FormContext, items: string[], redraw: () =>
           ctx.onChange();
         },
       }),
-      removeButton(`item ${index + 1}`, ctx.readOnly, () => {
-        setAt(ctx.root, [...path, index], undefined);
-        ctx.onChange();
-        redraw();
-      }),
+      removeButton(`item ${index + 1}`, ctx.readOnly, () => restructure(ctx, [...path, index], undefined, redraw)),
     ),
   );
-  const add = h('button', {
-    type: 'button',
-    class: 'small',
-    disabled: ctx.readOnly,
-    onclick: () => {
-      setAt(ctx.root, [...path, items.length], '');
-      ctx.onChange();
-      redraw();
-    },
-  }, '+ Add');
+  const add = addButton(ctx, '+ Add', () => restructure(ctx, [...path, items.length], '', redraw));
   return h('div', { class: 'list' }, rows, add);
 }
 
@@ -422,23 +420,10 @@ function objectList(schema: JsonSchema, path: Path, ctx: FormContext, label: str
       'div',
       { class: 'list-item' },
       renderField(itemSchema, [...path, index], ctx, { label: `${label} ${index + 1}` }),
-      removeButton(`${label} ${index + 1}`, ctx.readOnly, () => {
-        setAt(ctx.root, [...path, index], undefined);
-        ctx.onChange();
-        redraw();
-      }),
+      removeButton(`${label} ${index + 1}`, ctx.readOnly, () => restructure(ctx, [...path, index], undefined, redraw)),
     ),
   );
-  const add = h('button', {
-    type: 'button',
-    class: 'small',
-    disabled: ctx.readOnly,
-    onclick: () => {
-      setAt(ctx.root, [...path, items.length], {});
-      ctx.onChange();
-      redraw();
-    },
-  }, `+ Add ${label}`);
+  const add = addButton(ctx, `+ Add ${label}`, () => restructure(ctx, [...path, items.length], {}, redraw));
   return h('fieldset', { class: 'object list' }, h('legend', {}, label), description, errorLine, entries, add);
 }
 
@@ -508,20 +493,13 @@ function stringMap(path: Path, ctx: FormContext, map: Record<string, string>, re
     named();
     return row;
   });
-  const add = h('button', {
-    type: 'button',
-    class: 'small',
-    disabled: ctx.readOnly,
-    onclick: () => {
-      // The object as it is now: a rename since the last drawing replaced it.
-      const live = (getAt(ctx.root, path) as Record<string, string> | undefined) ?? {};
-      let name = 'name';
-      for (let n = 2; Object.hasOwn(live, name); n++) name = `name${n}`;
-      setAt(ctx.root, [...path, name], '');
-      ctx.onChange();
-      redraw();
-    },
-  }, '+ Add');
+  const add = addButton(ctx, '+ Add', () => {
+    // The object as it is now: a rename since the last drawing replaced it.
+    const live = (getAt(ctx.root, path) as Record<string, string> | undefined) ?? {};
+    let name = 'name';
+    for (let n = 2; Object.hasOwn(live, name); n++) name = `name${n}`;
+    restructure(ctx, [...path, name], '', redraw);
+  });
   return h('div', { class: 'list' }, rows, add);
 }
 

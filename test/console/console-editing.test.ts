@@ -1,19 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { parse } from 'yaml';
-import { startManagementApi, type RunningManagementApi } from '../../api/server';
-import { ConnectorRegistry } from '../../connectors/registry';
-import { Keyring } from '../../core/keyring';
-import { createConnectionRunner } from '../../core/runner';
-import { ConnectorService } from '../../core/service';
-import { ConnectorStore } from '../../core/store/connector-store';
-import { PgDatabase } from '../../core/store/database';
-import { CHROMIUM_ARGS } from '../../scripts/devstack/chromium';
-import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
-import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import type { RunningManagementApi } from '../../api/server';
+import type { ConnectorService } from '../../core/service';
+import type { ConnectorStore } from '../../core/store/connector-store';
+import type { TestHttpServer } from '../fixtures/http-server';
 import { soon } from '../support/browser';
+import { codeText, openConnector as openConnectorPage, replaceCode, startConsoleStack } from '../support/console-stack';
 import { recordSecrets } from '../support/leak-sweep';
-import { testStack } from '../support/stack';
 
 const hex = () => randomBytes(6).toString('hex');
 const RW_TOKEN = `editing-rw-${hex()}`;
@@ -27,13 +21,12 @@ recordSecrets('the tokens and secrets of console-editing.test.ts', [RW_TOKEN, TY
 // store: what the form and the code view do with what is typed into them, and a session that ends
 // in the middle of an edit. Each test opens its own page on a connector of its own.
 describe('editing in the connector console', () => {
-  const stack = testStack();
-  let scratch: ScratchDatabase;
   let store: ConnectorStore;
   let service: ConnectorService;
   let target: TestHttpServer;
   let api: RunningManagementApi;
   let browser: Browser;
+  let close: () => Promise<void>;
   const contexts: BrowserContext[] = [];
 
   /** A signed-in page of a fresh browser context; every dialog it opens is answered "OK" and recorded. */
@@ -62,41 +55,18 @@ describe('editing in the connector console', () => {
     return `${await p.content()}\n${values}`.includes(text);
   }
 
-  async function codeText(p: Page): Promise<string> {
-    return (await p.locator('#code .cm-line').allTextContents()).join('\n');
-  }
-
-  async function replaceCode(p: Page, text: string): Promise<void> {
-    await p.locator('#code .cm-content').click();
-    await p.keyboard.press('Control+A');
-    await p.keyboard.insertText(text);
-  }
-
   async function openConnector(p: Page, name: string): Promise<void> {
-    await p.goto(`${api.url}/#/c/${name}`);
-    // A fragment change returns at once: wait for this connector's page, not the one it replaces.
-    await soon(async () => expect((await p.locator('#connector-name').textContent())?.trim()).toBe(name));
+    await openConnectorPage(p, api.url, name);
     await p.locator('[data-path="description"] textarea').waitFor();
   }
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase('tc_console_edit');
-    store = new ConnectorStore(new PgDatabase({ connectionString: scratch.url }));
-    await store.migrate();
-    service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring: new Keyring([{ id: 'k1', key: randomBytes(32) }]) });
-    target = await startTestHttpServer();
-    api = await startManagementApi({ service, runner: createConnectionRunner({ service }), tokens: { readWrite: [RW_TOKEN], readOnly: [] }, port: 0 });
-    browser = await chromium.launch({ executablePath: stack.chromiumPath, headless: true, args: CHROMIUM_ARGS });
+    ({ store, service, target, api, browser, close } = await startConsoleStack({ database: 'tc_console_edit', tokens: { readWrite: [RW_TOKEN], readOnly: [] } }));
   });
 
   afterAll(async () => {
     for (const context of contexts) await context.close().catch(() => undefined);
-    await browser?.close();
-    await api?.close();
-    await service?.close();
-    await store?.close();
-    await scratch?.drop();
-    await target?.close();
+    await close?.();
   });
 
   test('looking at a connector in the code view changes nothing: leaving it afterwards asks no question', async () => {

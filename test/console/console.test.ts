@@ -1,21 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startManagementApi, type RunningManagementApi } from '../../api/server';
-import { ConnectorRegistry } from '../../connectors/registry';
-import { Keyring } from '../../core/keyring';
-import { createConnectionRunner } from '../../core/runner';
-import { ConnectorService } from '../../core/service';
-import { ConnectorStore } from '../../core/store/connector-store';
-import { PgDatabase } from '../../core/store/database';
-import { CHROMIUM_ARGS } from '../../scripts/devstack/chromium';
-import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { RunningManagementApi } from '../../api/server';
+import type { ConnectorService } from '../../core/service';
+import type { ConnectorStore } from '../../core/store/connector-store';
+import type { ScratchDatabase } from '../../scripts/devstack/postgres';
 import { freePort } from '../../scripts/devstack/process';
-import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import type { TestHttpServer } from '../fixtures/http-server';
 import { soon } from '../support/browser';
+import { codeText, openConnector, replaceCode, startConsoleStack } from '../support/console-stack';
 import { recordSecrets } from '../support/leak-sweep';
-import { testStack } from '../support/stack';
 
 const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-artifacts', 'screenshots', 'console');
 const hex = () => randomBytes(6).toString('hex');
@@ -30,13 +25,13 @@ recordSecrets('the tokens and secrets of console.test.ts', [RW_TOKEN, RO_TOKEN, 
 // The connector console in headless Chromium, against `connectors serve`'s API on the real
 // PostgreSQL store, with a real REST target for Test and Introspect.
 describe('the connector console', () => {
-  const stack = testStack();
   let scratch: ScratchDatabase;
   let store: ConnectorStore;
   let service: ConnectorService;
   let target: TestHttpServer;
   let api: RunningManagementApi;
   let browser: Browser;
+  let close: () => Promise<void>;
   let context: BrowserContext;
   let page: Page;
   const name = `billing_${hex()}`;
@@ -82,16 +77,6 @@ describe('the connector console', () => {
     return opened;
   }
 
-  /**
-   * Opens a connector's page and waits until it shows that connector: a change of the URL's fragment
-   * returns at once, and a click right after it could land on the page being replaced.
-   */
-  async function openConnector(p: Page, connector: string): Promise<void> {
-    await p.goto(`${api.url}/#/c/${connector}`);
-    await soon(async () => expect((await p.locator('#connector-name').textContent())?.trim()).toBe(connector));
-    await p.locator('#panel-edit').waitFor();
-  }
-
   /** The page's whole DOM, input values included (a value typed into an input is a property, not markup). */
   async function domText(p: Page): Promise<string> {
     // Expressions run in the browser; as strings they need no DOM typings in this Node project.
@@ -103,50 +88,27 @@ describe('the connector console', () => {
     return p.evaluate<string>('JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage } })');
   }
 
-  /** The code view's text, line by line as CodeMirror shows it (short documents are rendered whole). */
-  async function codeText(p: Page): Promise<string> {
-    return (await p.locator('#code .cm-line').allTextContents()).join('\n');
-  }
-
-  async function replaceCode(p: Page, text: string): Promise<void> {
-    await p.locator('#code .cm-content').click();
-    await p.keyboard.press('Control+A');
-    await p.keyboard.insertText(text);
-  }
-
   beforeAll(async () => {
     // Numbered afresh each run: no screenshot of an earlier run stays beside this run's.
     rmSync(SCREENSHOTS, { recursive: true, force: true });
     mkdirSync(SCREENSHOTS, { recursive: true });
-    scratch = await createScratchDatabase('tc_console');
-    store = new ConnectorStore(new PgDatabase({ connectionString: scratch.url }));
-    await store.migrate();
-    service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring: new Keyring([{ id: 'k1', key: randomBytes(32) }]) });
-    target = await startTestHttpServer((request, res) => {
-      res.setHeader('content-type', 'application/json');
-      if (request.path === '/openapi.json') {
-        res.end(JSON.stringify({ openapi: '3.1.0', info: { title: 'Billing', version: '2' }, paths: { '/invoices': { get: { summary: 'List invoices' }, post: { summary: 'Create an invoice' } } } }));
-      } else {
-        res.end(JSON.stringify({ ok: true }));
-      }
-    });
-    api = await startManagementApi({
-      service,
-      runner: createConnectionRunner({ service }),
+    ({ scratch, store, service, target, api, browser, close } = await startConsoleStack({
+      database: 'tc_console',
       tokens: { readWrite: [RW_TOKEN], readOnly: [RO_TOKEN] },
       temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
-      port: 0,
-    });
-    browser = await chromium.launch({ executablePath: stack.chromiumPath, headless: true, args: CHROMIUM_ARGS });
+      handler: (request, res) => {
+        res.setHeader('content-type', 'application/json');
+        if (request.path === '/openapi.json') {
+          res.end(JSON.stringify({ openapi: '3.1.0', info: { title: 'Billing', version: '2' }, paths: { '/invoices': { get: { summary: 'List invoices' }, post: { summary: 'Create an invoice' } } } }));
+        } else {
+          res.end(JSON.stringify({ ok: true }));
+        }
+      },
+    }));
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await api?.close();
-    await service?.close();
-    await store?.close();
-    await scratch?.drop();
-    await target?.close();
+    await close?.();
   });
 
   test('signs in with a token, which ends up in an HttpOnly SameSite cookie and nowhere in the page, and lists connectors with filters', async () => {
@@ -242,7 +204,7 @@ describe('the connector console', () => {
     await page.locator('#save').click();
     await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: pasted_llm is at version 1'));
     expect(await service.get('pasted_llm')).toMatchObject({ type: 'OPENAI', value: { default_model: 'small-model', timeout: 5000 } });
-    await openConnector(page, `${name}`);
+    await openConnector(page, api.url, `${name}`);
     await page.locator('[data-path="value.auth.token"] input').waitFor();
   });
 
@@ -304,8 +266,8 @@ describe('the connector console', () => {
 
   test('a stale save from a second page is refused with a way to reload, and nothing is overwritten', async () => {
     const second = await newSignedInPage(RW_TOKEN);
-    await openConnector(second.page, `${name}`);
-    await openConnector(page, `${name}`);
+    await openConnector(second.page, api.url, `${name}`);
+    await openConnector(page, api.url, `${name}`);
     for (const p of [page, second.page]) await p.locator('[data-path="description"] textarea').waitFor();
 
     await page.locator('[data-path="description"] textarea').fill(`Saved first ${MARKER}`);
@@ -335,7 +297,7 @@ describe('the connector console', () => {
     expect(target.requests.at(-1)).toMatchObject({ path: '/health', headers: { authorization: `Bearer ${SECRET}` } });
 
     await service.apply({ name: 'unreachable_api', type: 'REST', value: { base_url: `http://127.0.0.1:${await freePort()}`, timeout: '3s' }, retry: { maximum_attempts: 1 } });
-    await openConnector(page, `unreachable_api`);
+    await openConnector(page, api.url, `unreachable_api`);
     await page.locator('#tab-test').click();
     await page.locator('#run-test').click();
     await soon(async () => expect(await page.locator('#test-result .outcome').getAttribute('data-ok')).toBe('false'));
@@ -346,14 +308,14 @@ describe('the connector console', () => {
   });
 
   test('Introspect shows a REST API’s paths and a database’s schemas and tables as a tree', async () => {
-    await openConnector(page, `${name}`);
+    await openConnector(page, api.url, `${name}`);
     await page.locator('#tab-introspect').click();
     await page.locator('#run-introspect').click();
     await soon(async () => expect(await page.locator('#openapi-paths').textContent()).toContain('/invoices'));
     await soon(async () => expect(await page.locator('#openapi-paths').textContent()).toContain('Create an invoice'));
     await capture(page, 'introspect-openapi');
 
-    await openConnector(page, `orders_db`);
+    await openConnector(page, api.url, `orders_db`);
     await page.locator('#tab-introspect').click();
     await page.locator('#run-introspect').click();
     const table = page.locator('#introspection-tree [data-table="public.tc_connector_versions"]');
@@ -364,7 +326,7 @@ describe('the connector console', () => {
   });
 
   test('History lists the changed fields of each version, and Rollback writes an old version as the newest', async () => {
-    await openConnector(page, `${name}`);
+    await openConnector(page, api.url, `${name}`);
     await page.locator('#tab-history').click();
     const rows = page.locator('#history tbody tr');
     await soon(async () => expect(await rows.count()).toBe(2));
@@ -388,7 +350,7 @@ describe('the connector console', () => {
     const reader = await newSignedInPage(RO_TOKEN);
     await soon(async () => expect((await reader.page.locator('#access').textContent())?.trim()).toBe('read-only'));
     await soon(async () => expect(await reader.page.locator('#new-connector').count()).toBe(0));
-    await openConnector(reader.page, `${name}`);
+    await openConnector(reader.page, api.url, `${name}`);
     await reader.page.locator('[data-path="description"] textarea').waitFor();
     expect(await reader.page.locator('#save').isDisabled()).toBe(true);
     expect(await reader.page.locator('#delete').isDisabled()).toBe(true);
