@@ -115,14 +115,15 @@ describe('editing in the connector console', () => {
         value: { connector: 'c', model: 'm', tools: [{ name: 't', description: 'd', parameters: { type: 'object' } }], messages: [{ role: 'system', content: 's' }] },
       },
     ];
-    const { page } = await signedInPage();
+    // Each document on a fresh page of the signed-in browser: no page left with edits asks before it goes.
+    const { context } = await signedInPage();
     const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
     const sorted = (value: unknown): unknown =>
       Array.isArray(value) ? value.map(sorted) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.keys(value).sort().map((k) => [k, sorted((value as Record<string, unknown>)[k])])) : value;
     for (const document of documents) {
+      const page = await context.newPage();
+      page.on('pageerror', (error) => errors.push(error.message));
       await page.goto(`${api.url}/#/new?type=${String(document.type)}`);
-      await page.reload();
       await page.locator('[data-path="value"]').first().waitFor();
       await page.locator('#mode-code').click();
       await replaceCode(page, JSON.stringify(document, null, 2));
@@ -132,6 +133,7 @@ describe('editing in the connector console', () => {
       await page.locator('#mode-code').click();
       const shown = parse(await codeText(page)) as unknown;
       expect(sorted(shown)).toEqual(sorted({ ...document, description: 'after' }));
+      await page.close({ runBeforeUnload: false });
     }
     expect(errors).toEqual([]);
   });
