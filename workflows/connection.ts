@@ -92,7 +92,7 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
     setCurrentDetails(running);
     const result =
       descriptor.limits && descriptor.name
-        ? await invokeWithinLimits(input, descriptor, invokeOptions.retry, local, running, (slot) => invokeOnce(local, invokeOptions, { ...input, descriptor, slot }))
+        ? await invokeWithinLimits(input, descriptor, invokeOptions.retry, running, (slot) => invokeOnce(local, invokeOptions, { ...input, descriptor, slot }))
         : await invoke({ ...input, descriptor });
     setCurrentDetails(`done: ${descriptor.summary} in ${result.duration_ms} ms, attempt ${result.attempt}`);
     return result;
@@ -113,7 +113,6 @@ async function invokeWithinLimits(
   input: ConnectionInput,
   descriptor: ConnectorDescriptor,
   retry: RetryPolicy,
-  local: boolean,
   running: string,
   invokeAttempt: (slot: ConnectorSlot) => Promise<ConnectionResult>,
 ): Promise<ConnectionResult> {
