@@ -271,7 +271,7 @@ function mysqlFailure(err: unknown, inputs: MysqlInputs, target: string): Applic
     return permanentFailure(FailureType.External, `MYSQL query failed: ${said}`, details);
   }
   if (code === 'HANDSHAKE_NO_SSL_SUPPORT') {
-    return permanentFailure(FailureType.External, `${target}: the server does not accept TLS connections; set tls: false`, { code });
+    return permanentFailure(FailureType.External, `${target}: the server does not accept TLS connections, so the call was not made: it may not be the server this connector is meant for; only the connector's owner can decide, in the connector, that it goes without TLS`, { code });
   }
   if (code === 'ETIMEDOUT') {
     return transientFailure(FailureType.Timeout, `${target}: no connection within connect_timeout (${connectTimeoutMs(inputs)} ms)`, { details: { code } });

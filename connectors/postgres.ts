@@ -129,7 +129,7 @@ function postgresFailure(err: unknown, inputs: PostgresInputs, target: string): 
   }
   const message = err instanceof Error ? err.message : String(err);
   if (/does not support SSL/i.test(message)) {
-    return permanentFailure(FailureType.External, `${target}: the server does not accept TLS connections; set tls: false`);
+    return permanentFailure(FailureType.External, `${target}: the server does not accept TLS connections, so the call was not made: it may not be the server this connector is meant for; only the connector's owner can decide, in the connector, that it goes without TLS`);
   }
   // Codeless: errors with a code (TLS, network) are the template's.
   if (!errorCode(err) && /Connection terminated|not queryable|Connection ended/i.test(message)) {

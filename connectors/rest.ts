@@ -187,6 +187,29 @@ function requestUrl(inputs: UrlInputs, healthPath?: string): URL {
   return url;
 }
 
+/**
+ * Where a call goes: the origin, and a `Host` header that names another host, since undici routes by
+ * it (and verifies TLS against it): behind a shared ingress or CDN it picks another tenant's server
+ * at the same address. E.g. `https://api.example.com`, or `https://api.example.com host=other.example`.
+ */
+export function restDestination(inputs: Record<string, unknown>): string | undefined {
+  let url: URL;
+  try {
+    url = requestUrl({ ...(inputs as UrlInputs), query: undefined });
+  } catch {
+    return undefined;
+  }
+  const headers = isRecord(inputs.headers) ? inputs.headers : {};
+  const hostHeaders = Object.keys(headers).filter((key) => key.toLowerCase() === 'host');
+  // Two spellings of Host with different values: which one is sent is the client's choice, so neither is.
+  const hosts = [...new Set(hostHeaders.map((key) => String(headers[key]).trim().toLowerCase()))].filter((host) => host !== url.host);
+  return hosts.length === 0 ? url.origin : `${url.origin} host=${hosts.join(',')}`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Which call, for messages: origin and path only, since query strings and userinfo may carry keys. */
 function describeTarget(method: string, url: URL): string {
   return `REST ${method} ${url.origin}${url.pathname}`;
@@ -512,13 +535,7 @@ export function createRestConnector(options: RestConnectorOptions = {}): Connect
       }
       return userinfo ? [basicCredentials(...userinfo).slice('Basic '.length)] : [];
     },
-    destination(inputs) {
-      try {
-        return requestUrl({ ...inputs, query: undefined }).origin;
-      } catch {
-        return undefined;
-      }
-    },
+    destination: restDestination,
     close: (poolKey) => agents.close(poolKey),
     pools: agents,
   };

@@ -3,6 +3,7 @@
  * operations (`query`, `transaction`), the result shapes, JSON-safe rows, and the sentences a
  * connection test shows. Each type's own file holds its driver, pools, cancellation and error mapping.
  */
+import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, errorCode, permanentFailure } from './errors';
@@ -27,9 +28,22 @@ export const CANCEL_WAIT_MS = 2_000;
 /** Any JSON value: sent as a driver parameter, never spliced into the SQL text. */
 const sqlParams = z.array(z.json());
 
-/** Where a SQL connector's calls go, `host:port`, for binding its password to that server. */
+/**
+ * Where a SQL connector's calls go, for binding its password to that server: `host:port`, and how TLS
+ * decides who can read the bytes, since a server in the path reads a password sent in clear or over
+ * TLS it may fake: `db:5432` (plain TCP, the default), `db:5432 tls`, `db:5432 tls=no-verify`,
+ * `db:5432 tls ca=sha256:<first 16 hex digits of the CA bundle's SHA-256>`.
+ */
 export function sqlDestination(defaultPort: number): (inputs: Record<string, unknown>) => string {
-  return (inputs) => `${String(inputs.host ?? '127.0.0.1').toLowerCase()}:${String(inputs.port ?? defaultPort)}`;
+  return (inputs) => {
+    const address = `${String(inputs.host ?? '127.0.0.1').toLowerCase()}:${String(inputs.port ?? defaultPort)}`;
+    const tls = inputs.tls;
+    if (tls === undefined || tls === false) return address;
+    if (typeof tls !== 'object' || tls === null) return `${address} tls`;
+    const { reject_unauthorized: verify, ca } = tls as { reject_unauthorized?: unknown; ca?: unknown };
+    if (verify === false) return `${address} tls=no-verify`;
+    return typeof ca === 'string' ? `${address} tls ca=sha256:${createHash('sha256').update(ca).digest('hex').slice(0, 16)}` : `${address} tls`;
+  };
 }
 
 /** Settings of the connection itself; `defaultPort` is the database's usual port. Each field says what it means in its description. */

@@ -95,17 +95,31 @@ export class Keyring {
   /**
    * Encrypts `plaintext` under the primary key, or under key `keyId` of the ring. `context` (e.g.
    * `connector/field`) is bound as associated data, so a ciphertext copied to another connector or
-   * field does not decrypt.
+   * field does not decrypt. `label`, when given, travels in clear after the ciphertext and is bound
+   * as associated data too: readable without the key ({@link Keyring.labelOf}), but a changed label
+   * makes the ciphertext fail to decrypt. The store keeps there the destinations a secret was written for.
    */
-  encrypt(plaintext: string, context: string, keyId = this.primaryId): string {
+  encrypt(plaintext: string, context: string, keyId = this.primaryId, label?: string): string {
     const key = this.keys.get(keyId);
     if (!key) throw new KeyringError(`no key "${keyId}" in the keyring to encrypt ${context} with`);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(Buffer.from(context));
+    cipher.setAAD(associatedData(context, label));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
-    return `${PREFIX}${keyId}:${iv.toString('base64')}:${body.toString('base64')}:${tag.toString('base64')}`;
+    const labelled = label === undefined ? '' : `:${Buffer.from(label, 'utf8').toString('base64url')}`;
+    return `${PREFIX}${keyId}:${iv.toString('base64')}:${body.toString('base64')}:${tag.toString('base64')}${labelled}`;
+  }
+
+  /** The label `ciphertext` was made with (see {@link Keyring.encrypt}), read without decrypting; undefined for none. */
+  static labelOf(ciphertext: string): string | undefined {
+    const label = ciphertext.slice(PREFIX.length).split(':')[4];
+    return label === undefined ? undefined : Buffer.from(label, 'base64url').toString('utf8');
+  }
+
+  /** `ciphertext` encrypted again under key `keyId` (default: the primary), with the same context and label. */
+  reencrypt(ciphertext: string, context: string, keyId = this.primaryId): string {
+    return this.encrypt(this.decrypt(ciphertext, context), context, keyId, Keyring.labelOf(ciphertext));
   }
 
   /**
@@ -139,15 +153,21 @@ export class Keyring {
 
   decrypt(ciphertext: string, context: string): string {
     const [keyId, iv, body, tag] = ciphertext.slice(PREFIX.length).split(':');
+    const label = Keyring.labelOf(ciphertext);
     const key = this.keys.get(keyId);
     if (!key) throw new KeyringError(`no key "${keyId}" in the keyring (it encrypted ${context}); add it back to decrypt`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
-      decipher.setAAD(Buffer.from(context));
+      decipher.setAAD(associatedData(context, label));
       decipher.setAuthTag(Buffer.from(tag, 'base64'));
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64')), decipher.final()]).toString('utf8');
     } catch {
       throw new KeyringError(`${context} does not decrypt with key "${keyId}": wrong key or tampered ciphertext`);
     }
   }
+}
+
+// Without a label, exactly the context, as ciphertexts made before labels existed were bound.
+function associatedData(context: string, label: string | undefined): Buffer {
+  return Buffer.from(label === undefined ? context : `${context}\u0000${label}`, 'utf8');
 }

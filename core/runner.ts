@@ -20,6 +20,7 @@ import {
   type InputSources,
   type PlainObject,
 } from './inputs';
+import { bindingAllows, bindingOf, intersectAllowed, listAllows, type SecretBinding } from './destinations';
 import { KeyringError } from './keyring';
 import { secretRedactions } from './redaction';
 import { ConnectorService, zodIssues } from './service';
@@ -53,8 +54,13 @@ interface ConnectorLayers {
   type: AnyConnectorType;
   connector: ConnectorRef;
   layers: InputLayer[];
-  /** The same layers with every secret taken out, and the dotted paths taken: what a call sent elsewhere may use. */
-  withoutSecrets: { layers: InputLayer[]; paths: string[] };
+  /** Where each layer holds secrets, aligned with `layers`: what a call sent elsewhere must go without. */
+  secretRules: Array<{ patterns: readonly string[]; isSecret?: (value: unknown) => boolean }>;
+  /**
+   * Every secret of the layers by place, with the destinations a stored one was written for (a Vault
+   * secret has none: it goes where the connector goes, by the operator's TC_VAULT_PATHS).
+   */
+  secretPaths: Array<{ layer: number; path: string; binding?: SecretBinding }>;
   locked: string[];
   allowedDestinations: string[];
   /**
@@ -68,21 +74,21 @@ interface ConnectorLayers {
   limits?: ConnectorLimits;
 }
 
-/** Splits one layer into its secrets and the rest. */
-function splitSecrets(layer: InputLayer, patterns: readonly string[], isSecret?: (value: unknown) => boolean) {
+/** Every secret of one layer, with the paths they stand at. */
+function secretsOf(layer: InputLayer, patterns: readonly string[], isSecret?: (value: unknown) => boolean) {
   const secrets: unknown[] = [];
   const paths: string[] = [];
-  const rest = mapSensitive(
+  mapSensitive(
     layer.value,
     patterns,
     (secret, path) => {
       secrets.push(secret, ...secretParts(secret));
       paths.push(path);
-      return undefined;
+      return secret;
     },
     { isSecret },
   );
-  return { secrets, paths, rest: { source: layer.source, value: rest } };
+  return { secrets, paths };
 }
 
 /** A fully resolved call, ready for the type that performs it. */
@@ -129,7 +135,8 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         connector: { name: null, type: type.name, version: null },
         layers: [layer],
         // An inline connector brings every secret it uses: there is nothing stored to withhold.
-        withoutSecrets: { layers: [layer], paths: [] },
+        secretRules: [{ patterns: type.sensitive }],
+        secretPaths: [],
         locked: [],
         allowedDestinations: [],
         secrets: sensitiveValues(inline, type.sensitive),
@@ -142,26 +149,43 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       throw permanentFailure(FailureType.NotFound, `connector ${connector} ${gone}`, { connector });
     }
     const type = requireType(registry, profile.type, `connector ${connector}: type`);
+    // A call pinned to an older version still obeys the newest one's rules: what it locks, and where it
+    // lets secrets go. Whoever tightened them meant every call, also those that started before.
+    const latest = version === undefined ? profile : await service.load(connector);
+    const older = latest !== undefined && latest.version !== profile.version;
+    const locked = older ? [...new Set([...profile.locked, ...latest.locked])] : profile.locked;
+    const allowed = older ? intersectAllowed(profile.allowed_destinations ?? [], latest.allowed_destinations ?? []) : (profile.allowed_destinations ?? []);
     const layers: InputLayer[] = [{ source: 'profile', value: profile.value }];
-    const parts = [splitSecrets(layers[0], type.sensitive)];
+    const secretRules: ConnectorLayers['secretRules'] = [{ patterns: type.sensitive }];
+    const own = secretsOf(layers[0], type.sensitive);
+    let legacy: SecretBinding | undefined;
+    const legacyBinding = () => (legacy ??= bindingOf({ type: type.name, home: destinationOf(type)?.(profile.value), allowed: profile.allowed_destinations ?? [] }));
+    // A secret stored before bindings existed (or plain, by an older list of sensitive fields) is bound to its own version.
+    const secretPaths: ConnectorLayers['secretPaths'] = own.paths.map((path) => ({ layer: 0, path, binding: profile.bindings[path] ?? legacyBinding() }));
+    const secrets = [...own.secrets];
     if (withVault) {
       const long = (value: unknown) => typeof value === 'string' && value.length >= LONG_VAULT_VALUE;
       for (const ref of profile.vault_secrets) {
         const secret = await readVaultSecret(vault, connector, ref); // 3: Vault, in listed order
         const declared = (ref.secret_keys ?? []).map((key) => (ref.map ? ref.map[key] : key)).filter((path): path is string => Boolean(path));
         const layer = { source: `vault:${ref.path}`, value: applyVaultMap(secret, ref) };
+        const rule = { patterns: [...type.sensitive, ...declared], isSecret: long };
+        const found = secretsOf(layer, rule.patterns, rule.isSecret);
         layers.push(layer);
-        parts.push(splitSecrets(layer, [...type.sensitive, ...declared], long));
+        secretRules.push(rule);
+        secretPaths.push(...found.paths.map((path) => ({ layer: layers.length - 1, path })));
+        secrets.push(...found.secrets);
       }
     }
     return {
       type,
       connector: { name: connector, type: type.name, version: profile.version },
       layers,
-      withoutSecrets: { layers: parts.map((p) => p.rest), paths: parts.flatMap((p) => p.paths) },
-      locked: profile.locked,
-      allowedDestinations: profile.allowed_destinations ?? [],
-      secrets: parts.flatMap((p) => p.secrets),
+      secretRules,
+      secretPaths,
+      locked,
+      allowedDestinations: allowed,
+      secrets,
       retry: profile.retry,
       timeout: profile.timeout,
       limits: profile.limits,
@@ -293,35 +317,49 @@ function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string)
   return [{ source, value: overrides }];
 }
 
+/** The type's destination function, for types that reach a network address themselves. */
+function destinationOf(type: AnyConnectorType): ((inputs: Record<string, unknown>) => string | undefined) | undefined {
+  return isDelegating(type) ? undefined : type.destination?.bind(type);
+}
+
 /**
- * The connector's own layers, or, when the overrides send the call somewhere its profile and Vault
- * secrets do not name and its `allowed_destinations` do not list, the same layers without their
- * secrets. Like a browser dropping credentials on a redirect to another origin: whoever may
- * override a URL must not thereby receive the key that goes with it. Such a call must bring its own
+ * The connector's own layers, less every secret that may not go where this call goes. A stored secret
+ * goes only to a destination it was written for (core/destinations.ts) that the connector still names
+ * or allows; a Vault secret only where the connector goes or allows. Like a browser dropping
+ * credentials on a redirect to another origin: whoever may override a URL, a host, a TLS setting or a
+ * `Host` header must not thereby receive the key that goes with it. Such a call must bring its own
  * secrets; one that does not is refused, so it never goes out half-authenticated.
  */
 function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]): InputLayer[] {
-  const destinationOf = isDelegating(own.type) ? undefined : own.type.destination?.bind(own.type);
-  if (override.length === 0 || !destinationOf || own.withoutSecrets.paths.length === 0) return own.layers;
-  const home = destinationOf(mergeLayers(own.layers).value);
-  const target = destinationOf(mergeLayers([...own.layers, ...override]).value);
-  if (target === home || (target !== undefined && (own.allowedDestinations.includes(target) || own.allowedDestinations.includes('*')))) {
-    return own.layers;
-  }
+  const destination = destinationOf(own.type);
+  if (!destination || own.secretPaths.length === 0) return own.layers;
+  const home = destination(mergeLayers(own.layers).value);
+  const target = override.length === 0 ? home : destination(mergeLayers([...own.layers, ...override]).value);
+  const profileHome = destination(own.layers[0].value);
+  const connectorAllows = target !== undefined && (target === home || listAllows(own.allowedDestinations, target));
+  const call = { type: own.type.name, target, home, profileHome };
+  const withheld = own.secretPaths.filter((s) => !connectorAllows || (s.binding !== undefined && !bindingAllows(s.binding, call)));
+  if (withheld.length === 0) return own.layers;
+  const layers = own.layers.map((layer, i) => {
+    const here = new Set(withheld.filter((s) => s.layer === i).map((s) => s.path));
+    if (here.size === 0) return layer;
+    const rule = own.secretRules[i];
+    return { source: layer.source, value: mapSensitive(layer.value, rule.patterns, (secret, path) => (here.has(path) ? undefined : secret), { isSecret: rule.isSecret }) };
+  });
   // Inputs that name no usable destination fail validation, which names the field better than we could.
-  if (target === undefined) return own.withoutSecrets.layers;
-  const missing = [...new Set(own.withoutSecrets.paths)].filter((path) => getPath(override[0].value, path) === undefined);
+  if (target === undefined) return layers;
+  const missing = [...new Set(withheld.map((s) => s.path))].filter((path) => override.length === 0 || getPath(override[0].value, path) === undefined);
   if (missing.length > 0) {
     const them = missing.length > 1 ? 'them' : 'it';
-    throw permanentFailure(
-      FailureType.DestinationNotAllowed,
-      `connector ${own.connector.name}: the overrides send this call to ${target} instead of ${home ?? 'the destination the connector names'}, ` +
-        `and the connector's secrets (${missing.join(', ')}) never go to another destination: give ${them} in the overrides, ` +
-        `or add ${target} to the connector's allowed_destinations`,
-      { fields: missing, destination: target },
-    );
+    const where =
+      target === home
+        ? `this call goes to ${target}, which the stored secrets (${missing.join(', ')}) were not written for: write ${them} again in the connector`
+        : `the overrides send this call to ${target} instead of ${home ?? 'the destination the connector names'}, ` +
+          `and the connector's secrets (${missing.join(', ')}) never go to another destination: give ${them} in the overrides, ` +
+          `or save the connector with ${target} in its allowed_destinations and ${them} written again`;
+    throw permanentFailure(FailureType.DestinationNotAllowed, `connector ${own.connector.name}: ${where}`, { fields: missing, destination: target });
   }
-  return own.withoutSecrets.layers;
+  return layers;
 }
 
 function validate(own: ConnectorLayers, value: PlainObject, redactor: Redactor): unknown {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { durationSchema, parseDurationMs } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType } from '../connectors/types';
+import { bindingOf, decodeBinding, encodeBinding, widening, type DestinationSet, type SecretBinding } from './destinations';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import { ConnectorLimiter, type LimitsUsage } from './limits';
@@ -94,8 +95,8 @@ export const connectorDefinitionSchema = z
       .default([])
       .meta({
         description:
-          "Destinations besides the connector's own to which its stored and Vault secrets may follow an override: an origin such as https://api-eu.example.com, a host:port for SQL, or * for any; at most 100. Default: none.",
-        examples: [['https://api-eu.example.com', 'replica.internal:5432']],
+          "Destinations besides the connector's own to which its stored and Vault secrets may follow an override: an origin such as https://api-eu.example.com (with ` host=<name>` for a Host header naming another host), a SQL host:port (with ` tls`, ` tls=no-verify` or ` tls ca=sha256:<hash>` when TLS is on), or * for any; at most 100. A stored secret follows only to destinations listed when it was written: list one and write the secret again in the same save. Default: none.",
+        examples: [['https://api-eu.example.com', 'replica.internal:5432 tls']],
       }),
     retry: retrySchema
       .optional()
@@ -164,7 +165,13 @@ export interface ConnectorView extends Omit<StoredConnector, 'created_at' | 'del
 }
 
 /** A stored connector with its secrets decrypted: only ever inside the connector worker's activity. */
-export type DecryptedConnector = StoredConnector;
+export interface DecryptedConnector extends StoredConnector {
+  /**
+   * The destinations each stored secret was written for, by dotted input path (core/destinations.ts).
+   * A secret stored before bindings existed has none here: it is bound to its own version's destinations.
+   */
+  bindings: Record<string, SecretBinding>;
+}
 
 export interface ConnectorServiceOptions {
   store: ConnectorStore;
@@ -251,8 +258,9 @@ export class ConnectorService {
         expectedVersion: p.expectedVersion,
         // Inside the write transaction, so a masked value is matched against the version being replaced.
         prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => {
-          this.checkKeptSecretsStayHome(p, current);
-          return { ...p.record, value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys) };
+          const next: DestinationSet = { type: p.record.type, home: this.homeOf(p, current), allowed: p.record.allowed_destinations ?? [] };
+          this.checkKeptSecretsStayHome(p, current, next);
+          return { ...p.record, value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys, bindingOf(next)) };
         },
       })),
       actor,
@@ -379,8 +387,7 @@ export class ConnectorService {
           if (keyId === keyring.primaryId) return ciphertext;
           rewritten++;
           replaced.add(keyId);
-          const context = cipherContext(row.name, path);
-          return keyring.encrypt(keyring.decrypt(ciphertext, context), context);
+          return keyring.reencrypt(ciphertext, cipherContext(row.name, path));
         }),
       keys: () => ({ current: keyring.primaryId, retired: replaced }),
     });
@@ -452,25 +459,41 @@ export class ConnectorService {
   }
 
   private decrypt(stored: StoredConnector): DecryptedConnector {
+    const bindings: Record<string, SecretBinding> = {};
     // One pass: the keyring is required only when a ciphertext is actually met.
     const value = mapCiphertexts(stored.value, (ciphertext, path) => {
       const keyring = this.requireKeyring(`read the secrets of connector ${stored.name}`);
-      return JSON.parse(keyring.decrypt(ciphertext, cipherContext(stored.name, path)));
+      const plain = JSON.parse(keyring.decrypt(ciphertext, cipherContext(stored.name, path)));
+      const label = Keyring.labelOf(ciphertext);
+      // A label this version cannot read binds the secret to nowhere: never widened by guessing.
+      if (label !== undefined) bindings[path] = decodeBinding(label) ?? { type: stored.type, destinations: [] };
+      return plain;
     });
-    return value === stored.value ? stored : { ...stored, value };
+    return { ...stored, value, bindings };
   }
 
   /**
-   * A sensitive value written back as the mask keeps the stored secret, but only where the connector
-   * still goes: whoever may change a connector cannot read its secrets, and must not be able to send
-   * them to a host of their choosing by changing `base_url` or `host` and keeping `********` (the rule
-   * that binds overrides to the destination, on the path of saving). The destination may change to one
-   * the stored version's `allowed_destinations` lists; otherwise the secrets must be written again.
+   * Where the version being saved sends calls, as its profile names it: the masked secrets it keeps
+   * read as the stored ones. Decrypts only when the destination is itself a kept secret (a URL with
+   * credentials), so a save that keeps plain destinations needs no keyring that can read them.
    */
-  private checkKeptSecretsStayHome(
-    p: PreparedRecord,
-    current: StoredConnector | undefined,
-  ): void {
+  private homeOf(p: PreparedRecord, current: StoredConnector | undefined): string | undefined {
+    if (!p.destination) return undefined;
+    const kept = (from: PlainObject) =>
+      mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(from, path) ?? secret) : secret), { isSecret: (v) => v === MASK });
+    const home = p.destination(current && !current.deleted ? kept(current.value) : p.record.value);
+    if (home !== undefined || !current || current.deleted || !hasCiphertext(current.value)) return home;
+    return p.destination(kept(this.decrypt(current).value));
+  }
+
+  /**
+   * A sensitive value written back as the mask keeps the stored secret, but only within the
+   * destinations that secret was written for: whoever may change a connector cannot read its secrets,
+   * and must not be able to send them elsewhere by changing `base_url`, `host`, `tls`, a `Host` header
+   * or the type, by listing a new `allowed_destinations`, or by doing so over several saves. A secret
+   * written again in the same save is bound anew (whoever writes it knows it).
+   */
+  private checkKeptSecretsStayHome(p: PreparedRecord, current: StoredConnector | undefined, next: DestinationSet): void {
     if (!current || current.deleted || !p.destination) return;
     const kept: string[] = [];
     mapSensitive(p.record.value, p.sensitive, (secret, path) => {
@@ -478,28 +501,27 @@ export class ConnectorService {
       return secret;
     }, { isSecret: (v) => v === MASK });
     if (kept.length === 0) return;
-    // Compared first as stored: the kept secrets are the same ciphertext on both sides, so a destination
-    // named in plain fields needs no decryption (nor a keyring that can still read the stored secrets).
-    // Only a destination that is itself encrypted (a URL with credentials) is compared decrypted.
-    const keep = (from: PlainObject) =>
-      mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(from, path) ?? secret) : secret), { isSecret: (v) => v === MASK });
-    let home = p.destination(current.value);
-    let target = p.destination(keep(current.value));
-    // Equal, or named by nothing stored in plain (Vault supplies it, or an encrypted URL kept as it is).
-    if (target === home) return;
-    if (home === undefined || target === undefined) {
-      const stored = this.decrypt(current).value;
-      home = p.destination(stored);
-      target = p.destination(keep(stored));
+    let legacy: SecretBinding | undefined;
+    const issues: FieldIssue[] = [];
+    for (const path of kept) {
+      const label = Keyring.labelOf(getPath(current.value, path) as string);
+      // Stored before bindings existed: bound to the destinations of the version it is stored in.
+      const binding = label === undefined ? (legacy ??= this.legacyBinding(current, p)) : (decodeBinding(label) ?? { type: current.type, destinations: [] });
+      const why = widening(binding, next);
+      if (why) {
+        issues.push({
+          path: `value.${path}`,
+          message: `keeps the stored secret (${MASK}), but ${why}: a stored secret never follows a new destination; write the secret again in the same save`,
+        });
+      }
     }
-    const allowed = current.allowed_destinations ?? [];
-    if (target === home || (target !== undefined && (allowed.includes(target) || allowed.includes('*')))) return;
-    throw new ConnectorValidationError(
-      kept.map((path) => ({
-        path: `value.${path}`,
-        message: `keeps the stored secret (${MASK}), but the connector would now go to ${target ?? 'another destination'} instead of ${home ?? 'its own'}: a stored secret never follows a new destination; write the secret again, or first add the destination to allowed_destinations`,
-      })),
-    );
+    if (issues.length > 0) throw new ConnectorValidationError(issues);
+  }
+
+  private legacyBinding(stored: StoredConnector, p: PreparedRecord): SecretBinding {
+    let home = p.destination?.(stored.value);
+    if (home === undefined && hasCiphertext(stored.value)) home = p.destination?.(this.decrypt(stored).value);
+    return bindingOf({ type: stored.type, home, allowed: stored.allowed_destinations ?? [] });
   }
 
   private encryptValue(
@@ -508,6 +530,7 @@ export class ConnectorService {
     sensitive: readonly string[],
     current: StoredConnector | undefined,
     keys: EncryptionKeyState,
+    binding: SecretBinding,
   ): PlainObject {
     let keyId: string | undefined;
     // The mask is met like a secret wherever it stands: a URL with credentials is a secret only by
@@ -525,7 +548,7 @@ export class ConnectorService {
       }
       const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
       keyId ??= encryptionKeyId(keyring, keys, `value.${path}`);
-      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId);
+      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId, encodeBinding(binding));
     }, { isSecret: (v) => v === MASK });
   }
 
@@ -683,6 +706,12 @@ function storedFormIssues(value: unknown, path: string[] = ['value']): FieldIssu
 /** Associated data binding a ciphertext to its connector and field. */
 function cipherContext(name: string, path: string): string {
   return `connector:${name}:${path}`;
+}
+
+function hasCiphertext(value: PlainObject): boolean {
+  let found = false;
+  mapCiphertexts(value, (ciphertext) => ((found = true), ciphertext));
+  return found;
 }
 
 /** Applies `fn` to every ciphertext string in `value`; returns `value` itself when there is none. */

@@ -136,6 +136,31 @@ describe('key rotation and concurrent writers on PostgreSQL', () => {
     expect(await storedValues()).not.toContain('tcenc:v1:k1:');
   });
 
+  test("rotate-key keeps the destinations each secret was written for, and a legacy secret (no binding) stays readable", async () => {
+    const writer = await serviceWith(k1);
+    await writer.apply({ ...billing('bound'), allowed_destinations: ['https://eu.example.com'] });
+    const token = async () => ((await (await openStore()).get('billing'))!.value.auth as { token: string }).token;
+    const label = Keyring.labelOf(await token());
+    expect(JSON.parse(label!)).toEqual({ v: 1, t: 'REST', d: ['http://127.0.0.1:1', 'https://eu.example.com'] });
+    // A ciphertext as versions before bindings made it: no label, bound by the context alone.
+    const legacy = new Keyring([k1]).encrypt(JSON.stringify(`${TOKEN}-legacy`), 'connector:legacy:auth.token');
+    expect(Keyring.labelOf(legacy)).toBeUndefined();
+    await admin.query(
+      `INSERT INTO tc_connector_versions (name, version, type, description, value, vault_secrets, locked, allowed_destinations, created_by)
+       SELECT 'legacy', 1, type, description, jsonb_set(value, '{auth,token}', to_jsonb($1::text)), vault_secrets, locked, '[]'::jsonb, created_by
+         FROM tc_connector_versions WHERE name = 'billing'`,
+      [legacy],
+    );
+    expect(await (await serviceWith(k2, k1)).rotateKeys()).toBe(2);
+    expect(Keyring.keyIdOf(await token())).toBe('k2');
+    expect(Keyring.labelOf(await token())).toBe(label);
+    const reader = await serviceWith(k2);
+    expect((await reader.load('billing'))!.bindings).toEqual({ 'auth.token': { type: 'REST', destinations: ['http://127.0.0.1:1', 'https://eu.example.com'] } });
+    const old = await reader.load('legacy');
+    expect(old!.value).toMatchObject({ auth: { token: `${TOKEN}-legacy` } });
+    expect(old!.bindings).toEqual({});
+  });
+
   test('rotating to a retired key is refused, so a stale keyring cannot undo a rotation', async () => {
     await (await serviceWith(k1)).apply(billing('v1'));
     await (await serviceWith(k2, k1)).rotateKeys();

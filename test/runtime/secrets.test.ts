@@ -10,6 +10,7 @@ import { ConnectorValidationError } from '../../core/service';
 import { secretRedactions } from '../../worker/logging';
 import { startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { startPasswordTrap } from '../fixtures/password-trap';
 import { historyText, startHarness, type Harness } from '../support/harness';
 import { decodedHistoryText, recordSecrets } from '../support/leak-sweep';
 import { testStack, uniqueName } from '../support/stack';
@@ -158,8 +159,8 @@ describe('no secret leaves the connector worker', () => {
 
       // The same path and a changed description keep the mask's meaning.
       await h.service.apply({ name: connector, type: 'REST', description: 'same place', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } } });
-      // Allowed by the stored version: the secret may follow.
-      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: [new URL(elsewhere.url).origin] });
+      // Allowed when the token was written: the secret may follow.
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token } }, allowed_destinations: [new URL(elsewhere.url).origin] });
       await h.service.apply(moved);
       expect((await h.call(connector)).result.error).toBeUndefined();
       expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
@@ -168,6 +169,158 @@ describe('no secret leaves the connector worker', () => {
       await expect(h.service.apply({ name: other.connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: ['*'] })).rejects.toThrow(/never follows a new destination/);
       // Written again, the token may go anywhere: whoever writes it knows it.
       await h.service.apply({ name: other.connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer', token: 'typed-again' } } });
+    });
+
+    describe('a secret is bound to where it may go when it is written (issue 19)', () => {
+      const origin = (url: string) => new URL(url).origin;
+      const refusal = (definition: Record<string, unknown>) =>
+        h.service.apply(definition).then(
+          () => undefined,
+          (err: ConnectorValidationError) => err,
+        );
+
+      test('two saves cannot re-aim a stored token: allowing a destination while keeping ******** is refused, and the history shows the token written again', async () => {
+        const { connector, token } = await bearerConnector();
+        // The token reaches its own server: what the checks below look for is visible where it belongs.
+        expect((await h.call(connector)).result.error).toBeUndefined();
+        expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+        const kept = { base_url: api.url, auth: { type: 'bearer', token: MASK } };
+
+        // Save 1 of the attack: widen allowed_destinations and keep the token.
+        const widened = await refusal({ name: connector, type: 'REST', value: kept, allowed_destinations: [origin(elsewhere.url)] });
+        expect(widened?.issues).toEqual([
+          { path: 'value.auth.token', message: expect.stringContaining(`allowed_destinations now lists ${origin(elsewhere.url)}, which the secret was not written for (${origin(api.url)})`) },
+        ]);
+        expect(widened!.message).toContain('write the secret again in the same save');
+        // Save 2 of the attack, whatever came before: move and narrow in one go.
+        expect((await refusal({ name: connector, type: 'REST', value: { ...kept, base_url: elsewhere.url }, allowed_destinations: [] }))?.issues[0].path).toBe('value.auth.token');
+        expect((await h.service.get(connector)).version).toBe(1);
+
+        // Whoever writes the token again knows it, and may bind it wider: the history names the token as changed.
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token } }, allowed_destinations: [origin(elsewhere.url)] });
+        const [latest] = await h.service.history(connector);
+        expect(latest.changed).toEqual(expect.arrayContaining(['allowed_destinations', 'value.auth.token']));
+        // Narrowing keeps the mask's meaning; the narrowed list then holds for every call.
+        await h.service.apply({ name: connector, type: 'REST', value: kept, allowed_destinations: [] });
+        const before = elsewhere.requests.length;
+        expect((await h.call(connector, { base_url: elsewhere.url })).result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(elsewhere.requests.length).toBe(before);
+      });
+
+      test('a version written past the service (straight into the store) whose token was bound elsewhere does not send it', async () => {
+        const { connector, token } = await bearerConnector();
+        expect((await h.call(connector)).result.error).toBeUndefined();
+        expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+        // What a row written by hand, or by an older build without the save check, may hold: the
+        // token's ciphertext (bound to api) under a profile that points elsewhere.
+        const stored = await h.store.get(connector);
+        await h.store.put({ ...stored!, value: { ...stored!.value, base_url: elsewhere.url } });
+        const before = elsewhere.requests.length;
+        const { result } = await h.call(connector);
+        expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed', nonRetryable: true });
+        expect(result.error!.message).toContain('were not written for');
+        expect(elsewhere.requests.length).toBe(before);
+        // The binding cannot be edited either: it is part of the ciphertext's associated data.
+        const ciphertext = (stored!.value.auth as { token: string }).token;
+        const label = Keyring.labelOf(ciphertext)!;
+        expect(JSON.parse(label)).toMatchObject({ t: 'REST', d: [origin(api.url)] });
+        const forged = `${ciphertext.slice(0, ciphertext.lastIndexOf(':') + 1)}${Buffer.from(label.replace(origin(api.url), origin(elsewhere.url))).toString('base64url')}`;
+        await h.store.put({ ...stored!, value: { base_url: elsewhere.url, auth: { type: 'bearer', token: forged } } });
+        const tampered = await h.call(connector);
+        expect(tampered.result.error).toMatchObject({ type: 'Connector.Keyring' });
+        expect(tampered.result.error!.message).toContain('does not decrypt');
+        expect(elsewhere.requests.length).toBe(before);
+      });
+
+      test('a Host header is part of the destination: overriding or saving it does not take the token to another virtual host', async () => {
+        // One address, two tenants told apart by Host, as behind a shared ingress or CDN.
+        const tenants: Record<string, Array<string | undefined>> = { a: [], b: [] };
+        const ingress = await startTestHttpServer((req, res) => {
+          const tenant = req.headers.host === 'tenant-b.test' ? 'b' : 'a';
+          tenants[tenant].push(req.headers.authorization);
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ tenant }));
+        });
+        try {
+          const token = `tenant-a-token-${hex()}`;
+          const connector = name('vhost');
+          await h.service.apply({ name: connector, type: 'REST', value: { base_url: ingress.url, auth: { type: 'bearer', token } } });
+          expect((await h.call(connector)).result.details).toMatchObject({ output: { body: { tenant: 'a' } } });
+          expect(tenants.a).toEqual([`Bearer ${token}`]);
+
+          const moved = await h.call(connector, { headers: { Host: 'tenant-b.test' } });
+          expect(moved.result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+          expect(moved.result.error!.message).toContain(`${origin(ingress.url)} host=tenant-b.test`);
+          // A Host header naming the URL's own host changes nothing.
+          expect((await h.call(connector, { headers: { host: new URL(ingress.url).host } })).result.error).toBeUndefined();
+          const saved = await refusal({ name: connector, type: 'REST', value: { base_url: ingress.url, headers: { host: 'tenant-b.test' }, auth: { type: 'bearer', token: MASK } } });
+          expect(saved?.issues[0]).toMatchObject({ path: 'value.auth.token', message: expect.stringContaining('host=tenant-b.test') });
+          expect(tenants.b).toEqual([]);
+          expect(tenants.a).toEqual([`Bearer ${token}`, `Bearer ${token}`]);
+        } finally {
+          await ingress.close();
+        }
+      });
+
+      test('a TLS downgrade (tls: false, no verification, another CA) never gets the stored SQL password, by override or by save', async () => {
+        const trap = await startPasswordTrap();
+        try {
+          const password = `pg-in-the-clear-${hex()}`;
+          const value = { host: '127.0.0.1', port: trap.port, database: 'app', user: 'app', password, sql: 'SELECT 1' };
+          const retry = { initialInterval: '50ms' as const, maximumAttempts: 1 };
+          // The trap sees a password sent in clear: a connector that goes there without TLS hands it over.
+          const plain = name('plainpg');
+          await h.service.apply({ name: plain, type: 'POSTGRES', value: { ...value, tls: false } });
+          await h.call(plain, undefined, { retry });
+          expect(trap.received()).toContain(password);
+          const seen = trap.received().split(password).length;
+
+          const connector = name('tlspg');
+          await h.service.apply({ name: connector, type: 'POSTGRES', value: { ...value, tls: true } });
+          // As stored, the call insists on TLS: the trap refuses it and gets nothing; the message does not talk anyone into turning TLS off.
+          const stored = await h.call(connector, undefined, { retry });
+          expect(stored.result.error!.message).toContain('does not accept TLS');
+          expect(stored.result.error!.message).not.toMatch(/set tls: ?false/);
+          for (const tls of [false, { reject_unauthorized: false }, { ca: '-----BEGIN CERTIFICATE-----\nMIIBattacker\n-----END CERTIFICATE-----' }]) {
+            const { result } = await h.call(connector, { tls }, { retry });
+            expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+            expect(result.error!.message).toContain('password');
+          }
+          const saved = await refusal({ name: connector, type: 'POSTGRES', value: { ...value, password: MASK, tls: false } });
+          expect(saved?.issues[0]).toMatchObject({ path: 'value.password', message: expect.stringContaining(`127.0.0.1:${trap.port} instead of 127.0.0.1:${trap.port} tls`) });
+          expect(trap.received().split(password).length).toBe(seen);
+        } finally {
+          await trap.close();
+        }
+      });
+
+      test('changing the type (POSTGRES to MYSQL) while keeping ******** is refused: the password would go to another server', async () => {
+        const connector = name('retype');
+        const value = { host: '127.0.0.1', port: 5432, database: 'app', user: 'app', password: `pg-retype-${hex()}` };
+        await h.service.apply({ name: connector, type: 'POSTGRES', value });
+        expect((await h.service.get(connector)).value.password).toBe(MASK);
+        const saved = await refusal({ name: connector, type: 'MYSQL', value: { ...value, password: MASK } });
+        expect(saved?.issues[0]).toMatchObject({ path: 'value.password', message: expect.stringContaining('the connector type is now MYSQL, but the secret was written for POSTGRES') });
+        await h.service.apply({ name: connector, type: 'MYSQL', value: { ...value, port: 3306 } }); // written again: fine
+      });
+
+      test('a call pinned to an older version obeys the newest version\'s locked fields and allowed_destinations', async () => {
+        const { connector } = await bearerConnector({ allowed_destinations: [origin(elsewhere.url)] });
+        const runner = createConnectionRunner({ service: h.service, vault: h.vault });
+        const run = (overrides: Record<string, unknown>) =>
+          runner.run({ connector, overrides, descriptor: { version: 1 } }, { signal: new AbortController().signal }).then(
+            () => undefined,
+            (err: { type?: string; message: string }) => err,
+          );
+        const before = elsewhere.requests.length;
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: [], locked: ['base_url'] });
+        expect(await run({ base_url: elsewhere.url })).toMatchObject({ type: 'Connector.LockedField' });
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: [] });
+        expect(await run({ base_url: elsewhere.url })).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(elsewhere.requests.length).toBe(before);
+        // Version 1 itself still runs, at home.
+        expect(await run({})).toBeUndefined();
+      });
     });
 
     describe('other types', () => {

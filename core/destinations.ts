@@ -1,0 +1,98 @@
+// Where a connector's secrets may go, decided in one place for saving (core/service.ts) and for
+// calling (core/runner.ts). A stored secret is bound, when it is written, to the destinations of that
+// moment: the connector's type, the destination its profile names and its `allowed_destinations`.
+// The binding travels with the ciphertext (as its label, bound into AES-GCM's associated data), so no
+// later save, rollback or pinned version can widen it: only writing the secret again can.
+
+/** `*` in `allowed_destinations`: any destination. */
+export const ANY_DESTINATION = '*';
+
+/** The destinations one stored secret was written for. */
+export interface SecretBinding {
+  /** The connector type it was written for: another type reads the same fields differently (a port, a scheme). */
+  type: string;
+  /** Destinations it may go to: the profile's own when it named one, and the `allowed_destinations` of that save. */
+  destinations: string[];
+  /**
+   * True when the profile named no destination as it was written (its Vault secrets name it): the
+   * secret then also goes where the Vault secrets point, while the profile still names none.
+   */
+  vaultNamed?: boolean;
+}
+
+/** The destination facts of one version, from which a new secret's binding is made. */
+export interface DestinationSet {
+  type: string;
+  /** Where the profile itself sends calls; undefined when it leaves that to Vault or overrides. */
+  home: string | undefined;
+  allowed: readonly string[];
+}
+
+export function bindingOf(set: DestinationSet): SecretBinding {
+  const destinations = [...new Set([...(set.home === undefined ? [] : [set.home]), ...set.allowed])];
+  return { type: set.type, destinations, ...(set.home === undefined && { vaultNamed: true }) };
+}
+
+/** The binding as a ciphertext label: compact JSON, versioned so that its form may change. */
+export function encodeBinding(binding: SecretBinding): string {
+  return JSON.stringify({ v: 1, t: binding.type, d: binding.destinations, ...(binding.vaultNamed && { vn: true }) });
+}
+
+/** The binding of a label; undefined for a label this version does not read (never widened by guessing). */
+export function decodeBinding(label: string): SecretBinding | undefined {
+  try {
+    const parsed = JSON.parse(label) as { v?: unknown; t?: unknown; d?: unknown; vn?: unknown };
+    if (parsed.v !== 1 || typeof parsed.t !== 'string' || !Array.isArray(parsed.d) || !parsed.d.every((d) => typeof d === 'string')) return undefined;
+    return { type: parsed.t, destinations: parsed.d, ...(parsed.vn === true && { vaultNamed: true }) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `list` (an `allowed_destinations` or a binding's destinations) lets a secret go to `target`. */
+export function listAllows(list: readonly string[], target: string | undefined): boolean {
+  return target !== undefined && (list.includes(target) || list.includes(ANY_DESTINATION));
+}
+
+/** What a version lets its secrets reach: `allowed` of both, when a call runs an older version than the newest. */
+export function intersectAllowed(a: readonly string[], b: readonly string[]): string[] {
+  if (a.includes(ANY_DESTINATION)) return [...b];
+  if (b.includes(ANY_DESTINATION)) return [...a];
+  return a.filter((d) => b.includes(d));
+}
+
+/**
+ * Whether a secret with `binding` may go to `call.target` for a call of type `call.type` whose
+ * profile names `call.profileHome` and whose profile and Vault secrets together name `call.home`.
+ */
+export function bindingAllows(
+  binding: SecretBinding,
+  call: { type: string; target: string | undefined; home: string | undefined; profileHome: string | undefined },
+): boolean {
+  if (binding.type !== call.type || call.target === undefined) return false;
+  if (listAllows(binding.destinations, call.target)) return true;
+  return binding.vaultNamed === true && call.profileHome === undefined && call.target === call.home;
+}
+
+/**
+ * Why a version with destination set `next` may not keep a secret bound by `binding` (written back
+ * as the mask), or undefined when it may: another type, a destination or an allowed destination the
+ * secret was not written for. Narrowing is always allowed.
+ */
+export function widening(binding: SecretBinding, next: DestinationSet): string | undefined {
+  if (next.type !== binding.type) return `the connector type is now ${next.type}, but the secret was written for ${binding.type}`;
+  if (next.home === undefined) {
+    // Its Vault secrets (or overrides) would name the destination: not one the secret was written for.
+    if (!binding.vaultNamed) return `the profile would no longer name where the connector goes, instead of ${describe(binding)}`;
+  } else if (!listAllows(binding.destinations, next.home)) {
+    return `the connector would now go to ${next.home} instead of ${describe(binding)}`;
+  }
+  const added = next.allowed.filter((d) => !(binding.destinations.includes(d) || binding.destinations.includes(ANY_DESTINATION)));
+  if (added.length > 0) return `allowed_destinations now lists ${added.join(', ')}, which the secret was not written for (${describe(binding)})`;
+  return undefined;
+}
+
+function describe(binding: SecretBinding): string {
+  if (binding.destinations.length === 0) return binding.vaultNamed ? 'the destination its Vault secrets name' : 'no destination';
+  return binding.destinations.join(', ');
+}
