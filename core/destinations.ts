@@ -80,7 +80,7 @@ export function bindingAllows(
  * secret was not written for. Narrowing is always allowed.
  */
 export function widening(binding: SecretBinding, next: DestinationSet): string | undefined {
-  if (next.type !== binding.type) return `the connector type is now ${next.type}, but the secret was written for ${binding.type}`;
+  if (next.type !== binding.type) return `the type would now be ${next.type} instead of ${binding.type}, which the secret was written for`;
   if (next.home === undefined) {
     // Its Vault secrets (or overrides) would name the destination: not one the secret was written for.
     if (!binding.vaultNamed) return `the profile would no longer name where the connector goes, instead of ${describe(binding)}`;

@@ -356,7 +356,7 @@ function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]):
         ? `this call goes to ${target}, which the stored secrets (${missing.join(', ')}) were not written for: write ${them} again in the connector`
         : `the overrides send this call to ${target} instead of ${home ?? 'the destination the connector names'}, ` +
           `and the connector's secrets (${missing.join(', ')}) never go to another destination: give ${them} in the overrides, ` +
-          `or save the connector with ${target} in its allowed_destinations and ${them} written again`;
+          `or save the connector with ${target} in its allowed_destinations, writing ${them} again in that save`;
     throw permanentFailure(FailureType.DestinationNotAllowed, `connector ${own.connector.name}: ${where}`, { fields: missing, destination: target });
   }
   return layers;

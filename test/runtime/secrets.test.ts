@@ -300,7 +300,7 @@ describe('no secret leaves the connector worker', () => {
         await h.service.apply({ name: connector, type: 'POSTGRES', value });
         expect((await h.service.get(connector)).value.password).toBe(MASK);
         const saved = await refusal({ name: connector, type: 'MYSQL', value: { ...value, password: MASK } });
-        expect(saved?.issues[0]).toMatchObject({ path: 'value.password', message: expect.stringContaining('the connector type is now MYSQL, but the secret was written for POSTGRES') });
+        expect(saved?.issues[0]).toMatchObject({ path: 'value.password', message: expect.stringContaining('the type would now be MYSQL instead of POSTGRES, which the secret was written for') });
         await h.service.apply({ name: connector, type: 'MYSQL', value: { ...value, port: 3306 } }); // written again: fine
       });
 
