@@ -398,7 +398,8 @@ export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): Con
     test: testOpenAi,
     destination(inputs) {
       try {
-        return new URL(String(inputs.base_url ?? OPENAI_DEFAULT_BASE_URL)).origin;
+        const url = new URL(String(inputs.base_url ?? OPENAI_DEFAULT_BASE_URL));
+        return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
       } catch {
         return undefined;
       }

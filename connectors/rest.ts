@@ -199,6 +199,8 @@ export function restDestination(inputs: Record<string, unknown>): string | undef
   } catch {
     return undefined;
   }
+  // Anything else names no origin (`new URL('tcenc:…').origin` is the string "null"), and fails validation.
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
   const headers = isRecord(inputs.headers) ? inputs.headers : {};
   const hostHeaders = Object.keys(headers).filter((key) => key.toLowerCase() === 'host');
   // Two spellings of Host with different values: which one is sent is the client's choice, so neither is.
