@@ -64,7 +64,10 @@ export interface ConnectorsConfig {
    */
   limitLeaseMs?: number;
   api: {
-    /** `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated. Default: none (the API then refuses to start). */
+    /**
+     * `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated, each at least
+     * {@link MIN_API_TOKEN_LENGTH} (16) characters. Default: none (the API then refuses to start).
+     */
     tokens: { readWrite: string[]; readOnly: string[] };
     /** `TC_API_ALLOWED_HOSTS`: further host names of the API, comma-separated, lower-cased. Default: none. */
     allowedHosts: string[];
@@ -190,10 +193,20 @@ function describeTemporalConfigError(err: unknown): string {
   return String(e.message ?? err).split('\n')[0];
 }
 
+/**
+ * Shortest bearer token of the management API: 16 characters. The API guards every stored secret's
+ * destination and the console's session cookie; a short token can be guessed by trying, the more so as
+ * nothing limits the attempts.
+ */
+export const MIN_API_TOKEN_LENGTH = 16;
+
 /** {@link ConnectorsConfig.api} alone. */
 export function apiSettings(env: Env = process.env): ConnectorsConfig['api'] {
   return {
-    tokens: { readWrite: tokenList(env, 'TC_API_TOKENS'), readOnly: tokenList(env, 'TC_API_READ_TOKENS') },
+    tokens: {
+      readWrite: tokenList(env, 'TC_API_TOKENS', MIN_API_TOKEN_LENGTH),
+      readOnly: tokenList(env, 'TC_API_READ_TOKENS', MIN_API_TOKEN_LENGTH),
+    },
     allowedHosts: checkedHostNames(listSetting(env.TC_API_ALLOWED_HOSTS), 'TC_API_ALLOWED_HOSTS'),
     temporalUiUrl: webUrlSetting(env, 'TC_TEMPORAL_UI_URL', 'http://127.0.0.1:8233'),
   };
@@ -266,12 +279,16 @@ export function listSetting(value: string | undefined): string[] {
 
 /**
  * Bearer tokens, checked: each non-empty, without whitespace or commas (such a token could never be
- * presented as `Bearer <token>`, nor configured as a comma-separated list). `what` names them in the
- * error, e.g. `the management API tokens`; the tokens themselves are never shown.
+ * presented as `Bearer <token>`, nor configured as a comma-separated list), and at least `minLength`
+ * characters (default 1). `what` names them in the error, e.g. `the management API tokens`; the
+ * tokens themselves are never shown, nor their length (a hint for whoever reads the log).
  */
-export function checkedTokens(tokens: readonly string[], what: string): string[] {
+export function checkedTokens(tokens: readonly string[], what: string, minLength = 1): string[] {
   if (tokens.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
     throw new ConfigError(`${what} must be non-empty and contain no whitespace or commas`);
+  }
+  if (tokens.some((token) => token.length < minLength)) {
+    throw new ConfigError(`${what} must each be at least ${minLength} characters long: use long random tokens, e.g. from openssl rand -hex 24`);
   }
   return [...tokens];
 }
@@ -328,8 +345,8 @@ function webUrlProblem(value: string, url: URL | undefined): string | undefined 
   return undefined;
 }
 
-function tokenList(env: Env, name: string): string[] {
-  return checkedTokens(listSetting(env[name]), name);
+function tokenList(env: Env, name: string, minLength?: number): string[] {
+  return checkedTokens(listSetting(env[name]), name, minLength);
 }
 
 function portSetting(env: Env, name: string): number | undefined {

@@ -39,8 +39,8 @@ describe('configuration from the environment', () => {
       VAULT_NAMESPACE: 'team',
       TC_VAULT_CACHE_TTL_MS: '0',
       TC_LOG_LEVEL: 'debug',
-      TC_API_TOKENS: ' rw1 , rw2,',
-      TC_API_READ_TOKENS: 'ro1',
+      TC_API_TOKENS: ' rw1-0123456789abcdef , rw2-0123456789abcdef,',
+      TC_API_READ_TOKENS: 'ro1-0123456789abcdef',
       TC_API_ALLOWED_HOSTS: 'Connectors.Example.com',
       TC_TEMPORAL_UI_URL: 'https://Temporal.Example.com/ui/',
       TC_CODEC_TOKENS: 'c1',
@@ -62,7 +62,7 @@ describe('configuration from the environment', () => {
         cacheTtlMs: 0,
       },
       logLevel: 'DEBUG',
-      api: { tokens: { readWrite: ['rw1', 'rw2'], readOnly: ['ro1'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
+      api: { tokens: { readWrite: ['rw1-0123456789abcdef', 'rw2-0123456789abcdef'], readOnly: ['ro1-0123456789abcdef'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
       codec: { tokens: ['c1'], corsOrigins: ['https://ui.example.com'], allowedHosts: ['fd00::5'], port: 9999 },
     });
     expect(loadConfig({ TC_TEMPORAL_UI_URL: 'http://127.0.0.1:8233' }).api.temporalUiUrl).toBe('http://127.0.0.1:8233');
@@ -151,6 +151,25 @@ describe('configuration from the environment', () => {
     }
   });
 
+  test('an API token shorter than 16 characters stops start-up with one line naming its variable, never the token', () => {
+    const short = 'ab15-SECRET-xyz'; // 15 characters
+    const long = 'ab16-SECRET-wxyz'; // 16: the shortest accepted
+    // The marker is visible where it belongs: a token of 16 characters reaches the configuration.
+    expect(loadConfig({ TC_API_TOKENS: long }).api.tokens.readWrite).toEqual([long]);
+    for (const name of ['TC_API_TOKENS', 'TC_API_READ_TOKENS']) {
+      let message = '';
+      try {
+        loadConfig({ [name]: `${long},${short}` });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        message = (err as Error).message;
+      }
+      expect(message).toBe(`${name} must each be at least 16 characters long: use long random tokens, e.g. from openssl rand -hex 24`);
+      expect(message).not.toContain('SECRET');
+      expect(message).not.toContain('\n');
+    }
+  });
+
   test('the fromEnv functions of the package read what loadConfig reads', async () => {
     const storeKey = Keyring.generateEntry('sk1');
     const payloadKey = Keyring.generateEntry('pk1');
@@ -160,7 +179,7 @@ describe('configuration from the environment', () => {
       VAULT_ADDR: 'http://127.0.0.1:1',
       VAULT_TOKEN: 'root',
       TC_VAULT_CACHE_TTL_MS: '2500',
-      TC_API_TOKENS: 'rw1',
+      TC_API_TOKENS: 'rw1-0123456789abcdef',
       TC_API_ALLOWED_HOSTS: 'proxy.example.test',
       TC_CODEC_TOKENS: 'c1,c2',
       TC_CODEC_PORT: '0',

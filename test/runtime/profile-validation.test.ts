@@ -14,7 +14,7 @@ const hex = () => randomBytes(6).toString('hex');
 const TYPO_TOKEN = `tok-typo-${hex()}`;
 const TYPO_KEY = `sk-typo-${hex()}`;
 const TYPO_PASSWORD = `pw-typo-${hex()}`;
-const API_TOKEN = `rw-${hex()}`;
+const API_TOKEN = `rw-${hex()}${hex()}`;
 
 // Saving a profile validates its whole value against the type's schema, on the PostgreSQL server, through
 // ConnectorService and through the HTTP API.
