@@ -4,8 +4,10 @@ import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType } from '../connectors/types';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
+import { checkedVaultPaths, DEFAULT_VAULT_PATHS } from './config';
 import { ConnectorLimiter, type LimitsUsage } from './limits';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
+import { vaultPathRefusal } from './vault';
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -69,7 +71,10 @@ export const connectorDefinitionSchema = z
             path: z
               .string()
               .regex(/^[A-Za-z0-9_.\-/]+$/, 'must be a Vault API path such as secret/data/name')
-              .meta({ description: 'Vault API path of the secret: KV v2 `secret/data/<name>`, KV v1 `kv/<name>`.', examples: ['secret/data/billing'] }),
+              .meta({
+                description: 'Vault API path of the secret: KV v2 `secret/data/<name>`, KV v1 `kv/<name>`; under a prefix the operator allows (TC_VAULT_PATHS, default `secret/`).',
+                examples: ['secret/data/billing'],
+              }),
             map: z
               .record(z.string(), z.string().min(1))
               .optional()
@@ -172,6 +177,12 @@ export interface ConnectorServiceOptions {
   /** Encrypts sensitive fields. Without it, connectors with sensitive values cannot be saved. Default: none. */
   keyring?: Keyring;
   /**
+   * Vault path prefixes a connector's `vault_secrets` may name (`TC_VAULT_PATHS`, see
+   * `ConnectorsConfig.vaultPaths`); a save or rollback naming any other path is refused. Never under
+   * Vault's own mounts or naming `lookup-self`, whatever is given here. Default: `['secret/']`.
+   */
+  vaultPaths?: readonly string[];
+  /**
    * Longest time, in milliseconds, the profile cache (started by {@link ConnectorService.watch}) serves a
    * loaded profile without reading the store again. Change notifications drop entries sooner; this bounds
    * staleness when one is lost without the LISTEN connection noticing (a half-open TCP connection).
@@ -197,6 +208,7 @@ export class ConnectorService {
   readonly store: ConnectorStore;
   readonly registry: ConnectorRegistry;
   readonly keyring?: Keyring;
+  readonly vaultPaths: readonly string[];
   private readonly cacheTtlMs: number;
   // Only existing profiles are cached (a miss is not), so the map holds at most one entry per stored connector.
   private cache?: Map<string, CachedProfile>;
@@ -208,6 +220,7 @@ export class ConnectorService {
     this.store = options.store;
     this.registry = options.registry;
     this.keyring = options.keyring;
+    this.vaultPaths = options.vaultPaths === undefined ? DEFAULT_VAULT_PATHS : checkedVaultPaths(options.vaultPaths, 'vaultPaths');
     this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_PROFILE_CACHE_TTL_MS;
   }
 
@@ -268,8 +281,8 @@ export class ConnectorService {
     const parsed = connectorDefinitionSchema.safeParse(definition);
     if (!parsed.success || shapeIssues.length > 0) throw new ConnectorValidationError([...shapeIssues, ...(parsed.success ? [] : zodIssues(parsed.error))]);
     const def = parsed.data;
-    const ciphertextIssues = storedFormIssues(def.value);
-    if (ciphertextIssues.length > 0) throw new ConnectorValidationError(ciphertextIssues);
+    const storedIssues = [...storedFormIssues(def.value), ...this.vaultPathIssues(def.vault_secrets)];
+    if (storedIssues.length > 0) throw new ConnectorValidationError(storedIssues);
     const type = this.registry.get(def.type);
     if (!type) {
       const known = this.registry.names().join(', ');
@@ -290,6 +303,17 @@ export class ConnectorService {
       limits: def.limits,
     };
     return { record, sensitive: type.sensitive, destination: isDelegating(type) ? undefined : type.destination?.bind(type) };
+  }
+
+  /**
+   * Vault references outside {@link vaultPaths}: whoever may edit a connector must not read, and aim
+   * elsewhere, what else the worker's Vault token can read (its own token, another team's secrets).
+   */
+  private vaultPathIssues(refs: ReadonlyArray<{ path: string }> | undefined): FieldIssue[] {
+    return (refs ?? []).flatMap((ref, i) => {
+      const refusal = vaultPathRefusal(ref.path, this.vaultPaths);
+      return refusal === undefined ? [] : [{ path: `vault_secrets.${i}.path`, message: refusal }];
+    });
   }
 
   /** The connector types this service knows: fields, sensitive paths, and a JSON Schema for forms. */
@@ -348,6 +372,9 @@ export class ConnectorService {
   async rollback(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
     checkName(name);
     checkVersion(version);
+    // An old version may name a Vault path that TC_VAULT_PATHS has allowed no longer.
+    const vaultIssues = this.vaultPathIssues((await this.store.get(name, version))?.vault_secrets);
+    if (vaultIssues.length > 0) throw new ConnectorValidationError(vaultIssues, `version ${version} of connector ${name}`);
     const restored = await this.store.restore(name, version, options);
     if (!restored) throw new ConnectorNotFoundError(name, version);
     return this.view(restored);

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { startManagementApi } from '../api/server';
 import { startExampleApi } from '../examples/local-api';
 import { ConnectorRegistry } from '../connectors/registry';
-import { apiSettings } from '../core/config';
+import { apiSettings, vaultPathsSetting } from '../core/config';
 import { createConnectionRunner } from '../core/runner';
 import { Keyring } from '../core/keyring';
 import { ConnectorsPlugin } from '../worker/plugin';
@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   const temporal = await startTemporalDevServer({ port: await preferredPort(7233), uiPort: await preferredPort(8233) });
   const store = new ConnectorStore(await PgliteDatabase.open(path.join(dataDir, 'store')));
   await store.migrate();
-  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
+  // npm start has no Vault, but the console may still save a connector naming one: TC_VAULT_PATHS holds here too.
+  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring, vaultPaths: vaultPathsSetting() });
 
   const token = randomBytes(16).toString('hex');
   const api = await startExampleApi(token);

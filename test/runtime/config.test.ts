@@ -17,6 +17,7 @@ describe('configuration from the environment', () => {
       keyring: undefined,
       payloadKeyring: undefined,
       vault: undefined,
+      vaultPaths: ['secret/'],
       logLevel: 'INFO',
       api: { tokens: { readWrite: [], readOnly: [] }, allowedHosts: [] },
       codec: { tokens: [], corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'], allowedHosts: [], port: undefined },
@@ -38,6 +39,7 @@ describe('configuration from the environment', () => {
       VAULT_APPROLE_MOUNT: 'ci-approle',
       VAULT_NAMESPACE: 'team',
       TC_VAULT_CACHE_TTL_MS: '0',
+      TC_VAULT_PATHS: ' secret/data/connectors/ ,kv/billing',
       TC_LOG_LEVEL: 'debug',
       TC_API_TOKENS: ' rw1-0123456789abcdef , rw2-0123456789abcdef,',
       TC_API_READ_TOKENS: 'ro1-0123456789abcdef',
@@ -61,6 +63,7 @@ describe('configuration from the environment', () => {
         namespace: 'team',
         cacheTtlMs: 0,
       },
+      vaultPaths: ['secret/data/connectors/', 'kv/billing'],
       logLevel: 'DEBUG',
       api: { tokens: { readWrite: ['rw1-0123456789abcdef', 'rw2-0123456789abcdef'], readOnly: ['ro1-0123456789abcdef'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
       codec: { tokens: ['c1'], corsOrigins: ['https://ui.example.com'], allowedHosts: ['fd00::5'], port: 9999 },
@@ -151,6 +154,27 @@ describe('configuration from the environment', () => {
     }
   });
 
+  test("TC_VAULT_PATHS naming Vault's own mounts, lookup-self or a path that resolves elsewhere stops start-up with one line", () => {
+    const cases: Array<[string, string]> = [
+      ['auth/', `TC_VAULT_PATHS: "auth/" reaches Vault's auth/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['secret/, SYS/internal', `TC_VAULT_PATHS: "SYS/internal" reaches Vault's sys/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['identity', `TC_VAULT_PATHS: "identity" reaches Vault's identity/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['cu', `TC_VAULT_PATHS: "cu" reaches Vault's cubbyhole/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['secret/data/lookup-self', `TC_VAULT_PATHS: "secret/data/lookup-self" names lookup-self, which would read the worker's own Vault token`],
+      ['secret/../auth/', 'TC_VAULT_PATHS: "secret/../auth/" has an empty, . or .. segment, which would resolve to another path'],
+      ['secret//x/', 'TC_VAULT_PATHS: "secret//x/" has an empty, . or .. segment, which would resolve to another path'],
+      ['/secret/', 'TC_VAULT_PATHS: "/secret/" has an empty, . or .. segment, which would resolve to another path'],
+      ['secret/*', 'TC_VAULT_PATHS: "secret/*" is not a Vault API path such as secret/data/name (letters, digits, _ . - and / only)'],
+      [',', 'TC_VAULT_PATHS lists no path prefix: give at least one, such as secret/data/connectors/'],
+    ];
+    for (const [value, expected] of cases) {
+      expect(() => loadConfig({ TC_VAULT_PATHS: value })).toThrow(new ConfigError(expected));
+    }
+    // Prefixes that merely contain such a word elsewhere are fine, and empty means the default.
+    expect(loadConfig({ TC_VAULT_PATHS: 'secret/data/auth-service/,kv/sys-reports/' }).vaultPaths).toEqual(['secret/data/auth-service/', 'kv/sys-reports/']);
+    expect(loadConfig({ TC_VAULT_PATHS: '' }).vaultPaths).toEqual(['secret/']);
+  });
+
   test('an API token shorter than 16 characters stops start-up with one line naming its variable, never the token', () => {
     const short = 'ab15-SECRET-xyz'; // 15 characters
     const long = 'ab16-SECRET-wxyz'; // 16: the shortest accepted
@@ -189,6 +213,9 @@ describe('configuration from the environment', () => {
     expect(Keyring.fromEnv({})).toBeUndefined();
     const vault = VaultSecretSource.fromEnv(env);
     expect(vault?.cacheTtlMs).toBe(2500);
+    expect(vault?.allowedPaths).toEqual(['secret/']);
+    expect(VaultSecretSource.fromEnv({ ...env, TC_VAULT_PATHS: 'secret/data/connectors/' })?.allowedPaths).toEqual(['secret/data/connectors/']);
+    expect(() => VaultSecretSource.fromEnv({ ...env, TC_VAULT_PATHS: 'auth/' })).toThrow(/^TC_VAULT_PATHS: "auth\/"/);
     expect(VaultSecretSource.fromEnv({})).toBeUndefined();
     expect(() => VaultSecretSource.fromEnv({ ...env, TC_VAULT_CACHE_TTL_MS: 'soon' })).toThrow(/^TC_VAULT_CACHE_TTL_MS/);
     expect(tokensFromEnv(env)).toEqual(loadConfig(env).api.tokens);

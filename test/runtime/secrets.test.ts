@@ -6,7 +6,10 @@ import vault from 'node-vault';
 import { createConnectionRunner } from '../../core/runner';
 import { Keyring } from '../../core/keyring';
 import { MASK } from '../../core/inputs';
-import { ConnectorValidationError } from '../../core/service';
+import { startManagementApi } from '../../api/server';
+import { ConnectorRegistry } from '../../connectors/registry';
+import { ConnectorService, ConnectorValidationError } from '../../core/service';
+import { VaultSecretSource } from '../../core/vault';
 import { secretRedactions } from '../../worker/logging';
 import { startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
@@ -205,6 +208,114 @@ describe('no secret leaves the connector worker', () => {
         const allowed = await h.call(connector, { host: 'localhost' });
         expect(allowed.result.error).toBeUndefined();
       });
+    });
+  });
+
+  describe('Vault is read only under the paths the operator allows (TC_VAULT_PATHS)', () => {
+    /** Paths no connector may name, whatever TC_VAULT_PATHS says: the worker's own token, Vault's own settings. */
+    const forbidden = ['auth/token/lookup-self', 'secret/../auth/token/lookup-self', 'secret/data/x/lookup-self', 'sys/mounts', 'identity/oidc/token/x', 'cubbyhole/x', 'secret//data/x', 'secret/./data/x'];
+    const lookupSelf = (base_url: string) => ({ type: 'REST', value: { base_url, auth: { type: 'bearer' } }, vault_secrets: [{ path: 'auth/token/lookup-self', map: { id: 'auth.token' } }] });
+
+    test("the worker's Vault token can read lookup-self, so the check below guards something real", async () => {
+      // What an editor would receive at auth.token if the path were read: the worker's own token.
+      const answer = (await vaultAdmin.read('auth/token/lookup-self')) as { data: { id: string } };
+      expect(answer.data.id).toBe(stack.vault.token);
+    });
+
+    test('saving a reference to auth/token/lookup-self (or another forbidden path) is refused by the service and the API, naming the field and the allowed prefixes', async () => {
+      for (const path of forbidden) {
+        const connector = name('vaultpath');
+        const refusal = await h.service.apply({ name: connector, ...lookupSelf(elsewhere.url), vault_secrets: [{ path: 'secret/data/fine' }, { path, map: { id: 'auth.token' } }] }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(refusal).toBeInstanceOf(ConnectorValidationError);
+        expect((refusal as ConnectorValidationError).issues).toEqual([{ path: 'vault_secrets.1.path', message: expect.stringContaining('connectors may read only secret/ (TC_VAULT_PATHS)') }]);
+        await expect(h.service.get(connector)).rejects.toThrow(/does not exist/);
+      }
+
+      const token = `vault-paths-rw-${hex()}${hex()}`;
+      const managementApi = await startManagementApi({ service: h.service, tokens: { readWrite: [token], readOnly: [] }, port: 0 });
+      try {
+        const connector = name('vaultpathapi');
+        const res = await fetch(`${managementApi.url}/v1/connectors`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ name: connector, ...lookupSelf(elsewhere.url) }),
+        });
+        expect(res.status).toBe(400);
+        const body = (await res.json()) as { error: { type: string; issues: Array<{ path: string; message: string }> } };
+        expect(body.error.type).toBe('Connector.InvalidInput');
+        expect(body.error.issues).toEqual([
+          { path: 'vault_secrets.0.path', message: "reaches Vault's auth/ mount, which connectors may never read (it holds tokens and Vault's own settings); connectors may read only secret/ (TC_VAULT_PATHS)" },
+        ]);
+        await expect(h.service.get(connector)).rejects.toThrow(/does not exist/);
+      } finally {
+        await managementApi.close();
+      }
+    });
+
+    test('a path outside the configured prefixes is refused on save; one inside is accepted; the setting itself cannot name a forbidden mount', async () => {
+      const team = `secret/data/${name('team')}/`;
+      const narrow = new ConnectorService({ store: h.store, registry: new ConnectorRegistry(), keyring: h.keyring, vaultPaths: [team] });
+      const payroll = { name: name('payroll'), type: 'REST', value: { base_url: api.url }, vault_secrets: [{ path: `secret/data/${name('payroll')}` }] };
+      await expect(narrow.apply(payroll)).rejects.toMatchObject({ issues: [{ path: 'vault_secrets.0.path', message: `is outside the Vault paths connectors may read: ${team} (TC_VAULT_PATHS)` }] });
+      expect((await narrow.apply({ ...payroll, vault_secrets: [{ path: `${team}billing` }] })).version).toBe(1);
+      // Nothing given in code widens it to Vault's own mounts either.
+      for (const vaultPaths of [['auth/'], ['secret/', 'sys/'], ['a'], ['secret/../auth/'], ['lookup-self/']]) {
+        expect(() => new ConnectorService({ store: h.store, registry: new ConnectorRegistry(), vaultPaths })).toThrow(/^vaultPaths: /);
+        expect(() => new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, allowedPaths: vaultPaths })).toThrow(/^allowedPaths: /);
+      }
+    });
+
+    test("a connector stored before the rule that reads lookup-self fails as Connector.Vault.Denied, and the worker's token reaches no one", async () => {
+      // The same shape of connector with an allowed path delivers its Vault value: the target would see the token if it were read.
+      const marker = `vault-path-marker-${hex()}`;
+      const allowed = name('allowedvault');
+      await h.service.apply({ name: allowed, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer' } }, vault_secrets: [{ path: await vaultSecret({ id: marker }), map: { id: 'auth.token' } }] });
+      expect((await h.call(allowed)).result.error).toBeUndefined();
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${marker}`);
+
+      // Written to the store directly, as a connector saved before the service refused such paths.
+      const connector = name('storedbefore');
+      await h.store.put({ name: connector, description: '', locked: [], allowed_destinations: [], ...lookupSelf(elsewhere.url) } as Parameters<typeof h.store.put>[0]);
+      const before = elsewhere.requests.length;
+      const { result } = await h.call(connector);
+      expect(result.error).toMatchObject({ type: 'Connector.Vault.Denied', nonRetryable: true });
+      expect(result.error!.message).toContain('auth/token/lookup-self');
+      expect(result.error!.message).toContain(connector);
+      expect(elsewhere.requests.length).toBe(before);
+      const everything = [JSON.stringify(elsewhere.requests), JSON.stringify(api.requests), JSON.stringify(result), await historyText(h.client, result.workflowId!)].join('\n');
+      expect(everything).toContain(marker); // the sweep sees what reached the target and the histories
+      expect(everything).not.toContain(stack.vault.token);
+    });
+
+    test('a path the operator no longer allows is refused at run time as Connector.Vault.Denied; one still allowed works', async () => {
+      const team = `secret/data/${name('team')}/`;
+      const otherTeam = await vaultSecret({ token: `payroll-token-${hex()}` });
+      const ownTeam = `${team}billing`;
+      const ownToken = `own-team-token-${hex()}`;
+      await vaultAdmin.write(ownTeam, { data: { token: ownToken } });
+      recordSecrets('a Vault secret of secrets.test.ts', [ownToken]);
+      // Saved while the whole secret/ mount was allowed (the default) ...
+      const payroll = name('payroll');
+      const billing = name('billing');
+      for (const [connector, path] of [[payroll, otherTeam], [billing, ownTeam]]) {
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer' } }, vault_secrets: [{ path, map: { token: 'auth.token' } }] });
+      }
+      // ... then run by a worker whose TC_VAULT_PATHS is the team's folder only.
+      const narrowVault = new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, cacheTtlMs: 0, allowedPaths: [team] });
+      const runner = createConnectionRunner({ service: h.service, vault: narrowVault });
+      const before = elsewhere.requests.length;
+      const refused = await runner.run({ connector: payroll }, { signal: new AbortController().signal }).then(
+        () => undefined,
+        (err: { type?: string; nonRetryable?: boolean; message: string }) => err,
+      );
+      expect(refused).toMatchObject({ type: 'Connector.Vault.Denied', nonRetryable: true });
+      expect(refused!.message).toContain(`is outside the Vault paths connectors may read: ${team} (TC_VAULT_PATHS)`);
+      expect(elsewhere.requests.length).toBe(before);
+      await runner.run({ connector: billing }, { signal: new AbortController().signal });
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${ownToken}`);
     });
   });
 
