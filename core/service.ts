@@ -578,9 +578,12 @@ export interface ConnectorTypeInfo {
   description: string;
   /** Top-level input names. */
   fields: string[];
-  /** Dotted input paths that are encrypted at rest and masked on read. */
+  /** Dotted input paths that are encrypted at rest and masked on read (`*` alone: any key; within a key: any characters). */
   sensitive: string[];
-  /** JSON Schema (draft 2020-12) of the inputs, generated from the type's zod schema. */
+  /**
+   * JSON Schema (draft 2020-12) of the inputs, generated from the type's zod schema. Secrets carry the
+   * keyword `sensitive` (`true`, or key patterns on a map), from which `sensitive` is derived.
+   */
   json_schema: Record<string, unknown>;
 }
 

@@ -363,6 +363,63 @@ describe('no secret leaves the connector worker', () => {
     });
   });
 
+  describe("a header named like a credential is a secret, by the schema's name rule", () => {
+    test('X-Auth-Token is stored encrypted, masked on read through the API, and redacted from what an echoing server answers', async () => {
+      const token = `x-auth-token-${hex()}`;
+      const marker = `plain-header-${hex()}`; // an ordinary header, to show each check sees what is there
+      recordSecrets('a header of secrets.test.ts', [token]);
+      const connector = name('authheader');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, headers: { 'X-Auth-Token': token, 'X-Team': marker } } });
+
+      // At rest: the row holds the ordinary header in plain text and the token only as ciphertext.
+      const [row] = await h.store.db.query<{ value: string }>('SELECT value::text AS value FROM tc_connector_versions WHERE name = $1', [connector]);
+      expect(row.value).toContain(marker);
+      expect(row.value).not.toContain(token);
+      expect(JSON.parse(row.value).headers['X-Auth-Token']).toMatch(/^tcenc:/);
+
+      // On read, through the HTTP API.
+      const apiToken = `headers-rw-${hex()}${hex()}`;
+      const managementApi = await startManagementApi({ service: h.service, tokens: { readWrite: [apiToken], readOnly: [] }, port: 0 });
+      try {
+        const read = await fetch(`${managementApi.url}/v1/connectors/${connector}`, { headers: { authorization: `Bearer ${apiToken}` } });
+        const text = await read.text();
+        expect(read.status).toBe(200);
+        expect((JSON.parse(text) as { value: { headers: Record<string, string> } }).value.headers).toEqual({ 'X-Auth-Token': MASK, 'X-Team': marker });
+        expect(text).not.toContain(token);
+      } finally {
+        await managementApi.close();
+      }
+
+      // In a call: the server receives the token, and its echo of the request comes back redacted.
+      const { result, workflowId } = await h.call(connector);
+      expect(result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers['x-auth-token']).toBe(token);
+      const output = result.details!.output as { body: { headers: Record<string, string> } };
+      expect(output.body.headers['x-team']).toBe(marker);
+      expect(output.body.headers['x-auth-token']).toBe(MASK);
+      expect(result.details!.inputs).toMatchObject({ headers: { 'X-Auth-Token': MASK, 'X-Team': marker } });
+      for (const id of [workflowId, result.workflowId!]) {
+        const history = await historyText(h.client, id);
+        expect(history).toContain(marker);
+        expect(history).not.toContain(token);
+      }
+    });
+
+    test('a header the rule covers follows an override of the destination no more than auth does', async () => {
+      const token = `x-api-key-${hex()}`;
+      recordSecrets('a header of secrets.test.ts', [token]);
+      const connector = name('keyheader');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, headers: { 'X-Custom-Api-Key': token } } });
+      expect((await h.call(connector)).result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers['x-custom-api-key']).toBe(token);
+      const before = elsewhere.requests.length;
+      const { result } = await h.call(connector, { base_url: elsewhere.url });
+      expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed', nonRetryable: true });
+      expect(result.error!.message).not.toContain(token);
+      expect(elsewhere.requests.length).toBe(before);
+    });
+  });
+
   describe('redaction removes secrets and nothing else', () => {
     test('a short Vault value that is not secret (a team name "json") is left alone everywhere', async () => {
       const token = `vault-token-${hex()}`;
