@@ -268,7 +268,7 @@ describe('no secret leaves the connector worker', () => {
       }
     });
 
-    test("a connector stored before the rule that reads lookup-self fails as Connector.Vault.Denied, and the worker's token reaches no one", async () => {
+    test("a connector stored before the rule that reads lookup-self fails as Connector.Vault.PermissionDenied, and the worker's token reaches no one", async () => {
       // The same shape of connector with an allowed path delivers its Vault value: the target would see the token if it were read.
       const marker = `vault-path-marker-${hex()}`;
       const allowed = name('allowedvault');
@@ -281,7 +281,7 @@ describe('no secret leaves the connector worker', () => {
       await h.store.put({ name: connector, description: '', locked: [], allowed_destinations: [], ...lookupSelf(elsewhere.url) } as Parameters<typeof h.store.put>[0]);
       const before = elsewhere.requests.length;
       const { result } = await h.call(connector);
-      expect(result.error).toMatchObject({ type: 'Connector.Vault.Denied', nonRetryable: true });
+      expect(result.error).toMatchObject({ type: 'Connector.Vault.PermissionDenied', nonRetryable: true });
       expect(result.error!.message).toContain('auth/token/lookup-self');
       expect(result.error!.message).toContain(connector);
       expect(elsewhere.requests.length).toBe(before);
@@ -290,7 +290,7 @@ describe('no secret leaves the connector worker', () => {
       expect(everything).not.toContain(stack.vault.token);
     });
 
-    test('a path the operator no longer allows is refused at run time as Connector.Vault.Denied; one still allowed works', async () => {
+    test('a path the operator no longer allows is refused at run time as Connector.Vault.PermissionDenied; one still allowed works', async () => {
       const team = `secret/data/${name('team')}/`;
       const otherTeam = await vaultSecret({ token: `payroll-token-${hex()}` });
       const ownTeam = `${team}billing`;
@@ -311,7 +311,7 @@ describe('no secret leaves the connector worker', () => {
         () => undefined,
         (err: { type?: string; nonRetryable?: boolean; message: string }) => err,
       );
-      expect(refused).toMatchObject({ type: 'Connector.Vault.Denied', nonRetryable: true });
+      expect(refused).toMatchObject({ type: 'Connector.Vault.PermissionDenied', nonRetryable: true });
       expect(refused!.message).toContain(`is outside the Vault paths connectors may read: ${team} (TC_VAULT_PATHS)`);
       expect(elsewhere.requests.length).toBe(before);
       await runner.run({ connector: billing }, { signal: new AbortController().signal });
