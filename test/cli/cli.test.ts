@@ -204,6 +204,9 @@ describe('connectors CLI', () => {
   test('types lists every type with its sensitive fields', async () => {
     const types = await cli(['types']);
     expect(types.stdout).toMatch(/REST\s+auth\.password, auth\.token/);
+    // Headers are sensitive by their names (X-Auth-Token, ...): said once, not as a dozen name patterns.
+    expect(types.stdout).toMatch(/REST\s+auth\.password, auth\.token, auth\.value, headers \(by name\)\s/);
+    expect((await cli(['types', 'rest'])).stdout).toMatch(/^ {2}headers +\(sensitive by name\) Request headers/m);
     expect(types.stdout).toMatch(/OPENAI\s+api_key/);
     const json = JSON.parse((await cli(['types', '--json'])).stdout) as Array<{ name: string; json_schema: { properties: object } }>;
     expect(json.find((t) => t.name === 'REST')!.json_schema.properties).toHaveProperty('base_url');
