@@ -5,7 +5,7 @@ import { codecServerOptionsFromEnv } from '../../api/codec-server';
 import { allowedHostsFromEnv, tokensFromEnv } from '../../api/server';
 import { ConfigError, loadConfig } from '../../core/config';
 import { Keyring, KeyringError } from '../../core/keyring';
-import { openDatabaseFromEnv } from '../../core/services';
+import { connectorServicesFromEnv, openDatabaseFromEnv } from '../../core/services';
 import { VaultSecretSource } from '../../core/vault';
 
 // The environment is turned into configuration by one function; these are its rules, without servers.
@@ -232,6 +232,15 @@ describe('configuration from the environment', () => {
       expect(db.description).toMatch(/in memory|memory/i);
     } finally {
       await db.close();
+    }
+    // The service (saves) and the Vault source (reads) the surfaces open both hold TC_VAULT_PATHS.
+    for (const [vaultPaths, expected] of [[undefined, ['secret/']], ['secret/data/connectors/', ['secret/data/connectors/']]] as const) {
+      const services = await connectorServicesFromEnv({ ...env, ...(vaultPaths && { TC_VAULT_PATHS: vaultPaths }) });
+      try {
+        expect([services.service.vaultPaths, services.vault?.allowedPaths]).toEqual([expected, expected]);
+      } finally {
+        await services.store.close();
+      }
     }
   });
 });
