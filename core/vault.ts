@@ -1,6 +1,6 @@
 import vault from 'node-vault';
 import { checkedVaultPaths, DEFAULT_VAULT_PATHS, vaultPathProblem, vaultPathsSetting, vaultSettings } from './config';
-import { isPlainObject, type PlainObject } from './inputs';
+import { isPlainObject, shownKey, type PlainObject } from './inputs';
 
 /** A Vault secret attached to a connector. Every key of the secret becomes an input key, unless `map` says otherwise. */
 export interface VaultSecretRef {
@@ -116,7 +116,8 @@ export class VaultSecretSource {
    */
   async read(path: string): Promise<PlainObject> {
     const refusal = vaultPathRefusal(path, this.allowedPaths);
-    if (refusal !== undefined) throw new VaultError('denied', `Vault secret ${String(path).slice(0, 200)} ${refusal}`);
+    // A refused path may be anything an inline connector gave: escaped, so it cannot rewrite a terminal or a log line.
+    if (refusal !== undefined) throw new VaultError('denied', `Vault secret ${/^[A-Za-z0-9_.\-/]{1,200}$/.test(path) ? path : shownKey(String(path))} ${refusal}`);
     this.dropExpired();
     const cached = this.cache.get(path);
     if (cached && cached.expiresAt > Date.now()) return cached.value;

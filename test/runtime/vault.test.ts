@@ -109,6 +109,10 @@ describe('Vault secret source (real Vault dev server)', () => {
       expect((refused as Error).message).not.toContain(stack.vault.token);
       expect((refused as Error).message).not.toContain('value-of-');
     }
+    // A path an inline connector gave may hold control characters: the message shows them escaped.
+    const escaped = await source.read(`${team}\u001b[2Jx`).catch((e: Error) => e);
+    expect(escaped).toMatchObject({ kind: 'denied', message: expect.stringContaining(`${team}\\u001b[2Jx is not a Vault API path`) });
+    expect((escaped as Error).message).not.toContain('\u001b');
     // The default is the KV mount secret/, and nothing given in code reaches Vault's own mounts.
     expect(tokenSource().allowedPaths).toEqual(['secret/']);
     await expect(tokenSource().read('auth/token/lookup-self')).rejects.toMatchObject({ kind: 'denied' });
