@@ -9,7 +9,7 @@ export { PgDatabase, PgliteDatabase, type SqlDatabase } from './core/store/datab
 export { Keyring, KeyringError } from './core/keyring';
 export { VaultSecretSource, VaultError, type VaultSecretRef, type VaultSourceOptions } from './core/vault';
 export { connectorServicesFromEnv, openDatabaseFromEnv, connectorServices, openDatabase, type ConnectorServices } from './core/services';
-export { loadConfig, temporalConnectionOptions, ConfigError, type ConnectorsConfig, type TemporalSettings, type TemporalConnectionOptions, type KeyringSetting, type VaultSettings, type StoreSettings } from './core/config';
+export { loadConfig, temporalConnectionOptions, ConfigError, DEFAULT_VAULT_PATHS, type ConnectorsConfig, type TemporalSettings, type TemporalConnectionOptions, type KeyringSetting, type VaultSettings, type StoreSettings } from './core/config';
 export { ConnectorRegistry, BUILT_IN_TYPES } from './connectors/registry';
 export { restConnector, createRestConnector } from './connectors/rest';
 export { openaiConnector, createOpenAiConnector } from './connectors/openai';

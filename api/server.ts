@@ -9,7 +9,7 @@ import { ConsoleSessions, isConsoleRequest, registerConsole, type ApiAccess, typ
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { z } from 'zod';
 import { FailureType, type FailureTypeName } from '../connectors/errors';
-import { apiSettings, type ConnectorsConfig } from '../core/config';
+import { apiSettings, MIN_API_TOKEN_LENGTH, type ConnectorsConfig } from '../core/config';
 import type { ConnectionRunner } from '../core/runner';
 import { decodeDefinitionsText, DefinitionsParseError, duplicateJsonKey, parseDefinitions } from '../core/definitions-file';
 import { isPlainObject, jsonValueIssues } from '../core/inputs';
@@ -40,7 +40,7 @@ export interface ManagementApiOptions {
    * 501 Not Implemented.
    */
   runner?: ConnectionRunner;
-  /** Who may call. At least one token in all is required. */
+  /** Who may call. At least one token in all is required, each at least 16 characters long (`MIN_API_TOKEN_LENGTH`). */
   tokens: ApiTokens;
   /**
    * Host names the API also answers to, besides `localhost`, loopback addresses and the address a
@@ -124,7 +124,7 @@ function requireTokens(tokens: ApiTokens | undefined): ApiTokens {
       'the management API needs at least one bearer token: set TC_API_TOKENS (read-write) and/or TC_API_READ_TOKENS (read-only), comma-separated',
     );
   }
-  checkedTokens(all, 'the management API tokens');
+  checkedTokens(all, 'the management API tokens', MIN_API_TOKEN_LENGTH);
   return tokens!;
 }
 

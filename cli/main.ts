@@ -86,9 +86,26 @@ function fieldDocs(schema: unknown, path = '', label = ''): FieldDoc[] {
   return docs;
 }
 
-/** One line per field: its path, then `(sensitive)` where it is, then its description. */
+/** Fields whose entries are sensitive by their names (REST `headers`): the parents of patterns with a `*` inside a key. */
+function sensitiveByName(sensitive: readonly string[]): Set<string> {
+  return new Set(sensitive.filter((p) => /[^.]\*|\*[^.]/.test(p.slice(p.lastIndexOf('.') + 1))).map((p) => p.slice(0, p.lastIndexOf('.'))));
+}
+
+/**
+ * The sensitive paths in a line: fields by name, then each map whose entries are sensitive by their
+ * names once (`headers (by name)`), rather than a dozen name patterns.
+ */
+function sensitiveSummary(sensitive: readonly string[]): string {
+  const byName = sensitiveByName(sensitive);
+  const fields = sensitive.filter((p) => !byName.has(p.slice(0, p.lastIndexOf('.'))));
+  return [...fields, ...[...byName].map((parent) => `${parent} (by name)`)].join(', ');
+}
+
+/** One line per field: its path, then `(sensitive)` (or `(sensitive by name)` for a map such as headers) where it is, then its description. */
 function fieldTable(schema: unknown, sensitive: readonly string[]): string {
-  const rows = fieldDocs(schema).map((doc) => [`  ${doc.path}`, `${sensitive.includes(doc.path) ? '(sensitive) ' : ''}${doc.description}`]);
+  const byName = sensitiveByName(sensitive);
+  const mark = (path: string) => (sensitive.includes(path) ? '(sensitive) ' : byName.has(path) ? '(sensitive by name) ' : '');
+  const rows = fieldDocs(schema).map((doc) => [`  ${doc.path}`, `${mark(doc.path)}${doc.description}`]);
   if (rows.length === 0) return '  (no fields)';
   return table(rows)
     .split('\n')
@@ -213,7 +230,7 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
       if (chosen.length === 0) throw new Error(`no connector type "${name}"; known types: ${types.map((t) => t.name).join(', ')}`);
       if (opts.json) return print(name === undefined ? types : chosen[0], 'json');
       const sections = chosen.map((t) => `${t.name}: ${t.description}\n${fieldTable(t.json_schema, t.sensitive)}`);
-      if (name === undefined) sections.unshift(table([['TYPE', 'SENSITIVE', 'FIELDS'], ...types.map((t) => [t.name, t.sensitive.join(', ') || '-', t.fields.join(', ')])]));
+      if (name === undefined) sections.unshift(table([['TYPE', 'SENSITIVE', 'FIELDS'], ...types.map((t) => [t.name, sensitiveSummary(t.sensitive) || '-', t.fields.join(', ')])]));
       console.log(sections.join('\n\n'));
     });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sensitivePaths } from './sensitivity';
 import type { DelegatingConnectorType } from './types';
 
 /**
@@ -39,7 +40,8 @@ export const agentConnector: DelegatingConnectorType<typeof agentSchema> = {
   name: 'AGENT',
   description: 'An AI agent profile (model, system prompt, temperature, tools) that calls through a stored OPENAI connector',
   schema: agentSchema,
-  sensitive: [],
+  // Nothing in agentSchema is marked: the agent's secrets are its OPENAI connector's.
+  sensitive: sensitivePaths(agentSchema),
   delegate(inputs) {
     const messages = inputs.system_prompt ? [{ role: 'system', content: inputs.system_prompt }, ...inputs.messages] : inputs.messages;
     const overrides: Record<string, unknown> = { operation: 'chat.completions', messages };

@@ -6,23 +6,45 @@ import { z } from 'zod';
 const DURATION_PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 
+/**
+ * The shortest duration there is: 1 ms. Milliseconds are whole numbers wherever a duration is used
+ * (timers, Temporal's timeouts, rate periods), so anything shorter would round to 0, which means "no
+ * timeout" to some and "fire at once" to others, and a rate period of 0 switches the limit off.
+ */
+export const MIN_DURATION_MS = 1;
+
 /** What a refused duration is told. */
 export const DURATION_MESSAGE = "must be milliseconds or a duration such as '500ms', '30s', '2m' or '1h'";
 
-/**
- * A duration in milliseconds: a number is already milliseconds, a string is a duration such as
- * `'500ms'`, `'30s'`, `'2m'` or `'1h'`. Undefined when the value is not a positive duration.
- */
-export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value : undefined;
+/** What a duration under {@link MIN_DURATION_MS} is told. */
+export const DURATION_TOO_SHORT_MESSAGE = 'must be at least 1 ms: a shorter duration would round to 0 (no timeout, or no limit)';
+
+/** The milliseconds a value names, unrounded and unchecked; undefined when it is not a duration at all. */
+function rawDurationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
   const match = typeof value === 'string' ? DURATION_PATTERN.exec(value) : null;
-  if (!match) return undefined;
-  const ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
-  return ms > 0 ? Math.round(ms) : undefined;
+  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : undefined;
 }
 
-/** A duration as an input: positive milliseconds, or a duration string (see {@link parseDurationMs}). */
+/**
+ * A duration in milliseconds, rounded to whole ones: a number is already milliseconds, a string is a
+ * duration such as `'500ms'`, `'30s'`, `'2m'` or `'1h'`. Undefined when the value is not a duration
+ * of at least 1 ms ({@link MIN_DURATION_MS}).
+ */
+export function parseDurationMs(value: unknown): number | undefined {
+  const ms = rawDurationMs(value);
+  return ms !== undefined && ms >= MIN_DURATION_MS ? Math.round(ms) : undefined;
+}
+
+/**
+ * A duration as an input: milliseconds, or a duration string (see {@link parseDurationMs}), of at
+ * least 1 ms. The issue says which of the two is wrong: the form, or a value under 1 ms.
+ */
 export const durationSchema = z.union([
-  z.number().positive({ message: DURATION_MESSAGE }),
-  z.string().refine((value) => parseDurationMs(value) !== undefined, { message: DURATION_MESSAGE }),
+  z.number().min(MIN_DURATION_MS, { message: DURATION_TOO_SHORT_MESSAGE }),
+  z.string().superRefine((value, ctx) => {
+    const ms = rawDurationMs(value);
+    if (ms === undefined) ctx.addIssue({ code: 'custom', message: DURATION_MESSAGE });
+    else if (ms < MIN_DURATION_MS) ctx.addIssue({ code: 'custom', message: DURATION_TOO_SHORT_MESSAGE });
+  }),
 ]);

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { FailureType, describeNetworkError, httpStatusFailure, networkFailure, permanentFailure, transientFailure } from './errors';
 import { PoolManager, type PoolOptions } from './pools';
 import { durationSchema, parseDurationMs } from './durations';
+import { sensitive, sensitivePaths } from './sensitivity';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
 
 type RequestOptions = OpenAI.RequestOptions;
@@ -55,7 +56,7 @@ const openaiInputs = {
   base_url: httpUrl
     .default(OPENAI_DEFAULT_BASE_URL)
     .meta({ description: 'Base URL of the API, including its version path. Default `https://api.openai.com/v1`.', examples: ['http://127.0.0.1:11434/v1'] }),
-  api_key: z.string().min(1).describe('Sent as `Authorization: Bearer <api_key>`. Required.'),
+  api_key: sensitive(z.string().min(1).describe('Sent as `Authorization: Bearer <api_key>`. Required.')),
   organization: z.string().min(1).optional().describe('Sent as the `OpenAI-Organization` header. Default: none.'),
   project: z.string().min(1).optional().describe('Sent as the `OpenAI-Project` header. Default: none.'),
   default_model: z.string().min(1).optional().meta({ description: 'Model used when a call gives no `model`. Default: none.', examples: ['gpt-4o-mini'] }),
@@ -153,6 +154,8 @@ export const openaiSchema = z.strictObject(openaiInputs).superRefine((inputs, ct
     }
   }
 });
+
+const OPENAI_SENSITIVE = sensitivePaths(openaiSchema);
 
 export type OpenAiInputs = z.output<typeof openaiSchema>;
 
@@ -387,7 +390,8 @@ export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): Con
     name: 'OPENAI',
     description: 'The OpenAI API or any OpenAI-compatible server: models, chat completions, embeddings and responses.',
     schema: openaiSchema,
-    sensitive: ['api_key'],
+    // Marked on the fields of openaiSchema (`sensitive`), and derived from there.
+    sensitive: OPENAI_SENSITIVE,
     async invoke(inputs, ctx) {
       try {
         return await call(inputs, ctx, (client, requestOptions) => perform(client, inputs, requestOptions));

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { durationSchema, parseDurationMs } from './durations';
 import { FailureType, describeNetworkError, errorCode, httpStatusFailure, networkFailure, permanentFailure } from './errors';
 import { PoolManager, type PoolOptions } from './pools';
+import { SECRET_HEADER_NAMES, sensitive, sensitiveEntries, sensitivePaths } from './sensitivity';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
@@ -39,20 +40,20 @@ const restAuthSchema = z.discriminatedUnion('type', [
     .strictObject({
       type: z.literal('basic').describe('`basic`: HTTP Basic authentication with a user name and a password.'),
       username: z.string().describe('User name for HTTP Basic authentication.'),
-      password: z.string().describe('Password for HTTP Basic authentication.'),
+      password: sensitive(z.string().describe('Password for HTTP Basic authentication.')),
     })
     .describe('HTTP Basic authentication: sends `Authorization: Basic <base64 of username:password>`.'),
   z
     .strictObject({
       type: z.literal('bearer').describe('`bearer`: a bearer token.'),
-      token: z.string().min(1).describe('Sent as `Authorization: Bearer <token>`.'),
+      token: sensitive(z.string().min(1).describe('Sent as `Authorization: Bearer <token>`.')),
     })
     .describe('Bearer token authentication: sends `Authorization: Bearer <token>`.'),
   z
     .strictObject({
       type: z.literal('api_key').describe('`api_key`: a key sent in a header of its own.'),
       header: headerName.default('X-API-Key').meta({ description: 'Header that carries the key. Default `X-API-Key`.', examples: ['X-API-Key', 'api-key'] }),
-      value: headerValue.min(1).describe('The key itself.'),
+      value: sensitive(headerValue.min(1).describe('The key itself.')),
     })
     .describe('API key authentication: sends the key in the header named by `header`.'),
 ]);
@@ -76,11 +77,12 @@ export const restSchema = z
       .pipe(z.enum(HTTP_METHODS))
       .default('GET')
       .meta({ description: `HTTP method, case-insensitive. Default \`GET\`. One of ${HTTP_METHODS.join(', ')}.` }),
-    headers: z
-      .record(headerName, headerValue)
+    headers: sensitiveEntries(z.record(headerName, headerValue), SECRET_HEADER_NAMES)
       .optional()
       .describe(
-        'Request headers, by name. A header given here wins over the default content-type; `auth` wins over it. `authorization`, `proxy-authorization`, `x-api-key` and `cookie` are sensitive. Default: none.',
+        'Request headers, by name. A header given here wins over the default content-type; `auth` wins over it. ' +
+          'Sensitive by name (case-insensitive): `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, and every name containing ' +
+          '`token`, `key`, `secret`, `signature`, `auth`, `password` or `session` (`X-Auth-Token`, `X-Api-Key`, `X-Hub-Signature`). Default: none.',
       ),
     query: z
       .record(z.string(), formValue)
@@ -140,6 +142,9 @@ export const restSchema = z
       });
     }
   });
+
+// Derived once: every REST connector type made by createRestConnector shares the schema.
+const REST_SENSITIVE = sensitivePaths(restSchema);
 
 export type RestInputs = z.output<typeof restSchema>;
 export type RestAuth = z.output<typeof restAuthSchema>;
@@ -493,15 +498,8 @@ export function createRestConnector(options: RestConnectorOptions = {}): Connect
     name: 'REST',
     description: 'Any HTTP/JSON API: one request per call, with basic, bearer or API-key auth.',
     schema: restSchema,
-    sensitive: [
-      'auth.password',
-      'auth.token',
-      'auth.value',
-      'headers.authorization',
-      'headers.proxy-authorization',
-      'headers.x-api-key',
-      'headers.cookie',
-    ],
+    // Marked on the fields of restSchema (`sensitive`, `sensitiveEntries`), and derived from there.
+    sensitive: REST_SENSITIVE,
     invoke: (inputs, ctx) => send(prepareRequest(inputs), inputs, ctx, agents),
     test: (inputs, ctx) => testRest(inputs, ctx, agents),
     async introspect(inputs, ctx) {

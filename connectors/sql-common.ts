@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, errorCode, permanentFailure } from './errors';
 import { durationSchema, parseDurationMs } from './durations';
+import { sensitive } from './sensitivity';
 import type { InvokeContext } from './types';
 
 /** Statement timeout when the inputs give none: 30 s. */
@@ -59,7 +60,9 @@ export function sqlConnectionFields(defaultPort: number) {
       .describe(`TCP port of the server, 1 to 65535. Default ${defaultPort}.`),
     database: z.string().min(1).describe('Database to connect to; MYSQL also limits `introspect` to it.'),
     user: z.string().min(1).describe('User to connect as.'),
-    password: z.string().optional().describe('Password of `user` (sensitive: encrypted at rest, masked on read). Default: none, for servers that trust the client.'),
+    password: sensitive(z.string())
+      .optional()
+      .describe('Password of `user` (sensitive: encrypted at rest, masked on read). Default: none, for servers that trust the client.'),
     tls: z
       .union([
         z.boolean(),

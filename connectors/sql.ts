@@ -11,6 +11,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType, errorCode, networkFailure, permanentFailure } from './errors';
 import { PoolManager, type PoolOptions } from './pools';
+import { sensitivePaths } from './sensitivity';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -291,7 +292,8 @@ export function createSqlConnector<Conn, Pool>(driver: SqlDriver<Conn, Pool>, op
     name: driver.name,
     description: driver.description,
     schema: sqlSchema(driver.defaultPort),
-    sensitive: ['password'],
+    // Marked on the fields of the schema (sql-common.ts), and derived from there.
+    sensitive: sensitivePaths(sqlSchema(driver.defaultPort)),
     invoke,
     test,
     introspect,

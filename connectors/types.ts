@@ -32,7 +32,9 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
   schema: Schema;
   /**
    * Input paths whose values are secrets: encrypted at rest, masked on read, redacted from errors.
-   * Dotted, matched case-insensitively, `*` matches one segment (e.g. `headers.authorization`).
+   * Dotted, matched case-insensitively; `*` alone matches any one segment, and within a segment any
+   * run of characters (e.g. `auth.token`, `headers.*token*`). Derive it from the schema, where the
+   * fields are marked (`sensitivePaths(schema)`, connectors/sensitivity.ts), rather than list it by hand.
    */
   sensitive: readonly string[];
   /** Performs the call. Throws errors built with connectors/errors.ts. */
@@ -81,6 +83,7 @@ export interface DelegatingConnectorType<Schema extends z.ZodType = z.ZodType> {
   name: string;
   description: string;
   schema: Schema;
+  /** As {@link ConnectorType.sensitive}. */
   sensitive: readonly string[];
   delegate(inputs: z.output<Schema>): DelegatedCall;
   describeCall?(inputs: Record<string, unknown>): string | undefined;

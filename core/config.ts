@@ -56,6 +56,13 @@ export interface ConnectorsConfig {
   payloadKeyring?: KeyringSetting;
   /** `VAULT_*` and `TC_VAULT_CACHE_TTL_MS`. Default: none (no `VAULT_ADDR`). */
   vault?: VaultSettings;
+  /**
+   * `TC_VAULT_PATHS`: the Vault path prefixes connectors may reference in `vault_secrets`, comma-separated
+   * (e.g. `secret/data/connectors/`); matched as plain string prefixes, so end one with `/` to mean a
+   * folder. Never under `auth/`, `sys/`, `identity/`, `cubbyhole/` or naming `lookup-self`
+   * (see {@link checkedVaultPaths}). Default: `secret/`, the KV mount.
+   */
+  vaultPaths: string[];
   /** `TC_LOG_LEVEL`: log level of a standalone connector worker, any case. Default: `INFO`. */
   logLevel: LogLevel;
   /**
@@ -64,7 +71,10 @@ export interface ConnectorsConfig {
    */
   limitLeaseMs?: number;
   api: {
-    /** `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated. Default: none (the API then refuses to start). */
+    /**
+     * `TC_API_TOKENS` (read-write) and `TC_API_READ_TOKENS` (read-only), comma-separated, each at least
+     * {@link MIN_API_TOKEN_LENGTH} (16) characters. Default: none (the API then refuses to start).
+     */
     tokens: { readWrite: string[]; readOnly: string[] };
     /** `TC_API_ALLOWED_HOSTS`: further host names of the API, comma-separated, lower-cased. Default: none. */
     allowedHosts: string[];
@@ -107,6 +117,7 @@ export function loadConfig(env: Env = process.env): ConnectorsConfig {
     keyring: keyringSetting(env),
     payloadKeyring: payloadKeyringSetting(env),
     vault: vaultSettings(env),
+    vaultPaths: vaultPathsSetting(env),
     logLevel: parseLogLevel(env.TC_LOG_LEVEL),
     limitLeaseMs: millisecondsSetting(env, 'TC_LIMIT_LEASE_MS'),
     api: apiSettings(env),
@@ -190,10 +201,20 @@ function describeTemporalConfigError(err: unknown): string {
   return String(e.message ?? err).split('\n')[0];
 }
 
+/**
+ * Shortest bearer token of the management API: 16 characters. The API guards every stored secret's
+ * destination and the console's session cookie; a short token can be guessed by trying, the more so as
+ * nothing limits the attempts.
+ */
+export const MIN_API_TOKEN_LENGTH = 16;
+
 /** {@link ConnectorsConfig.api} alone. */
 export function apiSettings(env: Env = process.env): ConnectorsConfig['api'] {
   return {
-    tokens: { readWrite: tokenList(env, 'TC_API_TOKENS'), readOnly: tokenList(env, 'TC_API_READ_TOKENS') },
+    tokens: {
+      readWrite: tokenList(env, 'TC_API_TOKENS', MIN_API_TOKEN_LENGTH),
+      readOnly: tokenList(env, 'TC_API_READ_TOKENS', MIN_API_TOKEN_LENGTH),
+    },
     allowedHosts: checkedHostNames(listSetting(env.TC_API_ALLOWED_HOSTS), 'TC_API_ALLOWED_HOSTS'),
     temporalUiUrl: webUrlSetting(env, 'TC_TEMPORAL_UI_URL', 'http://127.0.0.1:8233'),
   };
@@ -248,6 +269,57 @@ export function vaultSettings(env: Env = process.env): VaultSettings | undefined
   };
 }
 
+/** Default of {@link ConnectorsConfig.vaultPaths}: `secret/`, the KV mount of a Vault dev server and Vault's usual one. */
+export const DEFAULT_VAULT_PATHS: readonly string[] = ['secret/'];
+
+/**
+ * Vault's own mounts: tokens (`auth/token/lookup-self` answers with the caller's own token), the
+ * server's configuration, identities and the per-token cubbyhole. No connector reads these, whatever
+ * the operator configures: a connector editor could hand the worker's credentials to any destination.
+ */
+export const FORBIDDEN_VAULT_MOUNTS: readonly string[] = ['auth', 'sys', 'identity', 'cubbyhole'];
+
+/** {@link ConnectorsConfig.vaultPaths} alone: `TC_VAULT_PATHS`, checked, else the default `secret/`. */
+export function vaultPathsSetting(env: Env = process.env): string[] {
+  const value = setting(env, 'TC_VAULT_PATHS');
+  return value === undefined ? [...DEFAULT_VAULT_PATHS] : checkedVaultPaths(listSetting(value), 'TC_VAULT_PATHS');
+}
+
+/**
+ * Vault path prefixes that connectors may read, checked: at least one; each a Vault API path (letters,
+ * digits, `_ . - /`, no leading `/`, no empty, `.` or `..` segment) outside Vault's own mounts
+ * ({@link FORBIDDEN_VAULT_MOUNTS}) and not naming `lookup-self`. `what` names them in the error, e.g.
+ * `TC_VAULT_PATHS`. Throws a {@link ConfigError} in one line.
+ */
+export function checkedVaultPaths(prefixes: readonly string[], what: string): string[] {
+  if (prefixes.length === 0) throw new ConfigError(`${what} lists no path prefix: give at least one, such as secret/data/connectors/`);
+  for (const prefix of prefixes) {
+    const problem = vaultPathProblem(prefix, { prefix: true });
+    if (problem !== undefined) throw new ConfigError(`${what}: "${String(prefix).slice(0, 100)}" ${problem}`);
+  }
+  return [...prefixes];
+}
+
+/**
+ * What keeps `path` from being a Vault path a connector may read, whatever is configured; undefined
+ * when nothing does. With `prefix`, `path` is a prefix of such paths: a trailing `/` is allowed, and
+ * a prefix that a forbidden mount's name starts with (`a`, `sy`) is refused too.
+ */
+export function vaultPathProblem(path: string, options: { prefix?: boolean } = {}): string | undefined {
+  if (typeof path !== 'string' || !/^[A-Za-z0-9_.\-/]+$/.test(path)) return 'is not a Vault API path such as secret/data/name (letters, digits, _ . - and / only)';
+  const segments = path.split('/');
+  if (options.prefix && segments.length > 1 && segments[segments.length - 1] === '') segments.pop();
+  // An HTTP client resolves `.` and `..` (`secret/../auth/token/lookup-self`), and Vault an empty segment: refused, not normalised.
+  if (segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    return 'has an empty, . or .. segment, which would resolve to another path';
+  }
+  const mount = segments[0].toLowerCase();
+  const forbidden = FORBIDDEN_VAULT_MOUNTS.find((name) => name === mount || (options.prefix && segments.length === 1 && !path.endsWith('/') && name.startsWith(mount)));
+  if (forbidden !== undefined) return `reaches Vault's ${forbidden}/ mount, which connectors may never read (it holds tokens and Vault's own settings)`;
+  if (/lookup-self/i.test(path)) return "names lookup-self, which would read the worker's own Vault token";
+  return undefined;
+}
+
 /** `TC_LOG_LEVEL` (any case) as a level; unset or empty gives `INFO`. Throws, naming the valid levels, on anything else. */
 export function parseLogLevel(value: string | undefined): LogLevel {
   if (value === undefined || value.trim() === '') return 'INFO';
@@ -266,12 +338,16 @@ export function listSetting(value: string | undefined): string[] {
 
 /**
  * Bearer tokens, checked: each non-empty, without whitespace or commas (such a token could never be
- * presented as `Bearer <token>`, nor configured as a comma-separated list). `what` names them in the
- * error, e.g. `the management API tokens`; the tokens themselves are never shown.
+ * presented as `Bearer <token>`, nor configured as a comma-separated list), and at least `minLength`
+ * characters (default 1). `what` names them in the error, e.g. `the management API tokens`; the
+ * tokens themselves are never shown, nor their length (a hint for whoever reads the log).
  */
-export function checkedTokens(tokens: readonly string[], what: string): string[] {
+export function checkedTokens(tokens: readonly string[], what: string, minLength = 1): string[] {
   if (tokens.some((token) => typeof token !== 'string' || token.length === 0 || /[\s,]/.test(token))) {
     throw new ConfigError(`${what} must be non-empty and contain no whitespace or commas`);
+  }
+  if (tokens.some((token) => token.length < minLength)) {
+    throw new ConfigError(`${what} must each be at least ${minLength} characters long: use long random tokens, e.g. from openssl rand -hex 24`);
   }
   return [...tokens];
 }
@@ -328,8 +404,8 @@ function webUrlProblem(value: string, url: URL | undefined): string | undefined 
   return undefined;
 }
 
-function tokenList(env: Env, name: string): string[] {
-  return checkedTokens(listSetting(env[name]), name);
+function tokenList(env: Env, name: string, minLength?: number): string[] {
+  return checkedTokens(listSetting(env[name]), name, minLength);
 }
 
 function portSetting(env: Env, name: string): number | undefined {

@@ -111,12 +111,31 @@ function jsonScalarProblem(value: unknown): string | undefined {
   }
 }
 
-/** True when dotted `path` matches one of `patterns` (case-insensitive; `*` matches one segment). */
+/**
+ * True when `path` matches one of the dotted `patterns`, case-insensitively: `*` alone matches any one
+ * segment, and within a segment any run of characters (`headers.*token*` matches `headers.X-Auth-Token`).
+ */
 export function isSensitivePath(path: readonly string[], patterns: readonly string[]): boolean {
   return patterns.some((pattern) => {
     const parts = pattern.split('.');
-    return parts.length === path.length && parts.every((p, i) => p === '*' || p.toLowerCase() === path[i].toLowerCase());
+    return parts.length === path.length && parts.every((p, i) => segmentMatches(p, path[i]));
   });
+}
+
+// Compiled glob segments. Patterns come from the types' schemas and Vault map targets: few, but the
+// latter are user data, so the cache is emptied rather than allowed to grow without bound.
+const GLOB_SEGMENTS = new Map<string, RegExp>();
+
+function segmentMatches(pattern: string, segment: string): boolean {
+  if (pattern === '*') return true;
+  if (!pattern.includes('*')) return pattern.toLowerCase() === segment.toLowerCase();
+  let glob = GLOB_SEGMENTS.get(pattern);
+  if (!glob) {
+    if (GLOB_SEGMENTS.size >= 1_000) GLOB_SEGMENTS.clear();
+    glob = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[\\^$.|?+()[\]{}]/g, '\\$&')).join('.*')}$`, 'is');
+    GLOB_SEGMENTS.set(pattern, glob);
+  }
+  return glob.test(segment);
 }
 
 // `scheme://user:password@host` or `scheme://token@host`: whatever stands before `@` authenticates.

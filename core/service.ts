@@ -5,8 +5,10 @@ import { isDelegating, type AnyConnectorType } from '../connectors/types';
 import { bindingOf, decodeBinding, encodeBinding, widening, type DestinationSet, type SecretBinding } from './destinations';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
+import { checkedVaultPaths, DEFAULT_VAULT_PATHS } from './config';
 import { ConnectorLimiter, type LimitsUsage } from './limits';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
+import { vaultPathRefusal } from './vault';
 
 /** `[a-z0-9][a-z0-9_.-]*`, up to 128 characters: safe in URLs, paths, workflow IDs and search attributes. */
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -70,7 +72,10 @@ export const connectorDefinitionSchema = z
             path: z
               .string()
               .regex(/^[A-Za-z0-9_.\-/]+$/, 'must be a Vault API path such as secret/data/name')
-              .meta({ description: 'Vault API path of the secret: KV v2 `secret/data/<name>`, KV v1 `kv/<name>`.', examples: ['secret/data/billing'] }),
+              .meta({
+                description: 'Vault API path of the secret: KV v2 `secret/data/<name>`, KV v1 `kv/<name>`; under a prefix the operator allows (TC_VAULT_PATHS, default `secret/`).',
+                examples: ['secret/data/billing'],
+              }),
             map: z
               .record(z.string(), z.string().min(1))
               .optional()
@@ -179,6 +184,12 @@ export interface ConnectorServiceOptions {
   /** Encrypts sensitive fields. Without it, connectors with sensitive values cannot be saved. Default: none. */
   keyring?: Keyring;
   /**
+   * Vault path prefixes a connector's `vault_secrets` may name (`TC_VAULT_PATHS`, see
+   * `ConnectorsConfig.vaultPaths`); a save or rollback naming any other path is refused. Never under
+   * Vault's own mounts or naming `lookup-self`, whatever is given here. Default: `['secret/']`.
+   */
+  vaultPaths?: readonly string[];
+  /**
    * Longest time, in milliseconds, the profile cache (started by {@link ConnectorService.watch}) serves a
    * loaded profile without reading the store again. Change notifications drop entries sooner; this bounds
    * staleness when one is lost without the LISTEN connection noticing (a half-open TCP connection).
@@ -204,6 +215,7 @@ export class ConnectorService {
   readonly store: ConnectorStore;
   readonly registry: ConnectorRegistry;
   readonly keyring?: Keyring;
+  readonly vaultPaths: readonly string[];
   private readonly cacheTtlMs: number;
   // Only existing profiles are cached (a miss is not), so the map holds at most one entry per stored connector.
   private cache?: Map<string, CachedProfile>;
@@ -215,6 +227,7 @@ export class ConnectorService {
     this.store = options.store;
     this.registry = options.registry;
     this.keyring = options.keyring;
+    this.vaultPaths = options.vaultPaths === undefined ? DEFAULT_VAULT_PATHS : checkedVaultPaths(options.vaultPaths, 'vaultPaths');
     this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_PROFILE_CACHE_TTL_MS;
   }
 
@@ -276,8 +289,8 @@ export class ConnectorService {
     const parsed = connectorDefinitionSchema.safeParse(definition);
     if (!parsed.success || shapeIssues.length > 0) throw new ConnectorValidationError([...shapeIssues, ...(parsed.success ? [] : zodIssues(parsed.error))]);
     const def = parsed.data;
-    const ciphertextIssues = storedFormIssues(def.value);
-    if (ciphertextIssues.length > 0) throw new ConnectorValidationError(ciphertextIssues);
+    const storedIssues = [...storedFormIssues(def.value), ...this.vaultPathIssues(def.vault_secrets)];
+    if (storedIssues.length > 0) throw new ConnectorValidationError(storedIssues);
     const type = this.registry.get(def.type);
     if (!type) {
       const known = this.registry.names().join(', ');
@@ -298,6 +311,17 @@ export class ConnectorService {
       limits: def.limits,
     };
     return { record, sensitive: type.sensitive, destination: isDelegating(type) ? undefined : type.destination?.bind(type) };
+  }
+
+  /**
+   * Vault references outside {@link vaultPaths}: whoever may edit a connector must not read, and aim
+   * elsewhere, what else the worker's Vault token can read (its own token, another team's secrets).
+   */
+  private vaultPathIssues(refs: ReadonlyArray<{ path: string }> | undefined): FieldIssue[] {
+    return (refs ?? []).flatMap((ref, i) => {
+      const refusal = vaultPathRefusal(ref.path, this.vaultPaths);
+      return refusal === undefined ? [] : [{ path: `vault_secrets.${i}.path`, message: refusal }];
+    });
   }
 
   /** The connector types this service knows: fields, sensitive paths, and a JSON Schema for forms. */
@@ -356,6 +380,9 @@ export class ConnectorService {
   async rollback(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<ConnectorView> {
     checkName(name);
     checkVersion(version);
+    // An old version may name a Vault path that TC_VAULT_PATHS has allowed no longer.
+    const vaultIssues = this.vaultPathIssues((await this.store.get(name, version))?.vault_secrets);
+    if (vaultIssues.length > 0) throw new ConnectorValidationError(vaultIssues, `version ${version} of connector ${name}`);
     const restored = await this.store.restore(name, version, options);
     if (!restored) throw new ConnectorNotFoundError(name, version);
     return this.view(restored);
@@ -574,9 +601,12 @@ export interface ConnectorTypeInfo {
   description: string;
   /** Top-level input names. */
   fields: string[];
-  /** Dotted input paths that are encrypted at rest and masked on read. */
+  /** Dotted input paths that are encrypted at rest and masked on read (`*` alone: any key; within a key: any characters). */
   sensitive: string[];
-  /** JSON Schema (draft 2020-12) of the inputs, generated from the type's zod schema. */
+  /**
+   * JSON Schema (draft 2020-12) of the inputs, generated from the type's zod schema. Secrets carry the
+   * keyword `sensitive` (`true`, or key patterns on a map), from which `sensitive` is derived.
+   */
   json_schema: Record<string, unknown>;
 }
 

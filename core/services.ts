@@ -2,7 +2,7 @@
 // from one configuration.
 import { mkdirSync } from 'node:fs';
 import { ConnectorRegistry } from '../connectors/registry';
-import { keyringSetting, storeSettings, vaultSettings, type ConnectorsConfig, type StoreSettings } from './config';
+import { DEFAULT_VAULT_PATHS, keyringSetting, storeSettings, vaultPathsSetting, vaultSettings, type ConnectorsConfig, type StoreSettings } from './config';
 import { Keyring } from './keyring';
 import { ConnectorService } from './service';
 import { PgDatabase, PgliteDatabase, type SqlDatabase } from './store/database';
@@ -20,14 +20,19 @@ export async function openDatabase(settings: StoreSettings): Promise<SqlDatabase
   return PgliteDatabase.open(settings.dataDir);
 }
 
-/** Store (schema migrated), service with its keyring and registry, and Vault source, as `config` names them. */
-export async function connectorServices(config: Pick<ConnectorsConfig, 'store' | 'keyring' | 'vault'>) {
+/**
+ * Store (schema migrated), service with its keyring and registry, and Vault source, as `config` names
+ * them. Both the service (on save) and the Vault source (on read) hold connectors to `vaultPaths`
+ * (default: `secret/`).
+ */
+export async function connectorServices(config: Pick<ConnectorsConfig, 'store' | 'keyring' | 'vault'> & Partial<Pick<ConnectorsConfig, 'vaultPaths'>>) {
   // Keys and Vault settings are checked before the store opens, so a bad one leaves nothing open.
   const keyring = Keyring.fromSetting(config.keyring);
-  const vault = config.vault ? new VaultSecretSource(config.vault) : undefined;
+  const vaultPaths = config.vaultPaths ?? [...DEFAULT_VAULT_PATHS];
+  const vault = config.vault ? new VaultSecretSource({ ...config.vault, allowedPaths: vaultPaths }) : undefined;
   const store = new ConnectorStore(await openDatabase(config.store));
   await store.migrate();
-  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
+  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring, vaultPaths });
   return { store, service, vault };
 }
 
@@ -47,5 +52,5 @@ export async function openDatabaseFromEnv(env?: NodeJS.ProcessEnv): Promise<SqlD
  * of the parts of `loadConfig(env)` it uses (default: this process's environment).
  */
 export async function connectorServicesFromEnv(env?: NodeJS.ProcessEnv): Promise<ConnectorServices> {
-  return connectorServices({ store: storeSettings(env), keyring: keyringSetting(env), vault: vaultSettings(env) });
+  return connectorServices({ store: storeSettings(env), keyring: keyringSetting(env), vault: vaultSettings(env), vaultPaths: vaultPathsSetting(env) });
 }

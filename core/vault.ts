@@ -1,6 +1,6 @@
 import vault from 'node-vault';
-import { vaultSettings } from './config';
-import { isPlainObject, type PlainObject } from './inputs';
+import { checkedVaultPaths, DEFAULT_VAULT_PATHS, vaultPathProblem, vaultPathsSetting, vaultSettings } from './config';
+import { isPlainObject, shownKey, type PlainObject } from './inputs';
 
 /** A Vault secret attached to a connector. Every key of the secret becomes an input key, unless `map` says otherwise. */
 export interface VaultSecretRef {
@@ -44,6 +44,23 @@ export interface VaultSourceOptions {
   cacheMaxEntries?: number;
   /** Per-request timeout, in milliseconds. Default: 10000. */
   requestTimeoutMs?: number;
+  /**
+   * Path prefixes connectors may read (`TC_VAULT_PATHS`, see `ConnectorsConfig.vaultPaths`); any other
+   * path is refused before Vault is asked, as `denied`. Never under `auth/`, `sys/`, `identity/`,
+   * `cubbyhole/` or naming `lookup-self`, whatever is given here. Default: `['secret/']`.
+   */
+  allowedPaths?: readonly string[];
+}
+
+/**
+ * Why a connector may not read the Vault path `path` when `allowed` lists the prefixes it may read;
+ * undefined when it may. The message names the allowed prefixes, never a secret.
+ */
+export function vaultPathRefusal(path: string, allowed: readonly string[]): string | undefined {
+  const listed = `${allowed.join(', ')} (TC_VAULT_PATHS)`;
+  const problem = vaultPathProblem(path);
+  if (problem !== undefined) return `${problem}; connectors may read only ${listed}`;
+  return allowed.some((prefix) => path.startsWith(prefix)) ? undefined : `is outside the Vault paths connectors may read: ${listed}`;
 }
 
 interface CacheEntry {
@@ -66,9 +83,11 @@ export class VaultSecretSource {
   private tokenExpiresAt = Infinity;
   readonly cacheTtlMs: number;
   readonly cacheMaxEntries: number;
+  readonly allowedPaths: readonly string[];
 
   constructor(private readonly options: VaultSourceOptions) {
     if (!options.token && !options.appRole) throw new VaultError('invalid', 'Vault needs a token or AppRole credentials');
+    this.allowedPaths = options.allowedPaths === undefined ? DEFAULT_VAULT_PATHS : checkedVaultPaths(options.allowedPaths, 'allowedPaths');
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
     this.cacheMaxEntries = options.cacheMaxEntries ?? 1_000;
     this.client = vault({
@@ -82,16 +101,23 @@ export class VaultSecretSource {
 
   /**
    * From `VAULT_ADDR` with `VAULT_TOKEN`, or `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (AppRole,
-   * mount `VAULT_APPROLE_MOUNT`), `VAULT_NAMESPACE`, and `TC_VAULT_CACHE_TTL_MS`, in `env` (default:
-   * this process's environment; see `loadConfig`). Undefined without `VAULT_ADDR`.
+   * mount `VAULT_APPROLE_MOUNT`), `VAULT_NAMESPACE`, `TC_VAULT_CACHE_TTL_MS` and `TC_VAULT_PATHS`, in
+   * `env` (default: this process's environment; see `loadConfig`). Undefined without `VAULT_ADDR`.
    */
   static fromEnv(env?: NodeJS.ProcessEnv): VaultSecretSource | undefined {
     const settings = vaultSettings(env);
-    return settings && new VaultSecretSource(settings);
+    return settings && new VaultSecretSource({ ...settings, allowedPaths: vaultPathsSetting(env) });
   }
 
-  /** The secret's key/value pairs (KV v2's `data.data`, KV v1's `data`). */
+  /**
+   * The secret's key/value pairs (KV v2's `data.data`, KV v1's `data`). A path outside
+   * {@link allowedPaths} is refused as `denied` before Vault is asked: the service refuses it on save,
+   * but a connector stored before the setting changed, or given inline, still names it.
+   */
   async read(path: string): Promise<PlainObject> {
+    const refusal = vaultPathRefusal(path, this.allowedPaths);
+    // A refused path may be anything an inline connector gave: escaped, so it cannot rewrite a terminal or a log line.
+    if (refusal !== undefined) throw new VaultError('denied', `Vault secret ${/^[A-Za-z0-9_.\-/]{1,200}$/.test(path) ? path : shownKey(String(path))} ${refusal}`);
     this.dropExpired();
     const cached = this.cache.get(path);
     if (cached && cached.expiresAt > Date.now()) return cached.value;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { startManagementApi } from '../api/server';
 import { startExampleApi } from '../examples/local-api';
 import { ConnectorRegistry } from '../connectors/registry';
-import { apiSettings } from '../core/config';
+import { apiSettings, vaultPathsSetting } from '../core/config';
 import { createConnectionRunner } from '../core/runner';
 import { Keyring } from '../core/keyring';
 import { ConnectorsPlugin } from '../worker/plugin';
@@ -30,12 +30,17 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(process.env.TC_DATA_DIR ?? '.data');
   mkdirSync(dataDir, { recursive: true });
   const keyring = Keyring.fromEnv() ?? localKeyring(path.join(dataDir, 'keyring'));
+  // Read before any server starts, so that a bad setting leaves nothing running. npm start has no
+  // Vault, but the console may still save a connector naming one: the setting holds here too.
+  const vaultPaths = vaultPathsSetting();
+  // The console signs in with a read-write token: the first of TC_API_TOKENS, else one made for this run.
+  const configuredTokens = apiSettings().tokens;
 
   step('starting the Temporal dev server (the first run builds the Temporal CLI with Go: several minutes)');
   const temporal = await startTemporalDevServer({ port: await preferredPort(7233), uiPort: await preferredPort(8233) });
   const store = new ConnectorStore(await PgliteDatabase.open(path.join(dataDir, 'store')));
   await store.migrate();
-  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
+  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring, vaultPaths });
 
   const token = randomBytes(16).toString('hex');
   const api = await startExampleApi(token);
@@ -55,8 +60,6 @@ async function main(): Promise<void> {
 
   // The console's page is bundled from console/ on the first run and after a change to its sources.
   if ((await ensureConsoleAssets()) === 'built') step('built the connector console (console/assets)');
-  // The console signs in with a read-write token: the first of TC_API_TOKENS, else one made for this run.
-  const configuredTokens = apiSettings().tokens;
   const consoleToken = configuredTokens.readWrite[0] ?? randomBytes(24).toString('hex');
   const managementApi = await startManagementApi({
     service,

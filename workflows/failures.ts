@@ -15,7 +15,7 @@ export const FailureType = {
   DestinationNotAllowed: 'Connector.DestinationNotAllowed',
   /** A Vault secret the connector uses does not exist. Not retried. */
   VaultNotFound: 'Connector.Vault.NotFound',
-  /** Vault refused the worker's token or policy. Not retried. */
+  /** Vault refused the worker's token or policy, or the path is outside those the operator allows (TC_VAULT_PATHS). Not retried. */
   VaultDenied: 'Connector.Vault.PermissionDenied',
   /** Vault did not answer. Retried. */
   VaultUnavailable: 'Connector.Vault.Unavailable',

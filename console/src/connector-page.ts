@@ -5,7 +5,8 @@ import { api, ApiError, type ConnectorView, type FieldIssue, type HistoryEntry, 
 import { CodeView, type TextProblem } from './code-view';
 import { h, replace, when } from './dom';
 import { renderIntrospection } from './introspection';
-import { otherKeysField, pathKey, renderField, type FormContext, type Path } from './schema-form';
+import { otherKeysField, renderField, type FormContext, type Path } from './schema-form';
+import { matchesSensitive, sensitivePatterns } from './sensitive';
 import { fromYaml, rangeOfPath, toYaml, YamlProblem } from './yaml-text';
 
 export interface PageContext {
@@ -234,10 +235,11 @@ export class ConnectorPage {
     const definition = this.ctx.types.definition_json_schema;
     const defProps = (definition.properties ?? {}) as Record<string, JsonSchema>;
     const type = this.typeInfo;
-    const sensitive = new Set((type?.sensitive ?? []).map((p) => p.toLowerCase()));
+    // From the type's JSON Schema, as the server derives them: wildcards and header names included.
+    const sensitive = type ? sensitivePatterns(type.json_schema) : [];
     const base = {
       root: this.document,
-      isSensitive: (path: Path) => path[0] === 'value' && sensitive.has(pathKey(path.slice(1)).toLowerCase()),
+      isSensitive: (path: Path) => path[0] === 'value' && matchesSensitive(path.slice(1), sensitive),
       readOnly: this.readOnly,
       onChange: () => {
         this.dirty = true;

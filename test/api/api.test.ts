@@ -19,8 +19,8 @@ import { recordResponse, recordSecrets } from '../support/leak-sweep';
 type Json = any;
 
 const hex = () => randomBytes(6).toString('hex');
-const RW_TOKEN = `rw-${hex()}`;
-const RO_TOKEN = `ro-${hex()}`;
+const RW_TOKEN = `rw-${hex()}${hex()}`;
+const RO_TOKEN = `ro-${hex()}${hex()}`;
 const TOKEN_1 = `tok-first-${hex()}`;
 const TOKEN_2 = `tok-second-${hex()}`;
 const TOKEN_STALE = `tok-stale-${hex()}`;
@@ -794,8 +794,9 @@ describe('management API over HTTP', () => {
 
   describe('configuration', () => {
     test('tokensFromEnv reads both variables, comma-separated, and refuses none at all naming them', () => {
-      expect(tokensFromEnv({ TC_API_TOKENS: ' a1 , b2,', TC_API_READ_TOKENS: 'r1' })).toEqual({ readWrite: ['a1', 'b2'], readOnly: ['r1'] });
-      expect(tokensFromEnv({ TC_API_READ_TOKENS: 'r1' })).toEqual({ readWrite: [], readOnly: ['r1'] });
+      const [a1, b2, r1] = ['a1', 'b2', 'r1'].map((prefix) => `${prefix}-0123456789abcdef`);
+      expect(tokensFromEnv({ TC_API_TOKENS: ` ${a1} , ${b2},`, TC_API_READ_TOKENS: r1 })).toEqual({ readWrite: [a1, b2], readOnly: [r1] });
+      expect(tokensFromEnv({ TC_API_READ_TOKENS: r1 })).toEqual({ readWrite: [], readOnly: [r1] });
       expect(() => tokensFromEnv({})).toThrow(/TC_API_TOKENS.*TC_API_READ_TOKENS/);
       expect(() => tokensFromEnv({ TC_API_TOKENS: ' , ' })).toThrow(/TC_API_TOKENS/);
     });
@@ -811,6 +812,10 @@ describe('management API over HTTP', () => {
     test('the API refuses to be built without tokens', () => {
       expect(() => createManagementApi({ service, tokens: { readWrite: [], readOnly: [] } })).toThrow(/TC_API_TOKENS/);
       expect(() => createManagementApi({ service, tokens: { readWrite: ['has space'], readOnly: [] } })).toThrow(/whitespace/);
+      // Nor with a short one, given in code rather than in TC_API_TOKENS.
+      expect(() => createManagementApi({ service, tokens: { readWrite: [RW_TOKEN], readOnly: ['fifteen-chars!!'] } })).toThrow(
+        /^the management API tokens must each be at least 16 characters long/,
+      );
     });
   });
 

@@ -204,6 +204,9 @@ describe('connectors CLI', () => {
   test('types lists every type with its sensitive fields', async () => {
     const types = await cli(['types']);
     expect(types.stdout).toMatch(/REST\s+auth\.password, auth\.token/);
+    // Headers are sensitive by their names (X-Auth-Token, ...): said once, not as a dozen name patterns.
+    expect(types.stdout).toMatch(/REST\s+auth\.password, auth\.token, auth\.value, headers \(by name\)\s/);
+    expect((await cli(['types', 'rest'])).stdout).toMatch(/^ {2}headers +\(sensitive by name\) Request headers/m);
     expect(types.stdout).toMatch(/OPENAI\s+api_key/);
     const json = JSON.parse((await cli(['types', '--json'])).stdout) as Array<{ name: string; json_schema: { properties: object } }>;
     expect(json.find((t) => t.name === 'REST')!.json_schema.properties).toHaveProperty('base_url');
@@ -338,6 +341,18 @@ describe('connectors CLI', () => {
       const run = await cli(['serve', '--port', '0'], undefined, { TC_API_TOKENS: apiToken, TC_TEMPORAL_UI_URL: `https://admin:${SECRET}@ui.example.com` });
       expect(run.code).toBe(1);
       expect(run.stderr).toBe('connectors: TC_TEMPORAL_UI_URL must not hold a user name or password: give a base URL such as http://127.0.0.1:8233\n');
+    });
+
+    test('an API token shorter than 16 characters, or a TC_VAULT_PATHS reaching Vault\'s own mounts, stops serve with one line naming the variable', async () => {
+      const shortToken = 'short-SECRET-15'; // 15 characters
+      const tooShort = await cli(['serve', '--port', '0'], undefined, { TC_API_TOKENS: `${apiToken},${shortToken}` });
+      expect(tooShort).toEqual({ code: 1, stdout: '', stderr: 'connectors: TC_API_TOKENS must each be at least 16 characters long: use long random tokens, e.g. from openssl rand -hex 24\n' });
+      const vaultPaths = await cli(['serve', '--port', '0'], undefined, { TC_API_TOKENS: apiToken, TC_VAULT_PATHS: 'secret/,auth/token/' });
+      expect(vaultPaths).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: 'connectors: TC_VAULT_PATHS: "auth/token/" reaches Vault\'s auth/ mount, which connectors may never read (it holds tokens and Vault\'s own settings)\n',
+      });
     });
   });
 

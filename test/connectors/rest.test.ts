@@ -312,6 +312,17 @@ describe('REST connector', () => {
       expect(restSchema.safeParse({ url: 'http://x', timeout: 'soon' }).success).toBe(false);
     });
 
+    test('a duration under 1 ms is no duration: it would round to 0', () => {
+      expect(parseDurationMs('1ms')).toBe(1);
+      expect(parseDurationMs('0.001s')).toBe(1);
+      expect(parseDurationMs(1)).toBe(1);
+      for (const tooShort of ['0.4ms', '0.0004s', '0ms', 0.4, 0, -5]) {
+        expect(parseDurationMs(tooShort)).toBeUndefined();
+        const result = restSchema.safeParse({ url: 'http://x', timeout: tooShort });
+        expect(result.error?.issues).toEqual([expect.objectContaining({ path: ['timeout'], message: expect.stringMatching(/^must be at least 1 ms/) })]);
+      }
+    });
+
     test('header values with line breaks are rejected without echoing them', () => {
       const result = restSchema.safeParse({ url: 'http://x', headers: { 'X-A': 'a\r\nX-Evil: 1' } });
       expect(result.success).toBe(false);

@@ -15,7 +15,8 @@ const RW_TOKEN = `editing-rw-${hex()}`;
 const TYPED_IN_FORM = `typed-in-form-${hex()}`;
 const TYPED_IN_CODE = `typed-in-code-${hex()}`;
 const TYPED_HEADER = `typed-header-${hex()}`;
-recordSecrets('the tokens and secrets of console-editing.test.ts', [RW_TOKEN, TYPED_IN_FORM, TYPED_IN_CODE, TYPED_HEADER]);
+const WILD_HEADER = `wild-header-${hex()}`;
+recordSecrets('the tokens and secrets of console-editing.test.ts', [RW_TOKEN, TYPED_IN_FORM, TYPED_IN_CODE, TYPED_HEADER, WILD_HEADER]);
 
 // Editing in the connector console, in headless Chromium against the API on the real PostgreSQL
 // store: what the form and the code view do with what is typed into them, and a session that ends
@@ -234,6 +235,58 @@ describe('editing in the connector console', () => {
     await page.locator('#run-test').click();
     await soon(async () => expect(await page.locator('#test-result .outcome').getAttribute('data-ok')).toBe('true'));
     expect(target.requests.at(-1)?.headers.authorization).toBe(`Bearer ${TYPED_HEADER}`);
+  });
+
+  test("a header named like a credential (X-Auth-Token, X-Hub-Signature) is a password field by the JSON Schema's name rule, stored encrypted and shown masked", async () => {
+    const { page } = await signedInPage();
+    await page.locator('#new-connector').click();
+    await page.locator('[data-path="name"] input').fill('wild_headers');
+    await page.locator('[data-path="value.base_url"] input').fill(target.url);
+    /** Adds a header row, names it and types its value, as people do (Tab from the name to the value). */
+    const addHeader = async (name: string, value: string) => {
+      await page.locator('[data-path="value.headers"] button', { hasText: '+ Add' }).click();
+      const key = page.locator('[data-path="value.headers"] input.map-key').last();
+      await key.fill(name);
+      await key.press('Tab');
+      await page.keyboard.type(value);
+      return page.locator(`[data-path="value.headers.${name}"] input:not(.map-key)`);
+    };
+    const token = await addHeader('X-Auth-Token', WILD_HEADER);
+    const accept = await addHeader('Accept', 'application/json');
+    const team = await addHeader('x-team', 'billing');
+    await soon(async () => expect(await token.inputValue()).toBe(WILD_HEADER));
+    expect(await token.getAttribute('type')).toBe('password');
+    expect(await token.getAttribute('data-sensitive')).toBe('true');
+    // Ordinary headers stay text: the rule is by name, not every header.
+    expect(await accept.getAttribute('type')).toBe('text');
+    expect(await team.getAttribute('type')).toBe('text');
+    // Renamed to a name the rule covers, the same row becomes a password field, with no round trip to the server.
+    const teamName = page.locator('[data-path="value.headers.x-team"] input.map-key');
+    await teamName.fill('X-Hub-Signature');
+    await teamName.press('Tab');
+    const signature = page.locator('[data-path="value.headers.X-Hub-Signature"] input:not(.map-key)');
+    await soon(async () => expect(await signature.getAttribute('type')).toBe('password'));
+
+    await page.locator('#save').click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain('Saved: wild_headers is at version 1'));
+    expect((await service.get('wild_headers')).value).toMatchObject({ headers: { 'X-Auth-Token': '********', 'X-Hub-Signature': '********', Accept: 'application/json' } });
+    // Encrypted at rest: the row holds the ordinary header as it is, and the token only as ciphertext.
+    const stored = JSON.stringify(await store.get('wild_headers'));
+    expect(stored).toContain('application/json');
+    expect(stored).not.toContain(WILD_HEADER);
+
+    const reopened = (await signedInPage()).page;
+    await openConnector(reopened, 'wild_headers');
+    const shown = reopened.locator('[data-path="value.headers.X-Auth-Token"] input:not(.map-key)');
+    await soon(async () => expect(await shown.inputValue()).toBe('********'));
+    expect(await shown.getAttribute('type')).toBe('password');
+    expect(await pageHolds(reopened, 'application/json')).toBe(true);
+    expect(await pageHolds(reopened, WILD_HEADER)).toBe(false);
+    // The stored token is real: a test sends it to the connector's own server.
+    await reopened.locator('#tab-test').click();
+    await reopened.locator('#run-test').click();
+    await soon(async () => expect(await reopened.locator('#test-result .outcome').getAttribute('data-ok')).toBe('true'));
+    expect(target.requests.at(-1)?.headers['x-auth-token']).toBe(WILD_HEADER);
   });
 
   test('renaming a header to a name the map already has is refused, and neither value is lost', async () => {

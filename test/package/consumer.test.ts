@@ -119,6 +119,13 @@ describe('the packed package in a project of its own', () => {
     // The console's page is built into the package, without its 2.5 MB of source maps.
     expect(files).toEqual(expect.arrayContaining(['package/dist/console/assets/index.html', 'package/dist/console/assets/console.js', 'package/dist/console/assets/console.css']));
     expect(files.filter((file) => file.startsWith('package/dist/console/') && file.endsWith('.map'))).toEqual([]);
+    // package.json says MIT; the licence text travels with the package, as the licence requires.
+    expect(files).toContain('package/LICENSE');
+    const license = await run('tar', ['xzOf', readdirSync(work).find((file) => file.endsWith('.tgz'))!, 'package/LICENSE'], { cwd: work, env, timeoutMs: 30_000 });
+    expectSuccess('tar', license);
+    expect(license.stdout).toBe(readFileSync(path.join(REPO, 'LICENSE'), 'utf8'));
+    expect(license.stdout).toMatch(/^MIT License\n\nCopyright \(c\) 2026 temporal-connectors contributors\n/);
+    expect(JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).license).toBe('MIT');
   });
 
   test("the consumer's npx connectors serve serves the connector console from the package", async () => {

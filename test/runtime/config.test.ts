@@ -5,7 +5,7 @@ import { codecServerOptionsFromEnv } from '../../api/codec-server';
 import { allowedHostsFromEnv, tokensFromEnv } from '../../api/server';
 import { ConfigError, loadConfig } from '../../core/config';
 import { Keyring, KeyringError } from '../../core/keyring';
-import { openDatabaseFromEnv } from '../../core/services';
+import { connectorServicesFromEnv, openDatabaseFromEnv } from '../../core/services';
 import { VaultSecretSource } from '../../core/vault';
 
 // The environment is turned into configuration by one function; these are its rules, without servers.
@@ -17,6 +17,7 @@ describe('configuration from the environment', () => {
       keyring: undefined,
       payloadKeyring: undefined,
       vault: undefined,
+      vaultPaths: ['secret/'],
       logLevel: 'INFO',
       api: { tokens: { readWrite: [], readOnly: [] }, allowedHosts: [] },
       codec: { tokens: [], corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'], allowedHosts: [], port: undefined },
@@ -38,9 +39,10 @@ describe('configuration from the environment', () => {
       VAULT_APPROLE_MOUNT: 'ci-approle',
       VAULT_NAMESPACE: 'team',
       TC_VAULT_CACHE_TTL_MS: '0',
+      TC_VAULT_PATHS: ' secret/data/connectors/ ,kv/billing',
       TC_LOG_LEVEL: 'debug',
-      TC_API_TOKENS: ' rw1 , rw2,',
-      TC_API_READ_TOKENS: 'ro1',
+      TC_API_TOKENS: ' rw1-0123456789abcdef , rw2-0123456789abcdef,',
+      TC_API_READ_TOKENS: 'ro1-0123456789abcdef',
       TC_API_ALLOWED_HOSTS: 'Connectors.Example.com',
       TC_TEMPORAL_UI_URL: 'https://Temporal.Example.com/ui/',
       TC_CODEC_TOKENS: 'c1',
@@ -61,8 +63,9 @@ describe('configuration from the environment', () => {
         namespace: 'team',
         cacheTtlMs: 0,
       },
+      vaultPaths: ['secret/data/connectors/', 'kv/billing'],
       logLevel: 'DEBUG',
-      api: { tokens: { readWrite: ['rw1', 'rw2'], readOnly: ['ro1'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
+      api: { tokens: { readWrite: ['rw1-0123456789abcdef', 'rw2-0123456789abcdef'], readOnly: ['ro1-0123456789abcdef'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
       codec: { tokens: ['c1'], corsOrigins: ['https://ui.example.com'], allowedHosts: ['fd00::5'], port: 9999 },
     });
     expect(loadConfig({ TC_TEMPORAL_UI_URL: 'http://127.0.0.1:8233' }).api.temporalUiUrl).toBe('http://127.0.0.1:8233');
@@ -151,6 +154,46 @@ describe('configuration from the environment', () => {
     }
   });
 
+  test("TC_VAULT_PATHS naming Vault's own mounts, lookup-self or a path that resolves elsewhere stops start-up with one line", () => {
+    const cases: Array<[string, string]> = [
+      ['auth/', `TC_VAULT_PATHS: "auth/" reaches Vault's auth/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['secret/, SYS/internal', `TC_VAULT_PATHS: "SYS/internal" reaches Vault's sys/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['identity', `TC_VAULT_PATHS: "identity" reaches Vault's identity/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['cu', `TC_VAULT_PATHS: "cu" reaches Vault's cubbyhole/ mount, which connectors may never read (it holds tokens and Vault's own settings)`],
+      ['secret/data/lookup-self', `TC_VAULT_PATHS: "secret/data/lookup-self" names lookup-self, which would read the worker's own Vault token`],
+      ['secret/../auth/', 'TC_VAULT_PATHS: "secret/../auth/" has an empty, . or .. segment, which would resolve to another path'],
+      ['secret//x/', 'TC_VAULT_PATHS: "secret//x/" has an empty, . or .. segment, which would resolve to another path'],
+      ['/secret/', 'TC_VAULT_PATHS: "/secret/" has an empty, . or .. segment, which would resolve to another path'],
+      ['secret/*', 'TC_VAULT_PATHS: "secret/*" is not a Vault API path such as secret/data/name (letters, digits, _ . - and / only)'],
+      [',', 'TC_VAULT_PATHS lists no path prefix: give at least one, such as secret/data/connectors/'],
+    ];
+    for (const [value, expected] of cases) {
+      expect(() => loadConfig({ TC_VAULT_PATHS: value })).toThrow(new ConfigError(expected));
+    }
+    // Prefixes that merely contain such a word elsewhere are fine, and empty means the default.
+    expect(loadConfig({ TC_VAULT_PATHS: 'secret/data/auth-service/,kv/sys-reports/' }).vaultPaths).toEqual(['secret/data/auth-service/', 'kv/sys-reports/']);
+    expect(loadConfig({ TC_VAULT_PATHS: '' }).vaultPaths).toEqual(['secret/']);
+  });
+
+  test('an API token shorter than 16 characters stops start-up with one line naming its variable, never the token', () => {
+    const short = 'ab15-SECRET-xyz'; // 15 characters
+    const long = 'ab16-SECRET-wxyz'; // 16: the shortest accepted
+    // The marker is visible where it belongs: a token of 16 characters reaches the configuration.
+    expect(loadConfig({ TC_API_TOKENS: long }).api.tokens.readWrite).toEqual([long]);
+    for (const name of ['TC_API_TOKENS', 'TC_API_READ_TOKENS']) {
+      let message = '';
+      try {
+        loadConfig({ [name]: `${long},${short}` });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        message = (err as Error).message;
+      }
+      expect(message).toBe(`${name} must each be at least 16 characters long: use long random tokens, e.g. from openssl rand -hex 24`);
+      expect(message).not.toContain('SECRET');
+      expect(message).not.toContain('\n');
+    }
+  });
+
   test('the fromEnv functions of the package read what loadConfig reads', async () => {
     const storeKey = Keyring.generateEntry('sk1');
     const payloadKey = Keyring.generateEntry('pk1');
@@ -160,7 +203,7 @@ describe('configuration from the environment', () => {
       VAULT_ADDR: 'http://127.0.0.1:1',
       VAULT_TOKEN: 'root',
       TC_VAULT_CACHE_TTL_MS: '2500',
-      TC_API_TOKENS: 'rw1',
+      TC_API_TOKENS: 'rw1-0123456789abcdef',
       TC_API_ALLOWED_HOSTS: 'proxy.example.test',
       TC_CODEC_TOKENS: 'c1,c2',
       TC_CODEC_PORT: '0',
@@ -170,6 +213,9 @@ describe('configuration from the environment', () => {
     expect(Keyring.fromEnv({})).toBeUndefined();
     const vault = VaultSecretSource.fromEnv(env);
     expect(vault?.cacheTtlMs).toBe(2500);
+    expect(vault?.allowedPaths).toEqual(['secret/']);
+    expect(VaultSecretSource.fromEnv({ ...env, TC_VAULT_PATHS: 'secret/data/connectors/' })?.allowedPaths).toEqual(['secret/data/connectors/']);
+    expect(() => VaultSecretSource.fromEnv({ ...env, TC_VAULT_PATHS: 'auth/' })).toThrow(/^TC_VAULT_PATHS: "auth\/"/);
     expect(VaultSecretSource.fromEnv({})).toBeUndefined();
     expect(() => VaultSecretSource.fromEnv({ ...env, TC_VAULT_CACHE_TTL_MS: 'soon' })).toThrow(/^TC_VAULT_CACHE_TTL_MS/);
     expect(tokensFromEnv(env)).toEqual(loadConfig(env).api.tokens);
@@ -186,6 +232,15 @@ describe('configuration from the environment', () => {
       expect(db.description).toMatch(/in memory|memory/i);
     } finally {
       await db.close();
+    }
+    // The service (saves) and the Vault source (reads) the surfaces open both hold TC_VAULT_PATHS.
+    for (const [vaultPaths, expected] of [[undefined, ['secret/']], ['secret/data/connectors/', ['secret/data/connectors/']]] as const) {
+      const services = await connectorServicesFromEnv({ ...env, ...(vaultPaths && { TC_VAULT_PATHS: vaultPaths }) });
+      try {
+        expect([services.service.vaultPaths, services.vault?.allowedPaths]).toEqual([expected, expected]);
+      } finally {
+        await services.store.close();
+      }
     }
   });
 });

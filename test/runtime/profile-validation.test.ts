@@ -14,7 +14,7 @@ const hex = () => randomBytes(6).toString('hex');
 const TYPO_TOKEN = `tok-typo-${hex()}`;
 const TYPO_KEY = `sk-typo-${hex()}`;
 const TYPO_PASSWORD = `pw-typo-${hex()}`;
-const API_TOKEN = `rw-${hex()}`;
+const API_TOKEN = `rw-${hex()}${hex()}`;
 
 // Saving a profile validates its whole value against the type's schema, on the PostgreSQL server, through
 // ConnectorService and through the HTTP API.
@@ -113,6 +113,29 @@ describe('profile validation on save', () => {
       expect(err.message).not.toMatch(/\n\s+at /);
     }
     expect(await rowsHolding('wrong_type')).toBe(0);
+  });
+
+  test('a duration under 1 ms is refused wherever durations are taken, naming the field', async () => {
+    // It would round to 0 ms: a timeout that fires at once (or none), a rate limit switched off.
+    // The same forms of 1 ms and more are accepted, so the refusal is about the size, not the form.
+    const cases: Array<[(duration: unknown) => Record<string, unknown>, string]> = [
+      [(d) => rest({ timeout: d }), 'value.timeout'],
+      [(d) => openai({ timeout: d }), 'value.timeout'],
+      [(d) => postgres({ statement_timeout: d }), 'value.statement_timeout'],
+      [(d) => ({ ...rest({}), timeout: d }), 'timeout'],
+      [(d) => ({ ...rest({}), retry: { initial_interval: d } }), 'retry.initial_interval'],
+      [(d) => ({ ...rest({}), limits: { rate: { calls: 1, per: d } } }), 'limits.rate.per'],
+      [(d) => ({ ...rest({}), limits: { max_wait: d } }), 'limits.max_wait'],
+    ];
+    for (const [definition, field] of cases) {
+      for (const tooShort of ['0.4ms', 0.4, '0s', 0]) {
+        const err = await refused({ ...definition(tooShort), name: 'sub_millisecond' });
+        expect(err.issues).toContainEqual({ path: field, message: expect.stringMatching(/^must be at least 1 ms/) });
+      }
+      expect((await service.apply({ ...definition('1ms'), name: 'one_millisecond' })).name).toBe('one_millisecond');
+      expect((await service.apply({ ...definition(1), name: 'one_millisecond' })).name).toBe('one_millisecond');
+    }
+    expect(await rowsHolding('sub_millisecond')).toBe(0);
   });
 
   test('a profile may leave out what Vault secrets or workflow overrides supply', async () => {

@@ -6,7 +6,10 @@ import vault from 'node-vault';
 import { createConnectionRunner } from '../../core/runner';
 import { Keyring } from '../../core/keyring';
 import { MASK } from '../../core/inputs';
-import { ConnectorValidationError } from '../../core/service';
+import { startManagementApi } from '../../api/server';
+import { ConnectorRegistry } from '../../connectors/registry';
+import { ConnectorService, ConnectorValidationError } from '../../core/service';
+import { VaultSecretSource } from '../../core/vault';
 import { secretRedactions } from '../../worker/logging';
 import { startOpenAiServer, type OpenAiTestServer } from '../fixtures/openai-server';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
@@ -361,6 +364,114 @@ describe('no secret leaves the connector worker', () => {
     });
   });
 
+  describe('Vault is read only under the paths the operator allows (TC_VAULT_PATHS)', () => {
+    /** Paths no connector may name, whatever TC_VAULT_PATHS says: the worker's own token, Vault's own settings. */
+    const forbidden = ['auth/token/lookup-self', 'secret/../auth/token/lookup-self', 'secret/data/x/lookup-self', 'sys/mounts', 'identity/oidc/token/x', 'cubbyhole/x', 'secret//data/x', 'secret/./data/x'];
+    const lookupSelf = (base_url: string) => ({ type: 'REST', value: { base_url, auth: { type: 'bearer' } }, vault_secrets: [{ path: 'auth/token/lookup-self', map: { id: 'auth.token' } }] });
+
+    test("the worker's Vault token can read lookup-self, so the check below guards something real", async () => {
+      // What an editor would receive at auth.token if the path were read: the worker's own token.
+      const answer = (await vaultAdmin.read('auth/token/lookup-self')) as { data: { id: string } };
+      expect(answer.data.id).toBe(stack.vault.token);
+    });
+
+    test('saving a reference to auth/token/lookup-self (or another forbidden path) is refused by the service and the API, naming the field and the allowed prefixes', async () => {
+      for (const path of forbidden) {
+        const connector = name('vaultpath');
+        const refusal = await h.service.apply({ name: connector, ...lookupSelf(elsewhere.url), vault_secrets: [{ path: 'secret/data/fine' }, { path, map: { id: 'auth.token' } }] }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(refusal).toBeInstanceOf(ConnectorValidationError);
+        expect((refusal as ConnectorValidationError).issues).toEqual([{ path: 'vault_secrets.1.path', message: expect.stringContaining('connectors may read only secret/ (TC_VAULT_PATHS)') }]);
+        await expect(h.service.get(connector)).rejects.toThrow(/does not exist/);
+      }
+
+      const token = `vault-paths-rw-${hex()}${hex()}`;
+      const managementApi = await startManagementApi({ service: h.service, tokens: { readWrite: [token], readOnly: [] }, port: 0 });
+      try {
+        const connector = name('vaultpathapi');
+        const res = await fetch(`${managementApi.url}/v1/connectors`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ name: connector, ...lookupSelf(elsewhere.url) }),
+        });
+        expect(res.status).toBe(400);
+        const body = (await res.json()) as { error: { type: string; issues: Array<{ path: string; message: string }> } };
+        expect(body.error.type).toBe('Connector.InvalidInput');
+        expect(body.error.issues).toEqual([
+          { path: 'vault_secrets.0.path', message: "reaches Vault's auth/ mount, which connectors may never read (it holds tokens and Vault's own settings); connectors may read only secret/ (TC_VAULT_PATHS)" },
+        ]);
+        await expect(h.service.get(connector)).rejects.toThrow(/does not exist/);
+      } finally {
+        await managementApi.close();
+      }
+    });
+
+    test('a path outside the configured prefixes is refused on save; one inside is accepted; the setting itself cannot name a forbidden mount', async () => {
+      const team = `secret/data/${name('team')}/`;
+      const narrow = new ConnectorService({ store: h.store, registry: new ConnectorRegistry(), keyring: h.keyring, vaultPaths: [team] });
+      const payroll = { name: name('payroll'), type: 'REST', value: { base_url: api.url }, vault_secrets: [{ path: `secret/data/${name('payroll')}` }] };
+      await expect(narrow.apply(payroll)).rejects.toMatchObject({ issues: [{ path: 'vault_secrets.0.path', message: `is outside the Vault paths connectors may read: ${team} (TC_VAULT_PATHS)` }] });
+      expect((await narrow.apply({ ...payroll, vault_secrets: [{ path: `${team}billing` }] })).version).toBe(1);
+      // Nothing given in code widens it to Vault's own mounts either.
+      for (const vaultPaths of [['auth/'], ['secret/', 'sys/'], ['a'], ['secret/../auth/'], ['lookup-self/']]) {
+        expect(() => new ConnectorService({ store: h.store, registry: new ConnectorRegistry(), vaultPaths })).toThrow(/^vaultPaths: /);
+        expect(() => new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, allowedPaths: vaultPaths })).toThrow(/^allowedPaths: /);
+      }
+    });
+
+    test("a connector stored before the rule that reads lookup-self fails as Connector.Vault.PermissionDenied, and the worker's token reaches no one", async () => {
+      // The same shape of connector with an allowed path delivers its Vault value: the target would see the token if it were read.
+      const marker = `vault-path-marker-${hex()}`;
+      const allowed = name('allowedvault');
+      await h.service.apply({ name: allowed, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer' } }, vault_secrets: [{ path: await vaultSecret({ id: marker }), map: { id: 'auth.token' } }] });
+      expect((await h.call(allowed)).result.error).toBeUndefined();
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${marker}`);
+
+      // Written to the store directly, as a connector saved before the service refused such paths.
+      const connector = name('storedbefore');
+      await h.store.put({ name: connector, description: '', locked: [], allowed_destinations: [], ...lookupSelf(elsewhere.url) } as Parameters<typeof h.store.put>[0]);
+      const before = elsewhere.requests.length;
+      const { result } = await h.call(connector);
+      expect(result.error).toMatchObject({ type: 'Connector.Vault.PermissionDenied', nonRetryable: true });
+      expect(result.error!.message).toContain('auth/token/lookup-self');
+      expect(result.error!.message).toContain(connector);
+      expect(elsewhere.requests.length).toBe(before);
+      const everything = [JSON.stringify(elsewhere.requests), JSON.stringify(api.requests), JSON.stringify(result), await historyText(h.client, result.workflowId!)].join('\n');
+      expect(everything).toContain(marker); // the sweep sees what reached the target and the histories
+      expect(everything).not.toContain(stack.vault.token);
+    });
+
+    test('a path the operator no longer allows is refused at run time as Connector.Vault.PermissionDenied; one still allowed works', async () => {
+      const team = `secret/data/${name('team')}/`;
+      const otherTeam = await vaultSecret({ token: `payroll-token-${hex()}` });
+      const ownTeam = `${team}billing`;
+      const ownToken = `own-team-token-${hex()}`;
+      await vaultAdmin.write(ownTeam, { data: { token: ownToken } });
+      recordSecrets('a Vault secret of secrets.test.ts', [ownToken]);
+      // Saved while the whole secret/ mount was allowed (the default) ...
+      const payroll = name('payroll');
+      const billing = name('billing');
+      for (const [connector, path] of [[payroll, otherTeam], [billing, ownTeam]]) {
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: elsewhere.url, auth: { type: 'bearer' } }, vault_secrets: [{ path, map: { token: 'auth.token' } }] });
+      }
+      // ... then run by a worker whose TC_VAULT_PATHS is the team's folder only.
+      const narrowVault = new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, cacheTtlMs: 0, allowedPaths: [team] });
+      const runner = createConnectionRunner({ service: h.service, vault: narrowVault });
+      const before = elsewhere.requests.length;
+      const refused = await runner.run({ connector: payroll }, { signal: new AbortController().signal }).then(
+        () => undefined,
+        (err: { type?: string; nonRetryable?: boolean; message: string }) => err,
+      );
+      expect(refused).toMatchObject({ type: 'Connector.Vault.PermissionDenied', nonRetryable: true });
+      expect(refused!.message).toContain(`is outside the Vault paths connectors may read: ${team} (TC_VAULT_PATHS)`);
+      expect(elsewhere.requests.length).toBe(before);
+      await runner.run({ connector: billing }, { signal: new AbortController().signal });
+      expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${ownToken}`);
+    });
+  });
+
   describe('credentials inside a URL are secrets', () => {
     test('stored encrypted, masked on read and in results, sent as Basic auth, absent from history', async () => {
       const password = `url-pass-${hex()}`;
@@ -402,6 +513,63 @@ describe('no secret leaves the connector worker', () => {
       expect(output).not.toContain(password);
       expect(output).not.toContain(Buffer.from(`bob:${password}`).toString('base64'));
       expect(result.details!.inputs.url).toBe(MASK);
+    });
+  });
+
+  describe("a header named like a credential is a secret, by the schema's name rule", () => {
+    test('X-Auth-Token is stored encrypted, masked on read through the API, and redacted from what an echoing server answers', async () => {
+      const token = `x-auth-token-${hex()}`;
+      const marker = `plain-header-${hex()}`; // an ordinary header, to show each check sees what is there
+      recordSecrets('a header of secrets.test.ts', [token]);
+      const connector = name('authheader');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, headers: { 'X-Auth-Token': token, 'X-Team': marker } } });
+
+      // At rest: the row holds the ordinary header in plain text and the token only as ciphertext.
+      const [row] = await h.store.db.query<{ value: string }>('SELECT value::text AS value FROM tc_connector_versions WHERE name = $1', [connector]);
+      expect(row.value).toContain(marker);
+      expect(row.value).not.toContain(token);
+      expect(JSON.parse(row.value).headers['X-Auth-Token']).toMatch(/^tcenc:/);
+
+      // On read, through the HTTP API.
+      const apiToken = `headers-rw-${hex()}${hex()}`;
+      const managementApi = await startManagementApi({ service: h.service, tokens: { readWrite: [apiToken], readOnly: [] }, port: 0 });
+      try {
+        const read = await fetch(`${managementApi.url}/v1/connectors/${connector}`, { headers: { authorization: `Bearer ${apiToken}` } });
+        const text = await read.text();
+        expect(read.status).toBe(200);
+        expect((JSON.parse(text) as { value: { headers: Record<string, string> } }).value.headers).toEqual({ 'X-Auth-Token': MASK, 'X-Team': marker });
+        expect(text).not.toContain(token);
+      } finally {
+        await managementApi.close();
+      }
+
+      // In a call: the server receives the token, and its echo of the request comes back redacted.
+      const { result, workflowId } = await h.call(connector);
+      expect(result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers['x-auth-token']).toBe(token);
+      const output = result.details!.output as { body: { headers: Record<string, string> } };
+      expect(output.body.headers['x-team']).toBe(marker);
+      expect(output.body.headers['x-auth-token']).toBe(MASK);
+      expect(result.details!.inputs).toMatchObject({ headers: { 'X-Auth-Token': MASK, 'X-Team': marker } });
+      for (const id of [workflowId, result.workflowId!]) {
+        const history = await historyText(h.client, id);
+        expect(history).toContain(marker);
+        expect(history).not.toContain(token);
+      }
+    });
+
+    test('a header the rule covers follows an override of the destination no more than auth does', async () => {
+      const token = `x-api-key-${hex()}`;
+      recordSecrets('a header of secrets.test.ts', [token]);
+      const connector = name('keyheader');
+      await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, headers: { 'X-Custom-Api-Key': token } } });
+      expect((await h.call(connector)).result.error).toBeUndefined();
+      expect(api.requests[api.requests.length - 1].headers['x-custom-api-key']).toBe(token);
+      const before = elsewhere.requests.length;
+      const { result } = await h.call(connector, { base_url: elsewhere.url });
+      expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed', nonRetryable: true });
+      expect(result.error!.message).not.toContain(token);
+      expect(elsewhere.requests.length).toBe(before);
     });
   });
 

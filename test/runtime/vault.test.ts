@@ -14,7 +14,8 @@ describe('Vault secret source (real Vault dev server)', () => {
     await admin.mount({ mount_point: mount, type: 'kv', options: { version: '1' } });
     await admin.write(`${mount}/app`, { api_key: 'v1-key' });
 
-    const source = tokenSource();
+    // A KV v1 mount of its own is read only where the operator allows it (TC_VAULT_PATHS).
+    const source = new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, cacheTtlMs: 0, allowedPaths: ['secret/', `${mount}/`] });
     expect(await source.read(v2)).toEqual({ api_key: 'v2-key' });
     expect(await source.read(`${mount}/app`)).toEqual({ api_key: 'v1-key' });
   });
@@ -78,6 +79,46 @@ describe('Vault secret source (real Vault dev server)', () => {
     expect(loginError).toBeInstanceOf(VaultError);
     expect((loginError as Error).message).toMatch(/AppRole login/);
     expect((loginError as Error).message).not.toContain('not-the-secret-id');
+  });
+
+  test("paths outside the allowed prefixes, and Vault's own, are refused as denied before Vault is asked", async () => {
+    const team = `secret/data/${uniqueName('team')}/`;
+    const inside = `${team}billing`;
+    const outside = `secret/data/${uniqueName('payroll')}`;
+    for (const path of [inside, outside]) await admin.write(path, { data: { token: `value-of-${path}` } });
+    // The token reads all of them directly, lookup-self included: only the source's own check stands between.
+    expect(((await admin.read('auth/token/lookup-self')) as { data: { id: string } }).data.id).toBe(stack.vault.token);
+    expect((await admin.read(outside)).data.data).toEqual({ token: `value-of-${outside}` });
+
+    const source = new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, cacheTtlMs: 0, allowedPaths: [team] });
+    expect(source.allowedPaths).toEqual([team]);
+    expect(await source.read(inside)).toEqual({ token: `value-of-${inside}` });
+    const cases: Array<[string, RegExp]> = [
+      [outside, new RegExp(`^Vault secret ${outside} is outside the Vault paths connectors may read: ${team} \\(TC_VAULT_PATHS\\)$`)],
+      ['auth/token/lookup-self', /reaches Vault's auth\/ mount/],
+      [`${team}../../../../auth/token/lookup-self`, /empty, \. or \.\. segment/],
+      [`${team}lookup-self`, /names lookup-self/],
+      ['sys/mounts', /reaches Vault's sys\/ mount/],
+      ['cubbyhole/mine', /reaches Vault's cubbyhole\/ mount/],
+      [`${team}x?list=true`, /is not a Vault API path/],
+    ];
+    for (const [path, message] of cases) {
+      const refused = await source.read(path).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(VaultError);
+      expect(refused).toMatchObject({ kind: 'denied', message: expect.stringMatching(message) });
+      expect((refused as Error).message).not.toContain(stack.vault.token);
+      expect((refused as Error).message).not.toContain('value-of-');
+    }
+    // A path an inline connector gave may hold control characters: the message shows them escaped.
+    const escaped = await source.read(`${team}\u001b[2Jx`).catch((e: Error) => e);
+    expect(escaped).toMatchObject({ kind: 'denied', message: expect.stringContaining(`${team}\\u001b[2Jx is not a Vault API path`) });
+    expect((escaped as Error).message).not.toContain('\u001b');
+    // The default is the KV mount secret/, and nothing given in code reaches Vault's own mounts.
+    expect(tokenSource().allowedPaths).toEqual(['secret/']);
+    await expect(tokenSource().read('auth/token/lookup-self')).rejects.toMatchObject({ kind: 'denied' });
+    expect(() => new VaultSecretSource({ address: stack.vault.address, token: stack.vault.token, allowedPaths: ['auth/token/'] })).toThrow(
+      'allowedPaths: "auth/token/" reaches Vault\'s auth/ mount, which connectors may never read (it holds tokens and Vault\'s own settings)',
+    );
   });
 
   test('a missing path and an unreachable Vault are told apart', async () => {
