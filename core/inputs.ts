@@ -154,7 +154,7 @@ export function hasUrlCredentials(value: unknown): value is string {
 export function mapSensitive(
   value: PlainObject,
   patterns: readonly string[],
-  fn: (sensitive: unknown, path: string) => unknown,
+  fn: (sensitive: unknown, path: string, segments: readonly string[]) => unknown,
   options: { prefix?: string[]; isSecret?: (value: unknown) => boolean } = {},
 ): PlainObject {
   const { prefix = [], isSecret } = options;
@@ -162,7 +162,7 @@ export function mapSensitive(
   for (const [key, child] of Object.entries(value)) {
     const path = [...prefix, key];
     if (isSensitivePath(path, patterns) || hasUrlCredentials(child) || isSecret?.(child)) {
-      setOwn(out, key, child === undefined || child === null ? child : fn(child, path.join('.')));
+      setOwn(out, key, child === undefined || child === null ? child : fn(child, path.join('.'), path));
     } else if (isPlainObject(child)) setOwn(out, key, mapSensitive(child, patterns, fn, { prefix: path, isSecret }));
     else setOwn(out, key, child);
   }
@@ -203,10 +203,11 @@ export function secretParts(secret: unknown): string[] {
   return parts;
 }
 
-/** The value at dotted `path`, or undefined. */
-export function getPath(value: PlainObject, path: string): unknown {
+/** The value at dotted `path` (or at the keys of `path`), or undefined. */
+export function getPath(value: PlainObject, path: string | readonly string[]): unknown {
   let cursor: unknown = value;
-  for (const key of path.split('.')) {
+  // Segments as given, where a key may hold a dot (a header named `x.api-key`); a string splits on dots.
+  for (const key of typeof path === 'string' ? path.split('.') : path) {
     // Own keys only: `constructor` or `toString` of an object that lacks them is not a value there.
     if (!isPlainObject(cursor) || !Object.hasOwn(cursor, key)) return undefined;
     cursor = cursor[key];

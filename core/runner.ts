@@ -60,7 +60,7 @@ interface ConnectorLayers {
    * Every secret of the layers by place, with the destinations a stored one was written for (a Vault
    * secret has none: it goes where the connector goes, by the operator's TC_VAULT_PATHS).
    */
-  secretPaths: Array<{ layer: number; path: string; binding?: SecretBinding }>;
+  secretPaths: Array<{ layer: number; path: string; segments: readonly string[]; binding?: SecretBinding }>;
   locked: string[];
   allowedDestinations: string[];
   /**
@@ -77,13 +77,13 @@ interface ConnectorLayers {
 /** Every secret of one layer, with the paths they stand at. */
 function secretsOf(layer: InputLayer, patterns: readonly string[], isSecret?: (value: unknown) => boolean) {
   const secrets: unknown[] = [];
-  const paths: string[] = [];
+  const paths: Array<{ path: string; segments: readonly string[] }> = [];
   mapSensitive(
     layer.value,
     patterns,
-    (secret, path) => {
+    (secret, path, segments) => {
       secrets.push(secret, ...secretParts(secret));
-      paths.push(path);
+      paths.push({ path, segments });
       return secret;
     },
     { isSecret },
@@ -161,7 +161,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
     let legacy: SecretBinding | undefined;
     const legacyBinding = () => (legacy ??= bindingOf({ type: type.name, home: destinationOf(type)?.(profile.value), allowed: profile.allowed_destinations ?? [] }));
     // A secret stored before bindings existed (or plain, by an older list of sensitive fields) is bound to its own version.
-    const secretPaths: ConnectorLayers['secretPaths'] = own.paths.map((path) => ({ layer: 0, path, binding: profile.bindings[path] ?? legacyBinding() }));
+    const secretPaths: ConnectorLayers['secretPaths'] = own.paths.map(({ path, segments }) => ({ layer: 0, path, segments, binding: profile.bindings[path] ?? legacyBinding() }));
     const secrets = [...own.secrets];
     if (withVault) {
       const long = (value: unknown) => typeof value === 'string' && value.length >= LONG_VAULT_VALUE;
@@ -173,7 +173,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         const found = secretsOf(layer, rule.patterns, rule.isSecret);
         layers.push(layer);
         secretRules.push(rule);
-        secretPaths.push(...found.paths.map((path) => ({ layer: layers.length - 1, path })));
+        secretPaths.push(...found.paths.map(({ path, segments }) => ({ layer: layers.length - 1, path, segments })));
         secrets.push(...found.secrets);
       }
     }
@@ -348,7 +348,8 @@ function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]):
   });
   // Inputs that name no usable destination fail validation, which names the field better than we could.
   if (target === undefined) return layers;
-  const missing = [...new Set(withheld.map((s) => s.path))].filter((path) => override.length === 0 || getPath(override[0].value, path) === undefined);
+  const given = (segments: readonly string[]) => override.length > 0 && getPath(override[0].value, segments) !== undefined;
+  const missing = [...new Set(withheld.filter((s) => !given(s.segments)).map((s) => s.path))];
   if (missing.length > 0) {
     const them = missing.length > 1 ? 'them' : 'it';
     const where =

@@ -272,8 +272,10 @@ export class ConnectorService {
         // Inside the write transaction, so a masked value is matched against the version being replaced.
         prepare: (current: StoredConnector | undefined, { keys }: { keys: EncryptionKeyState }) => {
           const next: DestinationSet = { type: p.record.type, home: this.homeOf(p, current), allowed: p.record.allowed_destinations ?? [] };
-          this.checkKeptSecretsStayHome(p, current, next);
-          return { ...p.record, value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys, bindingOf(next)) };
+          let legacy: SecretBinding | undefined;
+          const legacyBinding = () => (legacy ??= this.legacyBinding(current!, p));
+          this.checkKeptSecretsStayHome(p, current, next, legacyBinding);
+          return { ...p.record, value: this.encryptValue(p.record.name, p.record.value, p.sensitive, current, keys, bindingOf(next), legacyBinding) };
         },
       })),
       actor,
@@ -507,7 +509,7 @@ export class ConnectorService {
   private homeOf(p: PreparedRecord, current: StoredConnector | undefined): string | undefined {
     if (!p.destination) return undefined;
     const kept = (from: PlainObject) =>
-      mapSensitive(p.record.value, p.sensitive, (secret, path) => (secret === MASK ? (getPath(from, path) ?? secret) : secret), { isSecret: (v) => v === MASK });
+      mapSensitive(p.record.value, p.sensitive, (secret, _path, segments) => (secret === MASK ? (getPath(from, segments) ?? secret) : secret), { isSecret: (v) => v === MASK });
     const home = p.destination(current && !current.deleted ? kept(current.value) : p.record.value);
     if (home !== undefined || !current || current.deleted || !hasCiphertext(current.value)) return home;
     return p.destination(kept(this.decrypt(current).value));
@@ -520,20 +522,20 @@ export class ConnectorService {
    * or the type, by listing a new `allowed_destinations`, or by doing so over several saves. A secret
    * written again in the same save is bound anew (whoever writes it knows it).
    */
-  private checkKeptSecretsStayHome(p: PreparedRecord, current: StoredConnector | undefined, next: DestinationSet): void {
+  private checkKeptSecretsStayHome(p: PreparedRecord, current: StoredConnector | undefined, next: DestinationSet, legacyBinding: () => SecretBinding): void {
     if (!current || current.deleted || !p.destination) return;
-    const kept: string[] = [];
-    mapSensitive(p.record.value, p.sensitive, (secret, path) => {
-      if (secret === MASK && Keyring.isCiphertext(getPath(current.value, path))) kept.push(path);
+    const kept: Array<{ path: string; stored: unknown }> = [];
+    mapSensitive(p.record.value, p.sensitive, (secret, path, segments) => {
+      const stored = getPath(current.value, segments);
+      if (secret === MASK && (Keyring.isCiphertext(stored) || isStoredPlainSecret(stored, segments, p.sensitive))) kept.push({ path, stored });
       return secret;
     }, { isSecret: (v) => v === MASK });
-    if (kept.length === 0) return;
-    let legacy: SecretBinding | undefined;
     const issues: FieldIssue[] = [];
-    for (const path of kept) {
-      const label = Keyring.labelOf(getPath(current.value, path) as string);
-      // Stored before bindings existed: bound to the destinations of the version it is stored in.
-      const binding = label === undefined ? (legacy ??= this.legacyBinding(current, p)) : (decodeBinding(label) ?? { type: current.type, destinations: [] });
+    for (const { path, stored } of kept) {
+      const label = Keyring.isCiphertext(stored) ? Keyring.labelOf(stored) : undefined;
+      // Stored before bindings existed (or in plain text, before its field counted as sensitive):
+      // bound to the destinations of the version it is stored in.
+      const binding = label === undefined ? legacyBinding() : (decodeBinding(label) ?? { type: current.type, destinations: [] });
       const why = widening(binding, next);
       if (why) {
         issues.push({
@@ -558,24 +560,27 @@ export class ConnectorService {
     current: StoredConnector | undefined,
     keys: EncryptionKeyState,
     binding: SecretBinding,
+    legacyBinding: () => SecretBinding,
   ): PlainObject {
     let keyId: string | undefined;
-    // The mask is met like a secret wherever it stands: a URL with credentials is a secret only by
-    // its content, so the mask written back in its place must keep it as well.
-    return mapSensitive(value, sensitive, (secret, path) => {
-      if (secret === MASK) {
-        const kept = current ? getPath(current.value, path) : undefined;
-        if (!Keyring.isCiphertext(kept)) {
-          if (!isSensitivePath(path.split('.'), sensitive)) return MASK; // ordinary data that happens to read ********
-          throw new ConnectorValidationError([
-            { path: `value.${path}`, message: `is the mask ${MASK}, which keeps a stored value, but connector ${name} has none stored there` },
-          ]);
-        }
-        return kept;
-      }
+    const encrypt = (secret: unknown, path: string, bound: SecretBinding) => {
       const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
       keyId ??= encryptionKeyId(keyring, keys, `value.${path}`);
-      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId, encodeBinding(binding));
+      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId, encodeBinding(bound));
+    };
+    // The mask is met like a secret wherever it stands: a URL with credentials is a secret only by
+    // its content, so the mask written back in its place must keep it as well.
+    return mapSensitive(value, sensitive, (secret, path, segments) => {
+      if (secret !== MASK) return encrypt(secret, path, binding);
+      const kept = current ? getPath(current.value, segments) : undefined;
+      if (Keyring.isCiphertext(kept)) return kept;
+      // Stored in plain text by a version that did not count the field as sensitive (a header named
+      // X-Auth-Token, say): kept, and encrypted now, bound to where that version sent it.
+      if (isStoredPlainSecret(kept, segments, sensitive)) return encrypt(kept, path, legacyBinding());
+      if (!isSensitivePath(segments, sensitive)) return MASK; // ordinary data that happens to read ********
+      throw new ConnectorValidationError([
+        { path: `value.${path}`, message: `is the mask ${MASK}, which keeps a stored value, but connector ${name} has none stored there` },
+      ]);
     }, { isSecret: (v) => v === MASK });
   }
 
@@ -736,6 +741,11 @@ function storedFormIssues(value: unknown, path: string[] = ['value']): FieldIssu
 /** Associated data binding a ciphertext to its connector and field. */
 function cipherContext(name: string, path: string): string {
   return `connector:${name}:${path}`;
+}
+
+/** A value stored in plain text at a path that is sensitive now: it is kept by the mask, and encrypted when next saved. */
+function isStoredPlainSecret(stored: unknown, segments: readonly string[], sensitive: readonly string[]): boolean {
+  return stored !== undefined && stored !== null && stored !== MASK && !Keyring.isCiphertext(stored) && isSensitivePath(segments, sensitive);
 }
 
 function hasCiphertext(value: PlainObject): boolean {

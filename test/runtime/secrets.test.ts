@@ -297,6 +297,32 @@ describe('no secret leaves the connector worker', () => {
         }
       });
 
+      test('a header stored in plain text before its name counted as secret, and one whose name holds a dot, are kept by ******** and encrypted', async () => {
+        const connector = name('plainhdr');
+        const legacy = `legacy-header-${hex()}`;
+        const dotted = `dotted-header-${hex()}`;
+        recordSecrets('plain headers of secrets.test.ts', [legacy, dotted]);
+        // As a version before the broad header rule stored it: X-Auth-Token in plain text.
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, headers: { 'x.api-key': dotted } } });
+        const stored = await h.store.get(connector);
+        await h.store.put({ ...stored!, value: { ...stored!.value, headers: { ...(stored!.value.headers as object), 'X-Auth-Token': legacy } } });
+        const view = await h.service.get(connector);
+        expect(view.value.headers).toEqual({ 'x.api-key': MASK, 'X-Auth-Token': MASK });
+        // Saved back as the console and `get | apply` do: both kept, both encrypted now.
+        await h.service.apply({ name: connector, type: 'REST', description: 'saved back', value: view.value });
+        const [row] = await h.store.db.query<{ value: unknown }>('SELECT value FROM tc_connector_versions WHERE name = $1 ORDER BY version DESC LIMIT 1', [connector]);
+        const headers = (row.value as { headers: Record<string, string> }).headers;
+        expect(Keyring.isCiphertext(headers['X-Auth-Token']) && Keyring.isCiphertext(headers['x.api-key'])).toBe(true);
+        expect(JSON.stringify(row.value)).not.toContain(legacy);
+        expect((await h.call(connector)).result.error).toBeUndefined();
+        const sent = api.requests[api.requests.length - 1].headers;
+        expect([sent['x-auth-token'], sent['x.api-key']]).toEqual([legacy, dotted]);
+        // The plain one was bound to where its version went, like any secret stored before bindings.
+        expect(JSON.parse(Keyring.labelOf(headers['X-Auth-Token'])!)).toMatchObject({ t: 'REST', d: [origin(api.url)] });
+        const moved = await refusal({ name: connector, type: 'REST', value: { ...view.value, base_url: elsewhere.url } });
+        expect(moved?.issues.map((i) => i.path).sort()).toEqual(['value.headers.X-Auth-Token', 'value.headers.x.api-key']);
+      });
+
       test('changing the type (POSTGRES to MYSQL) while keeping ******** is refused: the password would go to another server', async () => {
         const connector = name('retype');
         const value = { host: '127.0.0.1', port: 5432, database: 'app', user: 'app', password: `pg-retype-${hex()}` };
