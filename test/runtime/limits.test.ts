@@ -10,6 +10,7 @@ import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { createConnectorWorker, runConnectorWorker } from '../../worker/connector-worker';
 import type { ConnectionResult } from '../../workflows/types';
+import type { CallArgs } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { prebuiltBundle } from '../support/workflow-bundles';
 import { soon } from '../support/browser';
@@ -43,6 +44,8 @@ describe('connector limits hold across every connector worker', () => {
   let holdMs = 150;
   /** Arrival time of each request at the target, by path. */
   const arrivals: Array<{ path: string; at: number }> = [];
+  /** Runs the fixture workflows (test/fixtures/connector-workflows.ts) that call connectors as user code does. */
+  const userQueue = uniqueName('limits-user');
 
   async function startWorker(): Promise<ConnectorService> {
     const store = new ConnectorStore(new PgDatabase({ connectionString: scratch.url }));
@@ -81,6 +84,11 @@ describe('connector limits hold across every connector worker', () => {
     });
     await startWorker();
     await startWorker();
+    const own = await NativeConnection.connect({ address: stack.temporal.address });
+    workerConnections.push(own);
+    const userWorker = await Worker.create({ connection: own, taskQueue: userQueue, workflowBundle: prebuiltBundle('connectorWorkflows') });
+    workers.push(userWorker);
+    running.push(userWorker.run());
   });
 
   afterAll(async () => {
@@ -371,5 +379,25 @@ describe('connector limits hold across every connector worker', () => {
     } finally {
       await stopWorkerProcess(doomed);
     }
+  });
+
+  test("connect(..., { maxWait: '1s' }) from workflow code fails in about a second when no slot frees, having sent nothing", async () => {
+    const name = uniqueName('connectwait').toLowerCase();
+    holdMs = 6_000;
+    // No max_wait of its own: the connector's default would wait 10 min.
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1 } });
+    const busy = await call(name, '/hold-slot');
+    await soon(() => expect(holding).toBe(1), 10_000);
+    const args: CallArgs = { connector: name, overrides: { path: '/impatient' }, options: { taskQueue, maxWait: '1s' } };
+    const startedAt = Date.now();
+    const failure = await client.workflow.execute('connectOutput', { taskQueue: userQueue, workflowId: uniqueName('connect-wait'), args: [args] }).then(
+      () => undefined,
+      (err: WorkflowFailedError) => err.cause,
+    );
+    const tookMs = Date.now() - startedAt;
+    expect(failure).toMatchObject({ type: 'Connector.External.Timeout', message: expect.stringContaining('longest wait of "1s"') });
+    expect(tookMs).toBeLessThan(4_000);
+    await busy.result();
+    expect(arrivals.map((a) => a.path)).toEqual(['/hold-slot']);
   });
 });
