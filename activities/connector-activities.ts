@@ -5,11 +5,11 @@ import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { parseDurationMs } from '../connectors/durations';
 import { transientFailure } from '../connectors/errors';
-import { ConnectorLimiter } from '../core/limits';
+import { ConnectorLimiter, maxBackoffMs } from '../core/limits';
 import { createConnectionRunner, type ConnectionRunnerDeps } from '../core/runner';
 import { storeUnavailable } from '../core/store/connector-store';
 import { FailureType } from '../workflows/failures';
-import type { ConnectionResult, ConnectorActivities } from '../workflows/types';
+import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorLimits } from '../workflows/types';
 
 /** What the connector activities need; tests pass their own real instances. */
 export interface ConnectorActivityDeps extends ConnectionRunnerDeps {
@@ -94,7 +94,11 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
         });
         finished({ outcome: 'ok' });
         return result;
-      } catch (err) {
+      } catch (caught) {
+        // Capped here, once, for the back-off every call shares and for this call's next retry: the
+        // cap is the connector's current `limits.max_backoff`, else 10 min.
+        const capMs = caught instanceof ApplicationFailure && retryDelayMs(caught) !== undefined ? maxBackoffMs(await currentLimits(input.connector)) : undefined;
+        const err = caught instanceof ApplicationFailure && capMs !== undefined ? capRetryDelay(caught, capMs) : caught;
         // A 429 that says when to come back slows every later call through a connector with limits.
         const retryAfter = err instanceof ApplicationFailure ? tooManyRequestsDelay(err) : undefined;
         if (input.slot && retryAfter !== undefined && typeof input.connector === 'string') {
@@ -115,14 +119,38 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       }
     },
   };
+
+  /** The limits of a stored connector's current version; none when it has none or cannot be read now (the default cap applies). */
+  async function currentLimits(connector: ConnectionInput['connector']): Promise<ConnectorLimits | undefined> {
+    if (typeof connector !== 'string') return undefined;
+    return (await deps.service.load(connector).catch(() => undefined))?.limits;
+  }
+}
+
+/** `failure` with its next retry delay at most `capMs`: an external system's Retry-After never stalls a connector for longer. */
+function capRetryDelay(failure: ApplicationFailure, capMs: number): ApplicationFailure {
+  const delayMs = retryDelayMs(failure);
+  if (delayMs === undefined || delayMs <= capMs) return failure;
+  return ApplicationFailure.create({
+    type: failure.type ?? undefined,
+    message: failure.message,
+    nonRetryable: failure.nonRetryable ?? undefined,
+    details: failure.details ?? undefined,
+    nextRetryDelay: capMs,
+  });
+}
+
+function retryDelayMs(failure: ApplicationFailure): number | undefined {
+  const delay = failure.nextRetryDelay;
+  if (delay === undefined || delay === null) return undefined;
+  return typeof delay === 'number' ? delay : typeof delay === 'string' ? parseDurationMs(delay) : undefined;
 }
 
 /** The Retry-After of an HTTP 429 failure, in milliseconds; undefined for any other failure. */
 function tooManyRequestsDelay(failure: ApplicationFailure): number | undefined {
-  if (failure.type !== FailureType.Http || failure.nextRetryDelay === undefined || failure.nextRetryDelay === null) return undefined;
+  if (failure.type !== FailureType.Http) return undefined;
   const details = failure.details?.[0] as { status?: number } | undefined;
   if (details?.status !== 429) return undefined;
-  const delay = failure.nextRetryDelay;
-  const ms = typeof delay === 'number' ? delay : typeof delay === 'string' ? parseDurationMs(delay) : undefined;
+  const ms = retryDelayMs(failure);
   return ms !== undefined && ms > 0 ? ms : undefined;
 }

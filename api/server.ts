@@ -331,6 +331,9 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     return reply.header('etag', etag(view.version)).send(view);
   });
 
+  // Ends a 429's back-off at once; what limits the connector has is changed by saving it.
+  app.post('/v1/connectors/:name/limits/reset', write, async (request) => service.resetLimits(connectorName(request)));
+
   for (const action of ['test', 'introspect'] as const) {
     app.post(`/v1/connectors/:name/${action}`, async (request, reply) => {
       const name = connectorName(request);

@@ -21,6 +21,21 @@ export const SLOT_POLL_MS = 250;
 /** A waiting call not seen for this long no longer counts as waiting: 5 s. */
 const WAITER_STALE_MS = 5_000;
 
+/** Default of `limits.max_backoff`: 10 min. */
+export const DEFAULT_MAX_BACKOFF_MS = 600_000;
+
+/** Most that `limits.max_backoff` may be: 1 h. */
+export const MAX_BACKOFF_LIMIT_MS = 3_600_000;
+
+/**
+ * Longest a connector stays paused by an answer from outside (a `Retry-After`), in milliseconds: its
+ * `limits.max_backoff`, else 10 min. Applies to the shared back-off and to the next retry delay alike.
+ */
+export function maxBackoffMs(limits: ConnectorLimits | undefined): number {
+  const set = limits?.max_backoff !== undefined ? parseDurationMs(limits.max_backoff) : undefined;
+  return Math.min(MAX_BACKOFF_LIMIT_MS, set ?? DEFAULT_MAX_BACKOFF_MS);
+}
+
 export interface LimiterOptions {
   /**
    * How long a lease lasts without renewal, in milliseconds: the longest a worker that died can keep
@@ -132,13 +147,24 @@ export class ConnectorLimiter {
     await this.db.query('DELETE FROM tc_limit_leases WHERE id = $1', [lease]);
   }
 
-  /** Makes every later call through `connector` wait `ms` (a 429's Retry-After); a longer back-off already set stays. */
+  /**
+   * Makes every later call through `connector` wait `ms` (a 429's Retry-After, already capped by the
+   * caller with {@link maxBackoffMs}); a longer back-off already set stays.
+   */
   async backOff(connector: string, ms: number): Promise<void> {
     await this.db.query(
       `INSERT INTO tc_limit_backoffs (connector, until) VALUES ($1, now() + make_interval(secs => $2))
        ON CONFLICT (connector) DO UPDATE SET until = GREATEST(tc_limit_backoffs.until, EXCLUDED.until)`,
       [connector, ms / 1000],
     );
+  }
+
+  /** Ends the back-off of each of `connectors` (a 429's pause): they take calls again at once. Returns how many had one. */
+  async clearBackoff(connectors: readonly string[]): Promise<number> {
+    if (connectors.length === 0) return 0;
+    // Ones already over go too; only a back-off still in force counts as cleared.
+    const rows = await this.db.query<{ active: boolean }>('DELETE FROM tc_limit_backoffs WHERE connector = ANY($1::text[]) RETURNING until > now() AS active', [connectors]);
+    return rows.filter((r) => r.active).length;
   }
 
   /** The limits of `connector` in use now. */

@@ -96,6 +96,11 @@ export interface ConnectorLimits {
   rate?: { calls: number; per: string | number };
   /** Longest wait for a slot before a call fails with `Connector.External.Timeout`. Default: 10 min. */
   max_wait?: string | number;
+  /**
+   * Longest pause an answer of the external system may cause: a `Retry-After` beyond it counts as this
+   * long, for the back-off every call shares and for the retry delay alike. At most 1 h. Default: 10 min.
+   */
+  max_backoff?: string | number;
 }
 
 /** A slot granted by `connectors.acquire`: the call holds its lease until it ends. */

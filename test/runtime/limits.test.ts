@@ -1,8 +1,9 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { createConnectorActivities } from '../../activities/connector-activities';
 import { ConnectorRegistry } from '../../connectors/registry';
-import { ConnectorLimiter } from '../../core/limits';
+import { ConnectorLimiter, DEFAULT_MAX_BACKOFF_MS } from '../../core/limits';
 import { ConnectorService, ConnectorValidationError } from '../../core/service';
 import { startManagementApi } from '../../api/server';
 import { ConnectorStore } from '../../core/store/connector-store';
@@ -108,6 +109,25 @@ describe('connector limits hold across every connector worker', () => {
     arrivals.length = 0;
   });
 
+  /**
+   * A call of one attempt, as an activity task, that fails: its failure, and the next retry delay the
+   * activity's failure asked for, as recorded in the history (a failure read back does not carry it).
+   */
+  async function failedCall(connector: string, path: string) {
+    const handle = await client.workflow.start('connection', {
+      taskQueue,
+      workflowId: uniqueName('failed'),
+      args: [{ connector, overrides: { path }, options: { localActivity: false, retry: { maximumAttempts: 1 } } }],
+    });
+    const failure = await handle.result().then(
+      () => undefined,
+      (err: WorkflowFailedError) => err.cause,
+    );
+    const events = (await handle.fetchHistory()).events ?? [];
+    const failed = events.find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes;
+    return { failure, nextRetryDelayMs: optionalTsToMs(failed?.failure?.applicationFailureInfo?.nextRetryDelay) };
+  }
+
   test('40 calls through a connector with max_concurrent 3: the server never holds more than 3, and every call completes once; waiting calls say so', async () => {
     const name = uniqueName('max3').toLowerCase();
     await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 3 } });
@@ -154,6 +174,8 @@ describe('connector limits hold across every connector worker', () => {
     expect(await refused({ rate: { per: '1s' } })).toEqual(['limits.rate.calls']);
     expect(await refused({ rate: { calls: 1, per: '2h' } })).toEqual(['limits.rate.per']);
     expect(await refused({ max_wait: '2h' })).toEqual(['limits.max_wait']);
+    expect(await refused({ max_backoff: '2h' })).toEqual(['limits.max_backoff']);
+    expect(await refused({ max_backoff: '500ms' })).toEqual(['limits.max_backoff']);
     expect(await refused({ max_concurent: 2 })).toEqual(['limits']);
     await expect(services[0].get('bad_limits')).rejects.toThrow(/does not exist/);
   });
@@ -379,6 +401,51 @@ describe('connector limits hold across every connector worker', () => {
     } finally {
       await stopWorkerProcess(doomed);
     }
+  });
+
+  test('a 429 with Retry-After: 999999999 pauses the connector for at most its cap; a save clears the pause, and so does limits reset', async () => {
+    const name = uniqueName('huge429').toLowerCase();
+    holdMs = 10;
+    const definition = { name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 5 } };
+    await services[0].apply(definition);
+    const refuse = async (path: string) => {
+      target.respondWith({ status: 429, headers: { 'retry-after': '999999999' }, body: { error: 'come back in 31 years' } });
+      return failedCall(name, path);
+    };
+    const backoffLeftMs = async () => {
+      const { backoff_until } = (await services[1].limitsUsage(await services[1].get(name)))!;
+      return backoff_until === undefined ? undefined : Date.parse(backoff_until) - Date.now();
+    };
+
+    const { failure, nextRetryDelayMs } = await refuse('/refused');
+    expect(failure).toMatchObject({ type: 'Connector.External.Http', message: expect.stringContaining('HTTP 429') });
+    expect(nextRetryDelayMs).toBe(DEFAULT_MAX_BACKOFF_MS);
+    const left = await backoffLeftMs();
+    expect(left).toBeGreaterThan(DEFAULT_MAX_BACKOFF_MS - 60_000);
+    expect(left).toBeLessThanOrEqual(DEFAULT_MAX_BACKOFF_MS);
+
+    // Saving the connector (here: the same definition again) ends the pause: a call goes through at once.
+    await services[0].apply(definition);
+    expect(await backoffLeftMs()).toBeUndefined();
+    await (await call(name, '/after-save')).result();
+
+    // max_backoff caps it lower; `limits reset` (the service call behind the CLI, API and console) ends it.
+    await services[0].apply({ ...definition, limits: { ...definition.limits, max_backoff: '1m' } });
+    expect((await refuse('/refused-again')).nextRetryDelayMs).toBe(60_000);
+    expect(await backoffLeftMs()).toBeGreaterThan(50_000);
+    expect(await services[1].resetLimits(name)).toEqual({ name, backoff_cleared: true });
+    expect(await backoffLeftMs()).toBeUndefined();
+    await (await call(name, '/after-reset')).result();
+    expect(await services[1].resetLimits(name)).toEqual({ name, backoff_cleared: false });
+  });
+
+  test("a Retry-After of a connector without limits is capped too: the failure's next retry delay is at most 10 min", async () => {
+    const name = uniqueName('unlimited503').toLowerCase();
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url } });
+    target.respondWith({ status: 503, headers: { 'retry-after': '999999999' } });
+    const { failure, nextRetryDelayMs } = await failedCall(name, '/503');
+    expect(failure).toMatchObject({ type: 'Connector.External.Http', message: expect.stringContaining('HTTP 503') });
+    expect(nextRetryDelayMs).toBe(DEFAULT_MAX_BACKOFF_MS);
   });
 
   test("connect(..., { maxWait: '1s' }) from workflow code fails in about a second when no slot frees, having sent nothing", async () => {
