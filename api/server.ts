@@ -151,6 +151,8 @@ const FAILURE_STATUS: Readonly<Record<FailureTypeName, number>> = {
   [FailureType.Timeout]: 504,
   [FailureType.Network]: 502,
   [FailureType.External]: 502,
+  [FailureType.LimitsBusy]: 503,
+  [FailureType.LimitsLeaseLost]: 503,
   [FailureType.InvalidDocument]: 400,
   [FailureType.Conflict]: 409,
 };

@@ -139,7 +139,10 @@ export interface ConnectionInput extends ConnectionRequest {
    */
   descriptor?: ConnectorDescriptor;
   options?: Omit<ConnectionOptions, 'workflowId' | 'taskQueue' | 'parentClosePolicy'>;
-  /** Set by the `connection` workflow for a connector with limits: the slot this attempt holds. */
+  /**
+   * Set by the `connection` workflow for a connector with limits: the slot this attempt holds. Only a
+   * slot granted to the same execution counts; without one, `connectors.invoke` takes one itself.
+   */
   slot?: ConnectorSlot;
 }
 
@@ -162,6 +165,10 @@ export interface ConnectionResult<Output = unknown> {
 export interface ConnectorActivities {
   'connectors.describe'(request: ConnectionRequest): Promise<ConnectorDescriptor>;
   'connectors.invoke'(input: ConnectionInput): Promise<ConnectionResult>;
-  /** A slot of a connector with limits for one attempt of a call, or how long to wait for one. */
+  /**
+   * A slot of a connector with limits for one attempt of a call, or how long to wait for one. The slot
+   * belongs to the execution that asks (`holder` is kept for the input of recorded histories; the
+   * worker names the holder from the execution itself).
+   */
   'connectors.acquire'(request: { connector: string; holder: string; attempt: number }): Promise<SlotAnswer>;
 }

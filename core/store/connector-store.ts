@@ -101,6 +101,17 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string | readonly string
       'CREATE TABLE tc_limit_waiters (connector text NOT NULL, holder text NOT NULL, seen_at timestamptz NOT NULL, PRIMARY KEY (connector, holder))',
     ],
   },
+  {
+    version: 6,
+    // A lease names the execution it was granted to (taken from the activity's own info, never from
+    // what a caller passes), and when its call started: the start is taken right before sending, once
+    // (core/limits.ts). Leases of older workers have no owner, so they can start nothing.
+    sql: [
+      'ALTER TABLE tc_limit_leases ADD COLUMN owner_workflow_id text',
+      'ALTER TABLE tc_limit_leases ADD COLUMN owner_run_id text',
+      'ALTER TABLE tc_limit_leases ADD COLUMN started_at timestamptz',
+    ],
+  },
 ];
 
 /**

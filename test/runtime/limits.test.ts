@@ -10,13 +10,13 @@ import { ConnectorStore } from '../../core/store/connector-store';
 import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { createConnectorWorker, runConnectorWorker } from '../../worker/connector-worker';
-import type { ConnectionResult } from '../../workflows/types';
-import type { CallArgs } from '../fixtures/connector-workflows';
+import type { ConnectionInput, ConnectionResult } from '../../workflows/types';
+import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { prebuiltBundle } from '../support/workflow-bundles';
 import { soon } from '../support/browser';
 import { testStack, uniqueName } from '../support/stack';
-import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { startWorkerProcess, stopWorkerProcess, workerOfIdentity, type WorkerProcess } from '../support/worker-process';
 
 /** Lease time of these tests' workers: short, so a killed worker's slots come back quickly. */
 const LEASE_MS = 3_000;
@@ -43,8 +43,12 @@ describe('connector limits hold across every connector worker', () => {
   let mostHeld = 0;
   /** How long the target holds each request, in milliseconds (per test). */
   let holdMs = 150;
+  /** How long the target holds requests to these paths, when not `holdMs` (per test). */
+  let holdByPath: Record<string, number> = {};
   /** Arrival time of each request at the target, by path. */
   const arrivals: Array<{ path: string; at: number }> = [];
+  /** When the target held each request: from its arrival to its answer. */
+  const held: Array<{ path: string; from: number; to: number }> = [];
   /** Runs the fixture workflows (test/fixtures/connector-workflows.ts) that call connectors as user code does. */
   const userQueue = uniqueName('limits-user');
 
@@ -75,11 +79,13 @@ describe('connector limits hold across every connector worker', () => {
     connection = await Connection.connect({ address: stack.temporal.address });
     client = new Client({ connection, namespace: stack.temporal.namespace });
     target = await startTestHttpServer(async (request, res) => {
-      arrivals.push({ path: request.path, at: Date.now() });
+      const from = Date.now();
+      arrivals.push({ path: request.path, at: from });
       holding += 1;
       mostHeld = Math.max(mostHeld, holding);
-      await new Promise((r) => setTimeout(r, holdMs));
+      await new Promise((r) => setTimeout(r, holdByPath[request.path] ?? holdMs));
       holding -= 1;
+      held.push({ path: request.path, from, to: Date.now() });
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ path: request.path }));
     });
@@ -106,8 +112,21 @@ describe('connector limits hold across every connector worker', () => {
     holding = 0;
     mostHeld = 0;
     holdMs = 150;
+    holdByPath = {};
     arrivals.length = 0;
+    held.length = 0;
   });
+
+  /** The most requests to `paths` the target held at one moment. */
+  function mostHeldAtOnce(paths: (path: string) => boolean): number {
+    const edges = held.filter((h) => paths(h.path)).flatMap((h) => [{ at: h.from, step: 1 }, { at: h.to, step: -1 }]);
+    // An answer and an arrival in the same millisecond: the answer first, as the server saw them.
+    edges.sort((a, b) => a.at - b.at || a.step - b.step);
+    let now = 0;
+    let most = 0;
+    for (const { step } of edges) most = Math.max(most, (now += step));
+    return most;
+  }
 
   /**
    * A call of one attempt, as an activity task, that fails: its failure, and the next retry delay the
@@ -126,6 +145,11 @@ describe('connector limits hold across every connector worker', () => {
     const events = (await handle.fetchHistory()).events ?? [];
     const failed = events.find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes;
     return { failure, nextRetryDelayMs: optionalTsToMs(failed?.failure?.applicationFailureInfo?.nextRetryDelay) };
+  }
+
+  /** `connectors.invoke` scheduled by a workflow of its own on the connectors task queue, as any workflow could. */
+  function invokeDirectly(input: ConnectionInput, maximumAttempts = 50): Promise<CallOutcome> {
+    return client.workflow.execute('invokeDirectly', { taskQueue: userQueue, workflowId: uniqueName('direct'), args: [{ taskQueue, input, maximumAttempts }] });
   }
 
   test('40 calls through a connector with max_concurrent 3: the server never holds more than 3, and every call completes once; waiting calls say so', async () => {
@@ -296,10 +320,13 @@ describe('connector limits hold across every connector worker', () => {
     expect(at('/flaky') - at('/hog')).toBeGreaterThanOrEqual(5_000 - 50);
   });
 
-  test('a slot granted after waiting for the connector lock counts from the grant, not from the start of its transaction', async () => {
+  test('a start taken after waiting for the connector lock counts from that moment, not from the start of its transaction', async () => {
     const name = uniqueName('lockwait').toLowerCase();
     const limits = { rate: { calls: 1, per: '2s' } };
     const limiter = new ConnectorLimiter(services[0].store.db, { leaseMs: LEASE_MS });
+    const owner = { workflowId: 'lockwait', runId: 'run-1' };
+    const first = await limiter.acquire(name, limits, 'first', owner);
+    if (!first.granted) throw new Error('the first slot should be free');
     // Another worker's decision holds the connector's lock for 1 s (the lock key is core/limits.ts's).
     let locked!: () => void;
     const lockTaken = new Promise<void>((resolve) => (locked = resolve));
@@ -309,14 +336,14 @@ describe('connector limits hold across every connector worker', () => {
       await new Promise((r) => setTimeout(r, 1_000));
     });
     await lockTaken;
-    const first = await limiter.acquire(name, limits, 'first');
+    const started = await limiter.start(name, first.lease, owner, limits);
     await other;
-    expect(first).toMatchObject({ granted: true });
-    // One call per 2 s: the next may start 2 s after the first was granted, not 1 s.
-    const second = await limiter.acquire(name, limits, 'second');
+    expect(started).toEqual({ started: true });
+    // One call per 2 s: the next may start 2 s after the first started, not 1 s.
+    const second = await limiter.acquire(name, limits, 'second', owner);
     expect(second).toMatchObject({ granted: false, reason: 'rate' });
     expect((second as { wait_ms: number }).wait_ms).toBeGreaterThan(1_800);
-    if (first.granted) await limiter.release(first.lease);
+    await limiter.release(first.lease);
   });
 
   test('a call that cannot ask for its slot, the store being out of reach, fails as Connector.Store.Unavailable', async () => {
@@ -400,6 +427,116 @@ describe('connector limits hold across every connector worker', () => {
       }
     } finally {
       await stopWorkerProcess(doomed);
+    }
+  });
+
+  test('connectors.invoke scheduled directly obeys the limits: without a slot it takes one itself or fails as Connector.Limits.Busy; a slot granted to another execution is refused', async () => {
+    const name = uniqueName('directlimits').toLowerCase();
+    holdMs = 300;
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1 } });
+    const outcomes = await Promise.all([0, 1, 2, 3].map((i) => invokeDirectly({ connector: name, overrides: { path: `/direct/${i}` } })));
+    expect(outcomes.map((o) => o.error)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(arrivals.filter((a) => a.path.startsWith('/direct/'))).toHaveLength(4);
+    expect(mostHeld).toBe(1);
+
+    // A lease another execution holds, its ID copied from that execution's history: refused, nothing sent.
+    const limiter = new ConnectorLimiter(services[0].store.db, { leaseMs: LEASE_MS });
+    const other = await limiter.acquire(name, { max_concurrent: 1 }, 'other#1', { workflowId: 'another-workflow', runId: 'another-run' });
+    if (!other.granted) throw new Error('the slot should be free');
+    try {
+      const stolen = await invokeDirectly({ connector: name, overrides: { path: '/stolen' }, slot: { lease: other.lease, attempt: 1 } }, 2);
+      expect(stolen.error).toMatchObject({ type: 'Connector.Limits.Busy', nonRetryable: false, message: expect.stringContaining('granted to another workflow execution') });
+      // Nor did the call give that execution's slot back.
+      expect(await limiter.renew(other.lease, { workflowId: 'another-workflow', runId: 'another-run' })).toBe(true);
+      // And without a slot of its own, a direct call finds none free while the other holds it.
+      const none = await invokeDirectly({ connector: name, overrides: { path: '/none' } }, 2);
+      expect(none.error).toMatchObject({ type: 'Connector.Limits.Busy', message: expect.stringContaining('every slot is taken') });
+      expect(arrivals.map((a) => a.path).filter((p) => p === '/stolen' || p === '/none')).toEqual([]);
+    } finally {
+      await limiter.release(other.lease);
+    }
+  });
+
+  test('a call whose lease ran out while its activity task was queued does not send under it: with max_concurrent 1 the server never holds 2, and no attempt is spent', async () => {
+    const name = uniqueName('expired').toLowerCase();
+    const hog = uniqueName('hog').toLowerCase();
+    const queue = uniqueName('limits-expired');
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 1 } });
+    await services[0].apply({ name: hog, type: 'REST', value: { base_url: target.url } });
+    holdByPath = { '/hog': 4_000, '/taker': 2_500, '/late': 200 };
+    // One activity task at a time, and leases of 1 s: a call granted while the hog runs waits in the
+    // queue longer than its lease.
+    const store = new ConnectorStore(new PgDatabase({ connectionString: scratch.url }));
+    const service = new ConnectorService({ store, registry: new ConnectorRegistry() });
+    const own = await NativeConnection.connect({ address: stack.temporal.address });
+    workerConnections.push(own);
+    const worker = await createConnectorWorker({
+      connection: own,
+      taskQueue: queue,
+      service,
+      limitLeaseMs: 1_000,
+      workerOptions: { maxConcurrentActivityTaskExecutions: 1, workflowBundle: prebuiltBundle('connection') },
+    });
+    const run = runConnectorWorker(worker, service);
+    const start = (connector: string, path: string, localActivity: boolean) =>
+      client.workflow.start('connection', { taskQueue: queue, workflowId: uniqueName(path.slice(1)), args: [{ connector, overrides: { path }, options: { localActivity } }] });
+    try {
+      const hogCall = await start(hog, '/hog', false);
+      await soon(() => expect(arrivals.map((a) => a.path)).toContain('/hog'), 10_000);
+      const late = await start(name, '/late', false);
+      // Granted: it runs, or rather its activity task waits behind the hog's.
+      await soon(async () => {
+        const { currentDetails } = await late.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+        expect(currentDetails).toMatch(/^invoke: /);
+      }, 10_000);
+      await new Promise((r) => setTimeout(r, 1_500)); // its lease has run out
+      // Takes the slot the late call's lease gave back, as a local activity that does not wait for the hog.
+      const taker = await start(name, '/taker', true);
+      await soon(() => expect(arrivals.map((a) => a.path)).toContain('/taker'), 10_000);
+      const results = (await Promise.all([late, taker, hogCall].map((h) => h.result()))) as ConnectionResult[];
+      expect(arrivals.filter((a) => a.path === '/late')).toHaveLength(1);
+      // Not vacuous: the late call's activity ran while the taker was still held (the hog ended first).
+      const hogEnd = held.find((h) => h.path === '/hog')!.to;
+      const taken = held.find((h) => h.path === '/taker')!;
+      expect(hogEnd).toBeLessThan(taken.to);
+      expect(mostHeldAtOnce((path) => path === '/late' || path === '/taker')).toBe(1);
+      expect(results[0].attempt).toBe(1);
+    } finally {
+      worker.shutdown();
+      await run;
+    }
+  });
+
+  test('rate 3 per 1s over two connector worker processes: no second at the target sees more than 3 arrivals', async () => {
+    const name = uniqueName('rate3').toLowerCase();
+    holdMs = 10;
+    const queue = uniqueName('limits-rate');
+    await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, limits: { rate: { calls: 3, per: '1s' } } });
+    const env = { DATABASE_URL: scratch.url, TC_LIMIT_LEASE_MS: String(LEASE_MS) };
+    const processes: WorkerProcess[] = [];
+    try {
+      processes.push(...(await Promise.all(['rate-a', 'rate-b'].map((label) => startWorkerProcess(label, queue, env)))));
+      const handles = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => client.workflow.start('connection', { taskQueue: queue, workflowId: uniqueName('rate3'), args: [{ connector: name, overrides: { path: `/rate3/${i}` } }] })),
+      );
+      const results = (await Promise.all(handles.map((h) => h.result()))) as ConnectionResult[];
+      expect(results.every((r) => r.attempt === 1)).toBe(true);
+      // Both processes made calls.
+      const callers = new Set<number>();
+      for (const handle of handles) {
+        for (const event of (await handle.fetchHistory()).events ?? []) {
+          const worker = workerOfIdentity(processes, event.workflowTaskCompletedEventAttributes?.identity);
+          if (worker) callers.add(worker.pid);
+        }
+      }
+      expect(callers.size).toBe(2);
+      const times = arrivals.filter((a) => a.path.startsWith('/rate3/')).map((a) => a.at).sort((a, b) => a - b);
+      expect(times).toHaveLength(12);
+      // Any 4 arrivals span at least a second.
+      const spans = times.slice(3).map((t, i) => t - times[i]);
+      expect(Math.min(...spans)).toBeGreaterThanOrEqual(1_000);
+    } finally {
+      await Promise.all(processes.map((p) => stopWorkerProcess(p)));
     }
   });
 
