@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { parseDurationMs } from '../connectors/durations';
 import { transientFailure } from '../connectors/errors';
+import { DESCRIPTOR_SEAL_SECRET, DescriptorSeal } from '../core/descriptor-seal';
 import { ConnectorLimiter, maxBackoffMs, type StartAnswer } from '../core/limits';
 import { createConnectionRunner, type ConnectionRunnerDeps } from '../core/runner';
 import { storeUnavailable } from '../core/store/connector-store';
@@ -30,6 +31,13 @@ export const INVOKE_HEARTBEAT_INTERVAL_MS = 2_000;
 export function createConnectorActivities(deps: ConnectorActivityDeps): ConnectorActivities {
   const runner = createConnectionRunner(deps);
   const limiter = deps.limiter ?? new ConnectorLimiter(deps.service.store.db);
+  // Read once from the store, when first needed; a failed read is tried again by the next call.
+  let sealing: Promise<DescriptorSeal> | undefined;
+  const seals = () => {
+    sealing ??= deps.service.store.workerSecret(DESCRIPTOR_SEAL_SECRET).then((secret) => new DescriptorSeal(secret));
+    sealing.catch(() => (sealing = undefined));
+    return sealing;
+  };
   // The store being out of reach fails as Connector.Store.Unavailable (retried), as in every other step.
   const storeFailure = (err: unknown) => {
     const unavailable = storeUnavailable(err, limiter.db);
@@ -37,7 +45,19 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
   };
 
   return {
-    'connectors.describe': (request) => runner.describe(request),
+    // Sealed for this execution: only a version this worker described to it is ever run pinned.
+    'connectors.describe': async (request) => {
+      const descriptor = await runner.describe(request);
+      if (descriptor.name === null || descriptor.version === null) return descriptor;
+      try {
+        const execution = Context.current().info.workflowExecution;
+        // An activity started on its own, outside any workflow, has no execution to seal for.
+        if (!execution) return descriptor;
+        return { ...descriptor, seal: (await seals()).seal(descriptor.name, descriptor.version, execution) };
+      } catch (err) {
+        throw storeFailure(err);
+      }
+    },
     // The connector's current limits, not those of the version the call is pinned to: a change of
     // limits applies to the next slot. A connector that lost its limits grants at once.
     'connectors.acquire': async ({ connector, attempt }) => {
@@ -95,8 +115,10 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       const leaseLost = new AbortController();
       let renewals: NodeJS.Timeout | undefined;
       try {
-        // Whatever the input says: the connector's current limits.
+        // Whatever the input says: the connector's current limits, and a version only when this
+        // worker sealed it for this execution (else the newest).
         ({ limits, lease } = await slotOfCall(input, name, execution));
+        const version = await sealedVersion(input, name, execution);
         if (lease) {
           const held = lease;
           // A slot's lease lives while the call does: renewed every third of its time, released at the end.
@@ -112,7 +134,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
           renewals.unref();
         }
         const result = await runner.run(
-          input,
+          { ...input, descriptor: version === undefined ? undefined : { version } },
           {
             signal: AbortSignal.any([activity.cancellationSignal, leaseLost.signal]),
             heartbeat,
@@ -176,13 +198,24 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
     if (!answer.granted) throw busyFailure(name, { started: false, reason: answer.reason === 'concurrency' ? 'busy' : answer.reason, wait_ms: answer.wait_ms });
     return { limits, lease: answer.lease };
   }
+
+  /** The version the input pins, when this worker sealed it for this very execution; else undefined (the newest). */
+  async function sealedVersion(input: ConnectionInput, name: string | undefined, execution: Execution): Promise<number | undefined> {
+    const version = input.descriptor?.version;
+    if (!name || execution.standalone || typeof version !== 'number' || input.descriptor?.seal === undefined) return undefined;
+    try {
+      return (await seals()).verify(name, version, execution, input.descriptor.seal) ? version : undefined;
+    } catch (err) {
+      throw storeFailure(err);
+    }
+  }
 }
 
 /** The workflow execution an activity runs for, as the server reports it (never as its input says). */
 interface Execution {
   workflowId: string;
   runId: string;
-  /** An activity started on its own, outside any workflow: it holds no slot but its own. */
+  /** An activity started on its own, outside any workflow: it holds no seal and no slot but its own. */
   standalone?: true;
 }
 

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -57,6 +58,12 @@ const MAX_SLOT_POLL_MS = 2_000;
 /** Longest a call waits for its connector's limits when neither the call nor the connector says: 10 min. */
 export const DEFAULT_MAX_WAIT = '10m';
 
+// Marks runs that describe their connector themselves even when their input carries a descriptor:
+// whoever starts `connection` (a client, any workflow's startChild) could otherwise pin any old
+// version and skip the connector's limits. Runs recorded before it used the descriptor of their
+// input (their parents had described the connector) and replay so.
+const IGNORES_CALLER_DESCRIPTOR_PATCH = 'temporal-connectors/connection-ignores-caller-descriptor';
+
 /**
  * The `connection` workflow: one call through one connector, an execution of its own in the Web UI.
  * Resolution and the call happen in a single activity, so secrets never enter this history.
@@ -68,7 +75,9 @@ export const DEFAULT_MAX_WAIT = '10m';
 export async function connection(input: ConnectionInput): Promise<ConnectionResult> {
   const { options = {} } = input;
   try {
-    const descriptor = input.descriptor ?? (await describe(input));
+    // Asked only when there is a descriptor to ignore, so runs without one record no marker.
+    const recordedDescriptor = input.descriptor !== undefined && !patched(IGNORES_CALLER_DESCRIPTOR_PATCH) ? input.descriptor : undefined;
+    const descriptor = recordedDescriptor ?? (await describe(input));
     const startToCloseTimeout = options.timeout ?? (descriptor.timeout as Duration | undefined) ?? DEFAULT_TIMEOUT;
     const timeoutMs = durationMs(startToCloseTimeout); // refuses a bad duration, whichever way the call runs
     const invokeOptions = {
@@ -76,9 +85,9 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
       retry: { ...DEFAULT_RETRY, ...retryFromConnector(descriptor), ...options.retry },
       summary: descriptor.summary,
     };
-    // Connections started with a descriptor come from versions that always scheduled an activity,
-    // and must replay as such.
-    const local = input.descriptor ? options.localActivity === true : (options.localActivity ?? timeoutMs <= msToNumber(LOCAL_ACTIVITY_MAX_TIMEOUT));
+    // Connections recorded with the descriptor of their input come from versions that always
+    // scheduled an activity, and must replay as such.
+    const local = recordedDescriptor ? options.localActivity === true : (options.localActivity ?? timeoutMs <= msToNumber(LOCAL_ACTIVITY_MAX_TIMEOUT));
     const { 'connectors.invoke': invoke } = local
       ? proxyLocalActivities<ConnectorActivities>({ ...invokeOptions, localRetryThreshold: LOCAL_RETRY_THRESHOLD })
       : proxyActivities<ConnectorActivities>({

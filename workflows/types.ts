@@ -83,6 +83,12 @@ export interface ConnectorDescriptor {
   retry?: ConnectorRetry;
   /** The connector's `limits` when it has any: its calls then wait for a slot before each attempt. */
   limits?: ConnectorLimits;
+  /**
+   * Made by the connector worker that described the connector, for this one `connection` execution:
+   * `connectors.invoke` runs `version` on every attempt only when the seal verifies for its own
+   * execution, else the newest version. Absent for inline connectors.
+   */
+  seal?: string;
 }
 
 /**
@@ -135,7 +141,9 @@ export interface ConnectorRetry {
 export interface ConnectionInput extends ConnectionRequest {
   /**
    * Absent in connections started by this version: the `connection` resolves its connector itself,
-   * in its first workflow task. Present in those started by versions whose parent resolved it first.
+   * in its first workflow task. Present in those started by versions whose parent resolved it first,
+   * which replay with it; a new execution ignores a descriptor in its input (only the worker decides
+   * which version a call runs and under which limits).
    */
   descriptor?: ConnectorDescriptor;
   options?: Omit<ConnectionOptions, 'workflowId' | 'taskQueue' | 'parentClosePolicy'>;

@@ -112,6 +112,17 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string | readonly string
       'ALTER TABLE tc_limit_leases ADD COLUMN started_at timestamptz',
     ],
   },
+  {
+    version: 7,
+    // Secrets every connector worker on this store shares and nothing else needs, made once here so
+    // that they exist without any configuration: `descriptor-seal` keys the seal that lets
+    // `connectors.invoke` trust a connector version only its own worker chose (core/descriptor-seal.ts).
+    // gen_random_uuid() draws from the server's strong random source; two give 244 random bits.
+    sql: [
+      'CREATE TABLE tc_worker_secrets (name text PRIMARY KEY, secret text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
+      `INSERT INTO tc_worker_secrets (name, secret) VALUES ('descriptor-seal', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))`,
+    ],
+  },
 ];
 
 /**
@@ -239,6 +250,13 @@ export class ConnectorStore {
       if (!old || old.deleted) return undefined;
       return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...old, deleted: false }));
     });
+  }
+
+  /** The worker secret `name` made by the migrations (e.g. `descriptor-seal`); never shown anywhere. */
+  async workerSecret(name: string): Promise<string> {
+    const [row] = await this.guard(() => this.db.query<{ secret: string }>('SELECT secret FROM tc_worker_secrets WHERE name = $1', [name]));
+    if (!row) throw new Error(`the connector store has no worker secret ${name}: run the migrations (a connector worker does at start)`);
+    return row.secret;
   }
 
   /** The encryption key state of the last rotation. */

@@ -3,6 +3,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { createConnectorActivities } from '../../activities/connector-activities';
 import { ConnectorRegistry } from '../../connectors/registry';
+import { DESCRIPTOR_SEAL_SECRET, DescriptorSeal } from '../../core/descriptor-seal';
 import { ConnectorLimiter, DEFAULT_MAX_BACKOFF_MS } from '../../core/limits';
 import { ConnectorService, ConnectorValidationError } from '../../core/service';
 import { startManagementApi } from '../../api/server';
@@ -430,6 +431,63 @@ describe('connector limits hold across every connector worker', () => {
     }
   });
 
+  test('a hand-started connection whose descriptor names an old version runs the current one: the old unlocked base_url is refused, and the current limits hold', async () => {
+    const name = uniqueName('pinned').toLowerCase();
+    holdMs = 300;
+    const elsewhere = await startTestHttpServer();
+    try {
+      // Version 1 neither locks base_url nor limits calls; version 2, the current one, does both.
+      await services[0].apply({ name, type: 'REST', value: { base_url: target.url } });
+      await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, locked: ['base_url'], limits: { max_concurrent: 1 } });
+      const oldDescriptor = { name, type: 'REST', version: 1, summary: `REST ${name}`, retry: { maximum_attempts: 1 } };
+      const handStart = (overrides: Record<string, unknown>) =>
+        client.workflow.start('connection', {
+          taskQueue,
+          workflowId: uniqueName('hand-started'),
+          args: [{ connector: name, overrides, descriptor: oldDescriptor, options: { retry: { initialInterval: '100ms', maximumAttempts: 1 } } }],
+        });
+      const aimed = await handStart({ base_url: elsewhere.url, path: '/aimed' });
+      const failure = await aimed.result().then(
+        () => undefined,
+        (err: WorkflowFailedError) => err.cause,
+      );
+      expect(failure).toMatchObject({ type: 'Connector.LockedField', message: expect.stringContaining(`connector ${name} locks base_url`) });
+      expect(elsewhere.requests).toHaveLength(0);
+
+      // Four such calls at once go one at a time, each through the current version.
+      const handles = await Promise.all([0, 1, 2, 3].map((i) => handStart({ path: `/pinned/${i}` })));
+      const results = (await Promise.all(handles.map((h) => h.result()))) as ConnectionResult[];
+      expect(results.map((r) => r.connector.version)).toEqual([2, 2, 2, 2]);
+      expect(arrivals.filter((a) => a.path.startsWith('/pinned/'))).toHaveLength(4);
+      expect(mostHeld).toBe(1);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  test('connectors.invoke scheduled directly runs the newest version whatever version its input names, unsealed or sealed for another execution', async () => {
+    const name = uniqueName('direct').toLowerCase();
+    const elsewhere = await startTestHttpServer();
+    try {
+      await services[0].apply({ name, type: 'REST', value: { base_url: target.url } });
+      await services[0].apply({ name, type: 'REST', value: { base_url: target.url }, locked: ['base_url'] });
+      const descriptor = { name, type: 'REST', version: 1, summary: `REST ${name}` };
+      const aimAt = (pinned: typeof descriptor & { seal?: string }) => invokeDirectly({ connector: name, overrides: { base_url: elsewhere.url, path: '/aimed' }, descriptor: pinned }, 1);
+      expect((await aimAt(descriptor)).error).toMatchObject({ type: 'Connector.LockedField', nonRetryable: true });
+      // A seal the workers' own key made, but for another execution (as found in another history), and a forged one.
+      const seal = new DescriptorSeal(await services[0].store.workerSecret(DESCRIPTOR_SEAL_SECRET)).seal(name, 1, { workflowId: 'another-workflow', runId: 'another-run' });
+      for (const pinned of [{ ...descriptor, seal }, { ...descriptor, seal: 'v1.forged' }]) {
+        expect((await aimAt(pinned)).error).toMatchObject({ type: 'Connector.LockedField', nonRetryable: true });
+      }
+      expect(elsewhere.requests).toHaveLength(0);
+      // The same call without the override reaches the connector's own server, through version 2.
+      const own = await invokeDirectly({ connector: name, overrides: { path: '/own' }, descriptor }, 1);
+      expect(own.details?.connector.version).toBe(2);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
   test('connectors.invoke scheduled directly obeys the limits: without a slot it takes one itself or fails as Connector.Limits.Busy; a slot granted to another execution is refused', async () => {
     const name = uniqueName('directlimits').toLowerCase();
     holdMs = 300;
@@ -603,5 +661,21 @@ describe('connector limits hold across every connector worker', () => {
     expect(tookMs).toBeLessThan(4_000);
     await busy.result();
     expect(arrivals.map((a) => a.path)).toEqual(['/hold-slot']);
+  });
+});
+
+describe('the descriptor seal', () => {
+  const seal = new DescriptorSeal('0123456789abcdef0123456789abcdef0123456789abcdef');
+  const execution = { workflowId: 'order-42/connection/1', runId: '9a1c' };
+
+  test('verifies for the connector, version and execution it was made for, and for nothing else', () => {
+    const made = seal.seal('billing', 3, execution);
+    expect(seal.verify('billing', 3, execution, made)).toBe(true);
+    expect(seal.verify('billing', 2, execution, made)).toBe(false);
+    expect(seal.verify('billing2', 3, execution, made)).toBe(false);
+    expect(seal.verify('billing', 3, { ...execution, runId: '9a1d' }, made)).toBe(false);
+    expect(seal.verify('billing', 3, { ...execution, workflowId: 'order-43/connection/1' }, made)).toBe(false);
+    expect(new DescriptorSeal('another secret of at least thirty-two chars').verify('billing', 3, execution, made)).toBe(false);
+    for (const bad of [undefined, '', 'v1.', made.slice(0, -2), `${made}AA`, 42]) expect(seal.verify('billing', 3, execution, bad)).toBe(false);
   });
 });
