@@ -94,4 +94,15 @@ describe('replay of histories recorded by earlier code', () => {
     expect(kinds(activityTask)).toEqual(['core_local_activity', 'core_local_activity', 'connectors.invoke']);
     for (const r of [local, activityTask]) await Worker.runReplayHistory(connections, r.replayable.history, r.replayable.workflowId);
   });
+
+  test('a `connection` started by hand with a descriptor, recorded once such a descriptor was ignored, replays on the current `connection` workflow', async () => {
+    const { replayable } = recorded('connection-caller-descriptor');
+    const started = replayable.history.events[0].workflowExecutionStartedEventAttributes!;
+    const kinds = replayable.history.events.flatMap((e) => [e.markerRecordedEventAttributes?.markerName, e.activityTaskScheduledEventAttributes?.activityType?.name]).filter(Boolean);
+    // Not vacuous: its input named version 1, and it recorded the patch, then described its connector
+    // itself (version 2) and made the call, both as local activities.
+    expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toHaveProperty('descriptor.version', 1);
+    expect(kinds).toEqual(['core_patch', 'core_local_activity', 'core_local_activity']);
+    await Worker.runReplayHistory(connections, replayable.history, replayable.workflowId);
+  });
 });
