@@ -34,8 +34,11 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
   // Read once from the store, when first needed; a failed read is tried again by the next call.
   let sealing: Promise<DescriptorSeal> | undefined;
   const seals = () => {
-    sealing ??= deps.service.store.workerSecret(DESCRIPTOR_SEAL_SECRET).then((secret) => new DescriptorSeal(secret));
-    sealing.catch(() => (sealing = undefined));
+    if (!sealing) {
+      const reading = deps.service.store.workerSecret(DESCRIPTOR_SEAL_SECRET).then((secret) => new DescriptorSeal(secret));
+      reading.catch(() => sealing === reading && (sealing = undefined));
+      sealing = reading;
+    }
     return sealing;
   };
   // The store being out of reach fails as Connector.Store.Unavailable (retried), as in every other step.
