@@ -2,14 +2,16 @@
 // adds what only an activity has: the cancellation signal, heartbeats, the attempt, and one log line
 // per finished call.
 import { Context, log } from '@temporalio/activity';
+import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { parseDurationMs } from '../connectors/durations';
 import { transientFailure } from '../connectors/errors';
-import { ConnectorLimiter } from '../core/limits';
+import { DESCRIPTOR_SEAL_SECRET, DescriptorSeal } from '../core/descriptor-seal';
+import { ConnectorLimiter, maxBackoffMs, type StartAnswer } from '../core/limits';
 import { createConnectionRunner, type ConnectionRunnerDeps } from '../core/runner';
 import { storeUnavailable } from '../core/store/connector-store';
 import { FailureType } from '../workflows/failures';
-import type { ConnectionResult, ConnectorActivities } from '../workflows/types';
+import type { ConnectionInput, ConnectionResult, ConnectorActivities, ConnectorLimits } from '../workflows/types';
 
 /** What the connector activities need; tests pass their own real instances. */
 export interface ConnectorActivityDeps extends ConnectionRunnerDeps {
@@ -29,25 +31,54 @@ export const INVOKE_HEARTBEAT_INTERVAL_MS = 2_000;
 export function createConnectorActivities(deps: ConnectorActivityDeps): ConnectorActivities {
   const runner = createConnectionRunner(deps);
   const limiter = deps.limiter ?? new ConnectorLimiter(deps.service.store.db);
+  // Read once from the store, when first needed; a failed read is tried again by the next call.
+  let sealing: Promise<DescriptorSeal> | undefined;
+  const seals = () => {
+    if (!sealing) {
+      const reading = deps.service.store.workerSecret(DESCRIPTOR_SEAL_SECRET).then((secret) => new DescriptorSeal(secret));
+      reading.catch(() => sealing === reading && (sealing = undefined));
+      sealing = reading;
+    }
+    return sealing;
+  };
+  // The store being out of reach fails as Connector.Store.Unavailable (retried), as in every other step.
+  const storeFailure = (err: unknown) => {
+    const unavailable = storeUnavailable(err, limiter.db);
+    return unavailable ? transientFailure(FailureType.StoreUnavailable, unavailable.message) : err;
+  };
+
   return {
-    'connectors.describe': (request) => runner.describe(request),
+    // Sealed for this execution: only a version this worker described to it is ever run pinned.
+    'connectors.describe': async (request) => {
+      const descriptor = await runner.describe(request);
+      if (descriptor.name === null || descriptor.version === null) return descriptor;
+      try {
+        const execution = Context.current().info.workflowExecution;
+        // An activity started on its own, outside any workflow, has no execution to seal for.
+        if (!execution) return descriptor;
+        return { ...descriptor, seal: (await seals()).seal(descriptor.name, descriptor.version, execution) };
+      } catch (err) {
+        throw storeFailure(err);
+      }
+    },
     // The connector's current limits, not those of the version the call is pinned to: a change of
     // limits applies to the next slot. A connector that lost its limits grants at once.
-    // A store that cannot be reached fails as Connector.Store.Unavailable (retried), as in every other step.
-    'connectors.acquire': async ({ connector, holder, attempt }) => {
+    'connectors.acquire': async ({ connector, attempt }) => {
+      // The slot belongs to the execution that asks, as the server reports it; the holder the input
+      // names is not trusted.
+      const owner = executionOf(Context.current());
       try {
         const limits = (await deps.service.load(connector))?.limits;
         if (!limits) return { granted: true, slot: { lease: null, attempt }, in_use: 0 };
-        const answer = await limiter.acquire(connector, limits, holder);
+        const answer = await limiter.acquire(connector, limits, `${owner.workflowId}/${owner.runId}#${attempt}`, owner);
         return answer.granted ? { granted: true, slot: { lease: answer.lease, attempt }, in_use: answer.in_use } : answer;
       } catch (err) {
-        const unavailable = storeUnavailable(err, limiter.db);
-        if (unavailable) throw transientFailure(FailureType.StoreUnavailable, unavailable.message);
-        throw err;
+        throw storeFailure(err);
       }
     },
     'connectors.invoke': async (input) => {
       const activity = Context.current();
+      const execution = executionOf(activity);
       const started = performance.now();
       let resolved: { connector: ConnectorRef; via?: ConnectorRef } | undefined;
       // One line per finished call: who was called and how it went, never inputs or outputs. Before
@@ -78,28 +109,61 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       };
       const heartbeats = setInterval(() => heartbeat(details), INVOKE_HEARTBEAT_INTERVAL_MS);
       heartbeats.unref();
-      // A slot's lease lives while the call does: renewed every third of its time, released at the end.
-      const lease = input.slot?.lease ?? undefined;
-      const renewals = lease ? setInterval(() => void limiter.renew(lease).catch(() => undefined), limiter.leaseMs / 3) : undefined;
-      renewals?.unref();
-      // At once, too: an activity task may have waited in its queue for part of the lease granted at acquire.
-      if (lease) await limiter.renew(lease).catch(() => undefined);
+
+      const name = typeof input.connector === 'string' ? input.connector : undefined;
+      let limits: ConnectorLimits | undefined;
+      let lease: string | undefined;
+      let sent = false;
+      // Stops the call when its lease is lost while it runs: its place may be another call's by now.
+      const leaseLost = new AbortController();
+      let renewals: NodeJS.Timeout | undefined;
       try {
-        const result = await runner.run(input, {
-          signal: activity.cancellationSignal,
-          heartbeat,
-          // Each attempt of a call with limits is an activity of its own, so the workflow counts them.
-          attempt: input.slot?.attempt ?? activity.info.attempt,
-          onResolved: (call) => (resolved = call),
-        });
+        // Whatever the input says: the connector's current limits, and a version only when this
+        // worker sealed it for this execution (else the newest).
+        ({ limits, lease } = await slotOfCall(input, name, execution));
+        const version = await sealedVersion(input, name, execution);
+        if (lease) {
+          const held = lease;
+          // A slot's lease lives while the call does: renewed every third of its time, released at the end.
+          // A renewal that finds it gone stops a call already sent; one not yet sent is refused by `start`.
+          renewals = setInterval(() => {
+            void limiter.renew(held, execution).then(
+              (kept) => {
+                if (!kept && sent) leaseLost.abort(leaseLostFailure(name!));
+              },
+              () => undefined, // the store out of reach: the lease may still be there, and `start` checks
+            );
+          }, limiter.leaseMs / 3);
+          renewals.unref();
+        }
+        const result = await runner.run(
+          { ...input, descriptor: version === undefined ? undefined : { version } },
+          {
+            signal: AbortSignal.any([activity.cancellationSignal, leaseLost.signal]),
+            heartbeat,
+            // Each attempt of a call with limits is an activity of its own, so the workflow counts them.
+            attempt: input.slot?.attempt ?? activity.info.attempt,
+            onResolved: (call) => (resolved = call),
+            beforeSend:
+              lease && limits && name
+                ? async () => {
+                    const answer = await limiter.start(name, lease!, execution, limits!).catch((err: unknown) => Promise.reject(storeFailure(err)));
+                    if (!answer.started) throw busyFailure(name, answer);
+                    sent = true;
+                  }
+                : undefined,
+          },
+        );
         finished({ outcome: 'ok' });
         return result;
-      } catch (err) {
+      } catch (thrown) {
+        // However the type reports an abort, a lost lease is what stopped the call.
+        const caught: unknown = leaseLost.signal.aborted && !(thrown instanceof CancelledFailure) ? leaseLost.signal.reason : thrown;
+        // Capped here, once, for the back-off every call shares and for this call's next retry.
+        const err = caught instanceof ApplicationFailure ? capRetryDelay(caught, maxBackoffMs(limits)) : caught;
         // A 429 that says when to come back slows every later call through a connector with limits.
         const retryAfter = err instanceof ApplicationFailure ? tooManyRequestsDelay(err) : undefined;
-        if (input.slot && retryAfter !== undefined && typeof input.connector === 'string') {
-          await limiter.backOff(input.connector, retryAfter).catch(() => undefined);
-        }
+        if (limits && name && retryAfter !== undefined) await limiter.backOff(name, retryAfter).catch(() => undefined);
         const failure =
           err instanceof CancelledFailure
             ? { failure_type: 'Cancelled' }
@@ -111,18 +175,111 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       } finally {
         clearInterval(heartbeats);
         if (renewals) clearInterval(renewals);
-        if (lease) await limiter.release(lease).catch(() => undefined); // else it expires within one lease time
+        // Only a lease of this execution (else it expires within one lease time).
+        if (lease) await limiter.release(lease, execution).catch(() => undefined);
       }
     },
   };
+
+  /**
+   * The current limits of the call's connector, and the lease it sends under: the one its `connection`
+   * acquired (checked right before sending), or, for a call scheduled without one (another workflow
+   * scheduling `connectors.invoke` itself), one taken here, once: without a free slot the call fails
+   * as Connector.Limits.Busy, retried by the caller's retry policy after the wait it names.
+   */
+  async function slotOfCall(input: ConnectionInput, name: string | undefined, owner: Execution) {
+    if (!name) return { limits: undefined, lease: undefined };
+    let limits: ConnectorLimits | undefined;
+    try {
+      limits = (await deps.service.load(name))?.limits;
+    } catch (err) {
+      throw storeFailure(err);
+    }
+    if (!limits) return { limits, lease: undefined };
+    if (input.slot?.lease && !owner.standalone) return { limits, lease: input.slot.lease };
+    const answer = await limiter.acquire(name, limits, `${owner.workflowId}/${owner.runId}#invoke`, owner).catch((err: unknown) => Promise.reject(storeFailure(err)));
+    if (!answer.granted) throw busyFailure(name, { started: false, reason: answer.reason === 'concurrency' ? 'busy' : answer.reason, wait_ms: answer.wait_ms });
+    return { limits, lease: answer.lease };
+  }
+
+  /** The version the input pins, when this worker sealed it for this very execution; else undefined (the newest). */
+  async function sealedVersion(input: ConnectionInput, name: string | undefined, execution: Execution): Promise<number | undefined> {
+    const version = input.descriptor?.version;
+    if (!name || execution.standalone || typeof version !== 'number' || input.descriptor?.seal === undefined) return undefined;
+    try {
+      return (await seals()).verify(name, version, execution, input.descriptor.seal) ? version : undefined;
+    } catch (err) {
+      throw storeFailure(err);
+    }
+  }
+}
+
+/** The workflow execution an activity runs for, as the server reports it (never as its input says). */
+interface Execution {
+  workflowId: string;
+  runId: string;
+  /** An activity started on its own, outside any workflow: it holds no seal and no slot but its own. */
+  standalone?: true;
+}
+
+function executionOf(activity: Context): Execution {
+  const { workflowExecution } = activity.info;
+  if (workflowExecution) return { workflowId: workflowExecution.workflowId, runId: workflowExecution.runId };
+  // A name no workflow execution has and nobody can present: leases taken for it are started only by this activity.
+  return { workflowId: `(standalone activity ${activity.info.activityId})`, runId: randomUUID(), standalone: true };
+}
+
+/** Why a call may not send now, in words, by {@link StartAnswer} reason (and `busy`/`backoff` from a self-taken slot). */
+const BUSY_REASONS: Record<string, string> = {
+  lost: "its slot's lease is gone (it ran out before the call could start, and was taken back)",
+  expired: "its slot's lease ran out before the call could start (its activity task waited too long in its queue)",
+  foreign: 'its slot was granted to another workflow execution',
+  used: 'its slot has been used by an earlier start',
+  rate: 'the rate limit allows no more calls in the current period',
+  busy: 'every slot is taken (max_concurrent)',
+  backoff: 'the connector answered 429 Too Many Requests and every call waits',
+};
+
+/** Connector.Limits.Busy: nothing was sent; ask for a slot again after `wait_ms`. */
+function busyFailure(connector: string, answer: Exclude<StartAnswer, { started: true }> | { started: false; reason: string; wait_ms: number }): ApplicationFailure {
+  const why = BUSY_REASONS[answer.reason] ?? answer.reason;
+  return transientFailure(FailureType.LimitsBusy, `connector ${connector}: the call was not sent, because ${why}; it may ask for a slot again in ${answer.wait_ms} ms`, {
+    details: { reason: answer.reason, wait_ms: answer.wait_ms },
+    nextRetryDelayMs: answer.wait_ms,
+  });
+}
+
+function leaseLostFailure(connector: string): ApplicationFailure {
+  return transientFailure(
+    FailureType.LimitsLeaseLost,
+    `connector ${connector}: the call's slot lease ran out while it ran (its renewals did not reach the store in time) and the call was stopped, since another call may hold that slot now`,
+  );
+}
+
+/** `failure` with its next retry delay at most `capMs`: an external system's Retry-After never stalls a connector for longer. */
+function capRetryDelay(failure: ApplicationFailure, capMs: number): ApplicationFailure {
+  const delayMs = retryDelayMs(failure);
+  if (delayMs === undefined || delayMs <= capMs) return failure;
+  return ApplicationFailure.create({
+    type: failure.type ?? undefined,
+    message: failure.message,
+    nonRetryable: failure.nonRetryable ?? undefined,
+    details: failure.details ?? undefined,
+    nextRetryDelay: capMs,
+  });
+}
+
+function retryDelayMs(failure: ApplicationFailure): number | undefined {
+  const delay = failure.nextRetryDelay;
+  if (delay === undefined || delay === null) return undefined;
+  return typeof delay === 'number' ? delay : typeof delay === 'string' ? parseDurationMs(delay) : undefined;
 }
 
 /** The Retry-After of an HTTP 429 failure, in milliseconds; undefined for any other failure. */
 function tooManyRequestsDelay(failure: ApplicationFailure): number | undefined {
-  if (failure.type !== FailureType.Http || failure.nextRetryDelay === undefined || failure.nextRetryDelay === null) return undefined;
+  if (failure.type !== FailureType.Http) return undefined;
   const details = failure.details?.[0] as { status?: number } | undefined;
   if (details?.status !== 429) return undefined;
-  const delay = failure.nextRetryDelay;
-  const ms = typeof delay === 'number' ? delay : typeof delay === 'string' ? parseDurationMs(delay) : undefined;
+  const ms = retryDelayMs(failure);
   return ms !== undefined && ms > 0 ? ms : undefined;
 }

@@ -151,6 +151,8 @@ const FAILURE_STATUS: Readonly<Record<FailureTypeName, number>> = {
   [FailureType.Timeout]: 504,
   [FailureType.Network]: 502,
   [FailureType.External]: 502,
+  [FailureType.LimitsBusy]: 503,
+  [FailureType.LimitsLeaseLost]: 503,
   [FailureType.InvalidDocument]: 400,
   [FailureType.Conflict]: 409,
 };
@@ -330,6 +332,9 @@ export function createManagementApi(options: ManagementApiOptions): FastifyInsta
     const view = await service.rollback(name, parsed.data.version, { expectedVersion: ifMatchVersion(request, false), actor: API_ACTOR });
     return reply.header('etag', etag(view.version)).send(view);
   });
+
+  // Ends a 429's back-off at once; what limits the connector has is changed by saving it.
+  app.post('/v1/connectors/:name/limits/reset', write, async (request) => service.resetLimits(connectorName(request)));
 
   for (const action of ['test', 'introspect'] as const) {
     app.post(`/v1/connectors/:name/${action}`, async (request, reply) => {

@@ -206,6 +206,15 @@ export function buildCli(config: () => ConnectorsConfig = once(loadConfig)): Com
       console.log(`${name}: version ${version} restored as version ${restored.version}`);
     });
 
+  const limits = program.command('limits').description("a connector's limits in use");
+  limits
+    .command('reset <name>')
+    .description('end the back-off a 429 Too Many Requests set on a connector, so that its calls go ahead at once')
+    .action(async (name: string) => {
+      const { backoff_cleared } = await withServices(({ service }) => service.resetLimits(name));
+      console.log(`${name}: ${backoff_cleared ? 'back-off cleared' : 'no back-off was in force'}`);
+    });
+
   program
     .command('rotate-key')
     .description('re-encrypt every stored secret under the first key of the keyring (TC_KEYRING / TC_KEYRING_FILE)')

@@ -114,6 +114,12 @@ export interface RunContext {
   attempt?: number;
   /** Told which connector performs the call once it is resolved, before the external call. Default: none. */
   onResolved?(call: { connector: ConnectorRef; via?: ConnectorRef }): void;
+  /**
+   * Called once the call is resolved and validated, right before the type sends anything; a rejection
+   * fails the call unsent. The connector activities take a limited call's start here, in the process
+   * that sends, as late as it can be taken. Default: none.
+   */
+  beforeSend?(): Promise<void>;
 }
 
 /**
@@ -276,6 +282,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
 
         let output: unknown; // 6: the action
         const action = input.action ?? 'invoke';
+        await runContext.beforeSend?.();
         if (action === 'test') output = await type.test(call.inputs, context);
         else if (action === 'introspect') {
           if (!type.introspect) throw permanentFailure(FailureType.InvalidInput, `connector type ${type.name} cannot introspect`);

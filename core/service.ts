@@ -6,7 +6,7 @@ import { bindingOf, decodeBinding, encodeBinding, widening, type DestinationSet,
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import { checkedVaultPaths, DEFAULT_VAULT_PATHS } from './config';
-import { ConnectorLimiter, type LimitsUsage } from './limits';
+import { ConnectorLimiter, MAX_BACKOFF_LIMIT_MS, type LimitsUsage } from './limits';
 import type { ConnectorRecord, ConnectorStore, EncryptionKeyState, StoredConnector } from './store/connector-store';
 import { vaultPathRefusal } from './vault';
 
@@ -45,6 +45,17 @@ export const limitsSchema = z
       .refine((wait) => (parseDurationMs(wait) ?? 0) <= 3_600_000, { message: 'must be at most 1 h' })
       .optional()
       .meta({ description: "Longest a call waits for a slot, in all, before it fails with Connector.External.Timeout; at most 1 h; a call's own `maxWait` option wins. Default 10 min.", examples: ['2m'] }),
+    max_backoff: durationSchema
+      .refine((backoff) => {
+        const ms = parseDurationMs(backoff) ?? 0;
+        return ms >= 1_000 && ms <= MAX_BACKOFF_LIMIT_MS;
+      }, { message: 'must be from 1 s to 1 h' })
+      .optional()
+      .meta({
+        description:
+          "Longest pause an answer of the external system may cause: a Retry-After beyond it counts as this long, for the back-off every call shares and for the call's next retry; 1 s to 1 h. Default 10 min.",
+        examples: ['1m'],
+      }),
   })
   .strict();
 
@@ -280,6 +291,7 @@ export class ConnectorService {
       })),
       actor,
     );
+    await this.clearBackoffs(stored.map((c) => c.name));
     return stored.map((c) => this.view(c));
   }
 
@@ -359,6 +371,27 @@ export class ConnectorService {
     return new ConnectorLimiter(this.store.db).usage(view.name, view.limits);
   }
 
+  /**
+   * Ends the back-off a 429 set on connector `name` (`connectors limits reset`): its calls go ahead
+   * at once. Says whether one was in force.
+   */
+  async resetLimits(name: string): Promise<{ name: string; backoff_cleared: boolean }> {
+    checkName(name);
+    if (!(await this.store.get(name))) throw new ConnectorNotFoundError(name);
+    const cleared = await new ConnectorLimiter(this.store.db).clearBackoff([name]);
+    return { name, backoff_cleared: cleared > 0 };
+  }
+
+  /**
+   * After a write (save, delete, rollback): whoever changed the connector, possibly its endpoint or
+   * its limits, decides afresh, so a pause an answer of the old endpoint asked for ends. The write has
+   * committed by now: a failure here must not report it as failed (a back-off left behind ends within
+   * its cap, and `limits reset` clears it).
+   */
+  private async clearBackoffs(names: string[]): Promise<void> {
+    await new ConnectorLimiter(this.store.db).clearBackoff(names).catch(() => undefined);
+  }
+
   async list(): Promise<ConnectorView[]> {
     return (await this.store.list()).map((c) => this.view(c));
   }
@@ -375,6 +408,7 @@ export class ConnectorService {
     checkName(name);
     const deleted = await this.store.delete(name, options);
     if (!deleted) throw new ConnectorNotFoundError(name);
+    await this.clearBackoffs([name]);
     return this.view(deleted);
   }
 
@@ -387,6 +421,7 @@ export class ConnectorService {
     if (vaultIssues.length > 0) throw new ConnectorValidationError(vaultIssues, `version ${version} of connector ${name}`);
     const restored = await this.store.restore(name, version, options);
     if (!restored) throw new ConnectorNotFoundError(name, version);
+    await this.clearBackoffs([name]);
     return this.view(restored);
   }
 

@@ -116,13 +116,21 @@ async function startAction<Output>(
   // before the child could say that no such connector exists.
   const summary = descriptor?.summary ?? [named ?? `${type} (inline)`, action === 'invoke' ? undefined : action].filter(Boolean).join(' ').slice(0, 100);
   const workflowId = options.workflowId ?? nextConnectionId();
-  const { timeout, retry, localActivity } = options;
+  // Every per-call option the `connection` reads (ConnectionInput['options']); the rest (taskQueue,
+  // workflowId, parentClosePolicy) shape the start itself, above and below.
+  const { timeout, retry, localActivity, maxWait } = options;
   let child;
   try {
     child = await startChild(connection, {
       taskQueue,
       workflowId,
-      args: [{ ...request, ...(descriptor ? { descriptor } : {}), options: { timeout, retry, ...(localActivity === undefined ? {} : { localActivity }) } }],
+      args: [
+        {
+          ...request,
+          ...(descriptor ? { descriptor } : {}),
+          options: { timeout, retry, ...(localActivity === undefined ? {} : { localActivity }), ...(maxWait === undefined ? {} : { maxWait }) },
+        },
+      ],
       typedSearchAttributes: searchAttributes,
       staticSummary: summary,
       parentClosePolicy: options.parentClosePolicy,

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -57,6 +58,12 @@ const MAX_SLOT_POLL_MS = 2_000;
 /** Longest a call waits for its connector's limits when neither the call nor the connector says: 10 min. */
 export const DEFAULT_MAX_WAIT = '10m';
 
+// Marks runs that describe their connector themselves even when their input carries a descriptor:
+// whoever starts `connection` (a client, any workflow's startChild) could otherwise pin any old
+// version and skip the connector's limits. Runs recorded before it used the descriptor of their
+// input (their parents had described the connector) and replay so.
+const IGNORES_CALLER_DESCRIPTOR_PATCH = 'temporal-connectors/connection-ignores-caller-descriptor';
+
 /**
  * The `connection` workflow: one call through one connector, an execution of its own in the Web UI.
  * Resolution and the call happen in a single activity, so secrets never enter this history.
@@ -68,7 +75,9 @@ export const DEFAULT_MAX_WAIT = '10m';
 export async function connection(input: ConnectionInput): Promise<ConnectionResult> {
   const { options = {} } = input;
   try {
-    const descriptor = input.descriptor ?? (await describe(input));
+    // Asked only when there is a descriptor to ignore, so runs without one record no marker.
+    const recordedDescriptor = input.descriptor !== undefined && !patched(IGNORES_CALLER_DESCRIPTOR_PATCH) ? input.descriptor : undefined;
+    const descriptor = recordedDescriptor ?? (await describe(input));
     const startToCloseTimeout = options.timeout ?? (descriptor.timeout as Duration | undefined) ?? DEFAULT_TIMEOUT;
     const timeoutMs = durationMs(startToCloseTimeout); // refuses a bad duration, whichever way the call runs
     const invokeOptions = {
@@ -76,9 +85,9 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
       retry: { ...DEFAULT_RETRY, ...retryFromConnector(descriptor), ...options.retry },
       summary: descriptor.summary,
     };
-    // Connections started with a descriptor come from versions that always scheduled an activity,
-    // and must replay as such.
-    const local = input.descriptor ? options.localActivity === true : (options.localActivity ?? timeoutMs <= msToNumber(LOCAL_ACTIVITY_MAX_TIMEOUT));
+    // Connections recorded with the descriptor of their input come from versions that always
+    // scheduled an activity, and must replay as such.
+    const local = recordedDescriptor ? options.localActivity === true : (options.localActivity ?? timeoutMs <= msToNumber(LOCAL_ACTIVITY_MAX_TIMEOUT));
     const { 'connectors.invoke': invoke } = local
       ? proxyLocalActivities<ConnectorActivities>({ ...invokeOptions, localRetryThreshold: LOCAL_RETRY_THRESHOLD })
       : proxyActivities<ConnectorActivities>({
@@ -90,10 +99,12 @@ export async function connection(input: ConnectionInput): Promise<ConnectionResu
     // Shown in the Web UI while the call runs (and after), next to the static summary.
     const running = `${input.action ?? 'invoke'}: ${descriptor.summary} (connector version ${descriptor.version ?? 'inline'})`;
     setCurrentDetails(running);
+    // A slot in the input is the caller's word, which the activity would not take anyway.
+    const request: ConnectionInput = { connector: input.connector, overrides: input.overrides, ...(input.action ? { action: input.action } : {}), options };
     const result =
       descriptor.limits && descriptor.name
-        ? await invokeWithinLimits(input, descriptor, invokeOptions.retry, running, (slot) => invokeOnce(local, invokeOptions, { ...input, descriptor, slot }))
-        : await invoke({ ...input, descriptor });
+        ? await invokeWithinLimits(input, descriptor, invokeOptions.retry, running, (slot) => invokeOnce(local, invokeOptions, { ...request, descriptor, slot }))
+        : await invoke({ ...request, descriptor });
     setCurrentDetails(`done: ${descriptor.summary} in ${result.duration_ms} ms, attempt ${result.attempt}`);
     return result;
   } catch (err) {
@@ -129,41 +140,58 @@ async function invokeWithinLimits(
   // the same on replay), LA and task turns included.
   let waitedMs = 0;
   const maximumAttempts = retry.maximumAttempts ?? 0;
+  const noSlotInTime = (attempt: number, why: string) =>
+    ApplicationFailure.create({
+      type: FailureType.Timeout,
+      message: `connector ${name}: no slot within the longest wait of ${JSON.stringify(maxWait)} (${why}); ${attempt === 1 ? 'no attempt was made' : `attempt ${attempt} was not made`}`,
+      nonRetryable: true,
+    });
   for (let attempt = 1; ; attempt++) {
-    let slot: ConnectorSlot | undefined;
-    const askedAt = Date.now();
-    for (let polls = 0; !slot; polls++) {
-      const answer = await acquire({ connector: name, holder: `${workflowInfo().workflowId}#${attempt}`, attempt });
-      if (answer.granted) {
-        slot = answer.slot;
+    for (;;) {
+      let slot: ConnectorSlot | undefined;
+      const askedAt = Date.now();
+      for (let polls = 0; !slot; polls++) {
+        const answer = await acquire({ connector: name, holder: `${workflowInfo().workflowId}#${attempt}`, attempt });
+        if (answer.granted) {
+          slot = answer.slot;
+          break;
+        }
+        const waitLeftMs = maxWaitMs - waitedMs - (Date.now() - askedAt);
+        if (waitLeftMs <= 0) throw noSlotInTime(attempt, `${answer.in_use} in use, ${answer.waiting} waiting`);
+        setCurrentDetails(waitingDetails(name, answer));
+        // A free slot is not announced, so a waiting call asks again: soon at first, then less often (up
+        // to every 2 s), so that a long wait does not fill its history (each ask is a few events).
+        const pause = answer.reason === 'concurrency' ? Math.min(MAX_SLOT_POLL_MS, Math.round(answer.wait_ms * 1.25 ** polls)) : answer.wait_ms;
+        await sleep(Math.min(pause, waitLeftMs));
+      }
+      waitedMs += Date.now() - askedAt;
+      setCurrentDetails(attempt > 1 ? `${running}, attempt ${attempt}` : running);
+      try {
+        return await invokeAttempt(slot);
+      } catch (err) {
+        // An activity's failure comes wrapped; a local activity's may come as the connector's own failure.
+        const failure = err instanceof ActivityFailure ? err.cause : err instanceof TemporalFailure ? err : undefined;
+        // The slot was no good by the time the call would have been sent (its lease ran out while the
+        // activity task was queued, the rate window was full at that moment): nothing was sent, so no
+        // attempt is spent; the call waits, as for any slot, and asks again.
+        if (failure instanceof ApplicationFailure && failure.type === FailureType.LimitsBusy) {
+          const waitLeftMs = maxWaitMs - waitedMs;
+          if (waitLeftMs <= 0) throw noSlotInTime(attempt, failure.message);
+          setCurrentDetails(`waiting: ${failure.message}`);
+          // From its details: a failure's nextRetryDelay does not survive the trip from the activity.
+          const { wait_ms: busyMs } = (failure.details?.[0] ?? {}) as { wait_ms?: unknown };
+          const pausedAt = Date.now();
+          await sleep(Math.min(typeof busyMs === 'number' && busyMs > 0 ? busyMs : MAX_SLOT_POLL_MS, waitLeftMs));
+          waitedMs += Date.now() - pausedAt;
+          continue;
+        }
+        const retryable = failure instanceof ApplicationFailure ? !failure.nonRetryable && !(retry.nonRetryableErrorTypes ?? []).includes(failure.type ?? '') : failure !== undefined && !isCancellation(err);
+        if (!retryable || (maximumAttempts > 0 && attempt >= maximumAttempts)) throw err;
+        const delayMs = failure instanceof ApplicationFailure && failure.nextRetryDelay != null ? msToNumber(failure.nextRetryDelay) : backoffMs(retry, attempt);
+        setCurrentDetails(`${running}: attempt ${attempt} failed (${failure?.message ?? 'failed'}); retrying in ${Math.round(delayMs / 100) / 10} s`);
+        await sleep(delayMs);
         break;
       }
-      const waitLeftMs = maxWaitMs - waitedMs - (Date.now() - askedAt);
-      if (waitLeftMs <= 0) {
-        throw ApplicationFailure.create({
-          type: FailureType.Timeout,
-          message: `connector ${name}: no slot within the longest wait of ${JSON.stringify(maxWait)} (${answer.in_use} in use, ${answer.waiting} waiting); ${attempt === 1 ? 'no attempt was made' : `attempt ${attempt} was not made`}`,
-          nonRetryable: true,
-        });
-      }
-      setCurrentDetails(waitingDetails(name, answer));
-      // A free slot is not announced, so a waiting call asks again: soon at first, then less often (up
-      // to every 2 s), so that a long wait does not fill its history (each ask is a few events).
-      const pause = answer.reason === 'concurrency' ? Math.min(MAX_SLOT_POLL_MS, Math.round(answer.wait_ms * 1.25 ** polls)) : answer.wait_ms;
-      await sleep(Math.min(pause, waitLeftMs));
-    }
-    waitedMs += Date.now() - askedAt;
-    setCurrentDetails(attempt > 1 ? `${running}, attempt ${attempt}` : running);
-    try {
-      return await invokeAttempt(slot);
-    } catch (err) {
-      // An activity's failure comes wrapped; a local activity's may come as the connector's own failure.
-      const failure = err instanceof ActivityFailure ? err.cause : err instanceof TemporalFailure ? err : undefined;
-      const retryable = failure instanceof ApplicationFailure ? !failure.nonRetryable && !(retry.nonRetryableErrorTypes ?? []).includes(failure.type ?? '') : failure !== undefined && !isCancellation(err);
-      if (!retryable || (maximumAttempts > 0 && attempt >= maximumAttempts)) throw err;
-      const delayMs = failure instanceof ApplicationFailure && failure.nextRetryDelay != null ? msToNumber(failure.nextRetryDelay) : backoffMs(retry, attempt);
-      setCurrentDetails(`${running}: attempt ${attempt} failed (${failure?.message ?? 'failed'}); retrying in ${Math.round(delayMs / 100) / 10} s`);
-      await sleep(delayMs);
     }
   }
 }

@@ -31,6 +31,18 @@ export const FailureType = {
   Network: 'Connector.External.Network',
   /** Any other failure of the external call. */
   External: 'Connector.External.Error',
+  /**
+   * A call with `limits` found, right before sending, that it may not send now: its slot's lease ran
+   * out (while its activity task was queued, say) or belongs to another execution, or the rate window
+   * is full. Nothing was sent. Retried: the `connection` workflow waits `nextRetryDelay` and asks for a
+   * slot again without spending an attempt; details: `{ reason, wait_ms }`.
+   */
+  LimitsBusy: 'Connector.Limits.Busy',
+  /**
+   * A call with `limits` lost its slot's lease while it ran (its renewals did not reach the store in
+   * time, and the place may have gone to another call): the call was stopped. Retried, as an attempt.
+   */
+  LimitsLeaseLost: 'Connector.Limits.LeaseLost',
   /** Management API and CLI only: a YAML or JSON document that cannot be read. */
   InvalidDocument: 'Connector.InvalidDocument',
   /** Management API only: a write whose expected version is stale. */

@@ -83,6 +83,12 @@ export interface ConnectorDescriptor {
   retry?: ConnectorRetry;
   /** The connector's `limits` when it has any: its calls then wait for a slot before each attempt. */
   limits?: ConnectorLimits;
+  /**
+   * Made by the connector worker that described the connector, for this one `connection` execution:
+   * `connectors.invoke` runs `version` on every attempt only when the seal verifies for its own
+   * execution, else the newest version. Absent for inline connectors.
+   */
+  seal?: string;
 }
 
 /**
@@ -96,6 +102,11 @@ export interface ConnectorLimits {
   rate?: { calls: number; per: string | number };
   /** Longest wait for a slot before a call fails with `Connector.External.Timeout`. Default: 10 min. */
   max_wait?: string | number;
+  /**
+   * Longest pause an answer of the external system may cause: a `Retry-After` beyond it counts as this
+   * long, for the back-off every call shares and for the retry delay alike. At most 1 h. Default: 10 min.
+   */
+  max_backoff?: string | number;
 }
 
 /** A slot granted by `connectors.acquire`: the call holds its lease until it ends. */
@@ -130,11 +141,16 @@ export interface ConnectorRetry {
 export interface ConnectionInput extends ConnectionRequest {
   /**
    * Absent in connections started by this version: the `connection` resolves its connector itself,
-   * in its first workflow task. Present in those started by versions whose parent resolved it first.
+   * in its first workflow task. Present in those started by versions whose parent resolved it first,
+   * which replay with it; a new execution ignores a descriptor in its input (only the worker decides
+   * which version a call runs and under which limits).
    */
   descriptor?: ConnectorDescriptor;
   options?: Omit<ConnectionOptions, 'workflowId' | 'taskQueue' | 'parentClosePolicy'>;
-  /** Set by the `connection` workflow for a connector with limits: the slot this attempt holds. */
+  /**
+   * Set by the `connection` workflow for a connector with limits: the slot this attempt holds. Only a
+   * slot granted to the same execution counts; without one, `connectors.invoke` takes one itself.
+   */
   slot?: ConnectorSlot;
 }
 
@@ -157,6 +173,10 @@ export interface ConnectionResult<Output = unknown> {
 export interface ConnectorActivities {
   'connectors.describe'(request: ConnectionRequest): Promise<ConnectorDescriptor>;
   'connectors.invoke'(input: ConnectionInput): Promise<ConnectionResult>;
-  /** A slot of a connector with limits for one attempt of a call, or how long to wait for one. */
+  /**
+   * A slot of a connector with limits for one attempt of a call, or how long to wait for one. The slot
+   * belongs to the execution that asks (`holder` is kept for the input of recorded histories; the
+   * worker names the holder from the execution itself).
+   */
   'connectors.acquire'(request: { connector: string; holder: string; attempt: number }): Promise<SlotAnswer>;
 }

@@ -40,9 +40,17 @@ export interface ConnectorView {
   allowed_destinations?: string[];
   retry?: Record<string, unknown>;
   timeout?: string | number;
+  /** Present when the connector limits its calls. */
+  limits?: Record<string, unknown>;
   version: number;
   created_at: string;
   created_by: string;
+}
+
+/** What `limits reset` answers: whether a 429's back-off was in force and is now cleared. */
+export interface LimitsReset {
+  name: string;
+  backoff_cleared: boolean;
 }
 
 export interface HistoryEntry extends ConnectorView {
@@ -159,6 +167,9 @@ export const api = {
         headers: { 'if-match': `"${currentVersion}"` },
       })
     ).data;
+  },
+  async resetLimits(name: string): Promise<LimitsReset> {
+    return (await request<LimitsReset>('POST', `/v1/connectors/${enc(name)}/limits/reset`)).data;
   },
   async test(name: string): Promise<TestOutcome> {
     return (await request<TestOutcome>('POST', `/v1/connectors/${enc(name)}/test`)).data;

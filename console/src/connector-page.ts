@@ -185,6 +185,19 @@ export class ConnectorPage {
         h('div', { class: 'switch' }, modeButton('form', 'Form'), modeButton('code', 'Code (YAML)')),
         h('span', { class: 'spacer' }),
         this.readOnly ? h('span', { class: 'muted', id: 'read-only-note' }, 'Read-only token: this connector cannot be changed here.') : null,
+        this.view?.limits
+          ? h(
+              'button',
+              {
+                type: 'button',
+                id: 'reset-limits',
+                disabled: !canWrite,
+                title: canWrite ? 'End the pause a 429 Too Many Requests set: calls go ahead at once' : 'a read-only token cannot reset limits',
+                onclick: () => void this.resetLimits(),
+              },
+              'Reset limits',
+            )
+          : null,
         this.view ? h('button', { type: 'button', id: 'delete', class: 'danger', disabled: !canWrite, onclick: () => this.confirmDelete() }, 'Delete') : null,
         h('button', { type: 'button', id: 'save', class: 'primary', disabled: !canWrite, title: canWrite ? undefined : 'a read-only token cannot save', onclick: () => void this.save() }, this.view ? 'Save' : 'Create'),
       ),
@@ -298,6 +311,20 @@ export class ConnectorPage {
       fields.push(otherKeysField([], defCtx, unknown)!);
     }
     replace(this.formHost, h('form', { class: 'connector-form', onsubmit: (e: Event) => e.preventDefault() }, fields));
+  }
+
+  // ---- limits ----
+
+  /** Ends a 429's back-off (`connectors limits reset`); saving the connector would too, but only with a change to save. */
+  private async resetLimits(): Promise<void> {
+    const view = this.view!;
+    this.hideBanner();
+    try {
+      const { backoff_cleared } = await api.resetLimits(view.name);
+      this.showBanner('ok', backoff_cleared ? `Limits reset: the back-off of ${view.name} was cleared; its calls go ahead at once.` : `Limits reset: ${view.name} had no back-off in force.`);
+    } catch (err) {
+      this.showBanner('error', `Not reset: ${String((err as Error)?.message ?? err)}`);
+    }
   }
 
   // ---- save ----

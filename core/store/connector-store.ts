@@ -101,6 +101,28 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string | readonly string
       'CREATE TABLE tc_limit_waiters (connector text NOT NULL, holder text NOT NULL, seen_at timestamptz NOT NULL, PRIMARY KEY (connector, holder))',
     ],
   },
+  {
+    version: 6,
+    // A lease names the execution it was granted to (taken from the activity's own info, never from
+    // what a caller passes), and when its call started: the start is taken right before sending, once
+    // (core/limits.ts). Leases of older workers have no owner, so they can start nothing.
+    sql: [
+      'ALTER TABLE tc_limit_leases ADD COLUMN owner_workflow_id text',
+      'ALTER TABLE tc_limit_leases ADD COLUMN owner_run_id text',
+      'ALTER TABLE tc_limit_leases ADD COLUMN started_at timestamptz',
+    ],
+  },
+  {
+    version: 7,
+    // Secrets every connector worker on this store shares and nothing else needs, made once here so
+    // that they exist without any configuration: `descriptor-seal` keys the seal that lets
+    // `connectors.invoke` trust a connector version only its own worker chose (core/descriptor-seal.ts).
+    // gen_random_uuid() draws from the server's strong random source; two give 244 random bits.
+    sql: [
+      'CREATE TABLE tc_worker_secrets (name text PRIMARY KEY, secret text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
+      `INSERT INTO tc_worker_secrets (name, secret) VALUES ('descriptor-seal', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))`,
+    ],
+  },
 ];
 
 /**
@@ -228,6 +250,13 @@ export class ConnectorStore {
       if (!old || old.deleted) return undefined;
       return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...old, deleted: false }));
     });
+  }
+
+  /** The worker secret `name` made by the migrations (e.g. `descriptor-seal`); never shown anywhere. */
+  async workerSecret(name: string): Promise<string> {
+    const [row] = await this.guard(() => this.db.query<{ secret: string }>('SELECT secret FROM tc_worker_secrets WHERE name = $1', [name]));
+    if (!row) throw new Error(`the connector store has no worker secret ${name}: run the migrations (a connector worker does at start)`);
+    return row.secret;
   }
 
   /** The encryption key state of the last rotation. */

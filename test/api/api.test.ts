@@ -6,6 +6,7 @@ import { ConnectorRegistry } from '../../connectors/registry';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { MASK } from '../../core/inputs';
 import { Keyring } from '../../core/keyring';
+import { ConnectorLimiter } from '../../core/limits';
 import { ConnectorService } from '../../core/service';
 import { ConnectorStore } from '../../core/store/connector-store';
 import { PgDatabase } from '../../core/store/database';
@@ -246,6 +247,19 @@ describe('management API over HTTP', () => {
       expect((await testThroughApi('billing')).request.headers.authorization).toBe(`Bearer ${TOKEN_1}`);
       expect((await call('POST', '/v1/connectors/billing/rollback', { body: { version: 'one' } })).status).toBe(400);
       expect((await call('POST', '/v1/connectors/billing/rollback', { body: { version: 42 } })).status).toBe(404);
+    });
+
+    test('limits reset ends the back-off a 429 set; it says when there was none, and an unknown connector is 404', async () => {
+      await service.apply({ name: 'limited', type: 'REST', value: { base_url: fixture.url }, limits: { max_concurrent: 2 } });
+      // The back-off a 429 leaves, as a connector worker sets it.
+      await new ConnectorLimiter(store.db).backOff('limited', 300_000);
+      expect((await call('GET', '/v1/connectors/limited')).json.usage.backoff_until).toEqual(expect.any(String));
+      const reset = await call('POST', '/v1/connectors/limited/limits/reset');
+      expect([reset.status, reset.json]).toEqual([200, { name: 'limited', backoff_cleared: true }]);
+      expect((await call('GET', '/v1/connectors/limited')).json.usage.backoff_until).toBeUndefined();
+      expect((await call('POST', '/v1/connectors/limited/limits/reset')).json).toEqual({ name: 'limited', backoff_cleared: false });
+      const missing = await call('POST', '/v1/connectors/nothing_here/limits/reset');
+      expect([missing.status, missing.json.error.type]).toEqual([404, 'Connector.NotFound']);
     });
 
     test('delete checks a given If-Match, answers the tombstone, then the connector is 404 and its history stays', async () => {
@@ -630,6 +644,7 @@ describe('management API over HTTP', () => {
         ['PUT', '/v1/connectors/catalog', { body: definition, headers: { 'if-match': '"1"' } }],
         ['DELETE', '/v1/connectors/catalog', {}],
         ['POST', '/v1/connectors/catalog/rollback', { body: { version: 1 } }],
+        ['POST', '/v1/connectors/catalog/limits/reset', {}],
         ['POST', '/v1/apply', { body: [{ ...definition, name: 'ro_applied' }] }],
         ['POST', '/v1/rotate-key', {}],
       ];

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { createEncryptionCodec } from '../../core/codec';
 import { Keyring } from '../../core/keyring';
+import { ConnectorLimiter } from '../../core/limits';
+import { PgDatabase } from '../../core/store/database';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
 import { yamlAliasBomb } from '../fixtures/yaml-bomb';
@@ -108,6 +110,22 @@ describe('connectors CLI', () => {
     expect(shown).toMatchObject({ limits: { max_concurrent: 2, rate: { calls: 5, per: '1s' } }, usage: { in_flight: 0, waiting: 0, started_in_period: 0 } });
     expect((await cli(['get', 'limited_api'])).stdout).toMatch(/usage:\n\s+in_flight: 0\n\s+waiting: 0/);
     expect(JSON.parse((await cli(['get', 'limited_api', '--version', '1', '-o', 'json'])).stdout).usage).toBeUndefined();
+  });
+
+  test('limits reset ends the back-off a 429 set, says when there was none, and refuses an unknown connector', async () => {
+    // The back-off a 429 leaves, set in the store the CLI uses, as a connector worker would.
+    const store = new PgDatabase({ connectionString: db.url });
+    try {
+      await new ConnectorLimiter(store).backOff('limited_api', 300_000);
+    } finally {
+      await store.close();
+    }
+    expect(JSON.parse((await cli(['get', 'limited_api', '-o', 'json'])).stdout).usage.backoff_until).toEqual(expect.any(String));
+    expect(await cli(['limits', 'reset', 'limited_api'])).toMatchObject({ code: 0, stdout: 'limited_api: back-off cleared\n' });
+    expect(JSON.parse((await cli(['get', 'limited_api', '-o', 'json'])).stdout).usage.backoff_until).toBeUndefined();
+    expect(await cli(['limits', 'reset', 'limited_api'])).toMatchObject({ code: 0, stdout: 'limited_api: no back-off was in force\n' });
+    const missing = await cli(['limits', 'reset', 'missing']);
+    expect(missing).toMatchObject({ code: 1, stderr: 'connectors: connector missing does not exist\n' });
   });
 
   test('the row holds ciphertext only', async () => {

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { RunningManagementApi } from '../../api/server';
+import { ConnectorLimiter } from '../../core/limits';
 import type { ConnectorService } from '../../core/service';
 import type { ConnectorStore } from '../../core/store/connector-store';
 import type { ScratchDatabase } from '../../scripts/devstack/postgres';
@@ -372,6 +373,24 @@ describe('the connector console', () => {
     await soon(async () => expect(await reader.page.locator('#test-result .outcome').getAttribute('data-ok')).toBe('true'));
     expect((await service.get(name)).version).toBe(3);
     await reader.context.close();
+  });
+
+  test('Reset limits ends the back-off a 429 set on a connector with limits; a read-only token cannot press it', async () => {
+    const limited = `limited_${hex()}`;
+    await service.apply({ name: limited, type: 'REST', value: { base_url: target.url }, limits: { max_concurrent: 2 } });
+    // The back-off a 429 leaves, as a connector worker sets it.
+    await new ConnectorLimiter(store.db).backOff(limited, 300_000);
+    await openConnector(page, api.url, limited);
+    await page.getByRole('button', { name: 'Reset limits' }).click();
+    await soon(async () => expect(await page.locator('#banner').textContent()).toContain(`the back-off of ${limited} was cleared`));
+    await capture(page, 'reset-limits');
+    expect((await service.limitsUsage(await service.get(limited)))?.backoff_until).toBeUndefined();
+
+    const reader = await newSignedInPage(RO_TOKEN);
+    await openConnector(reader.page, api.url, limited);
+    expect(await reader.page.getByRole('button', { name: 'Reset limits' }).isDisabled()).toBe(true);
+    await reader.context.close();
+    await openConnector(page, api.url, name);
   });
 
   test('Delete asks first, then removes the connector', async () => {

@@ -85,4 +85,24 @@ describe('replay of histories recorded by earlier code', () => {
     await Worker.runReplayHistory(examples, demo.replayable.history, demo.replayable.workflowId);
     for (const r of [local, activityTask]) await Worker.runReplayHistory(connections, r.replayable.history, r.replayable.workflowId);
   });
+
+  test('calls through a connector with limits, recorded before a slot was checked right before sending, replay on the current `connection` workflow', async () => {
+    const [local, activityTask] = ['connection-limits-local', 'connection-limits-activity-task'].map(recorded);
+    const kinds = (r: typeof local) => r.replayable.history.events.flatMap((e) => [e.markerRecordedEventAttributes?.markerName, e.activityTaskScheduledEventAttributes?.activityType?.name]).filter(Boolean);
+    // Not vacuous: each asked for a slot (the second local activity) before its call.
+    expect(kinds(local)).toEqual(['core_local_activity', 'core_local_activity', 'core_local_activity']);
+    expect(kinds(activityTask)).toEqual(['core_local_activity', 'core_local_activity', 'connectors.invoke']);
+    for (const r of [local, activityTask]) await Worker.runReplayHistory(connections, r.replayable.history, r.replayable.workflowId);
+  });
+
+  test('a `connection` started by hand with a descriptor, recorded once such a descriptor was ignored, replays on the current `connection` workflow', async () => {
+    const { replayable } = recorded('connection-caller-descriptor');
+    const started = replayable.history.events[0].workflowExecutionStartedEventAttributes!;
+    const kinds = replayable.history.events.flatMap((e) => [e.markerRecordedEventAttributes?.markerName, e.activityTaskScheduledEventAttributes?.activityType?.name]).filter(Boolean);
+    // Not vacuous: its input named version 1, and it recorded the patch, then described its connector
+    // itself (version 2) and made the call, both as local activities.
+    expect(JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString())).toHaveProperty('descriptor.version', 1);
+    expect(kinds).toEqual(['core_patch', 'core_local_activity', 'core_local_activity']);
+    await Worker.runReplayHistory(connections, replayable.history, replayable.workflowId);
+  });
 });
