@@ -26,6 +26,9 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // CR, LF and NUL would let a value smuggle extra headers.
 const HEADER_VALUE = /^[^\r\n\0]*$/;
 
+// A key sent in one of these would move the call (Host picks the virtual host) or break its framing,
+// and land in every proxy's logs: the destination check reads `headers`, not the auth header's name.
+const ROUTING_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'upgrade', 'keep-alive', 'proxy-connection']);
 const headerName = z.string().regex(HEADER_NAME, { message: 'header names must be HTTP tokens (letters, digits, - and _)' });
 const headerValue = z.string().regex(HEADER_VALUE, { message: 'header values must not contain line breaks or NUL' });
 const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an absolute http:// or https:// URL' });
@@ -52,7 +55,10 @@ const restAuthSchema = z.discriminatedUnion('type', [
   z
     .strictObject({
       type: z.literal('api_key').describe('`api_key`: a key sent in a header of its own.'),
-      header: headerName.default('X-API-Key').meta({ description: 'Header that carries the key. Default `X-API-Key`.', examples: ['X-API-Key', 'api-key'] }),
+      header: headerName
+        .refine((name) => !ROUTING_HEADERS.has(name.toLowerCase()), { message: 'must not be Host or a header that frames or routes the request (Connection, Content-Length, Transfer-Encoding, TE, Upgrade, Keep-Alive, Proxy-Connection)' })
+        .default('X-API-Key')
+        .meta({ description: 'Header that carries the key; never Host or a header that frames or routes the request. Default `X-API-Key`.', examples: ['X-API-Key', 'api-key'] }),
       value: sensitive(headerValue.min(1).describe('The key itself.')),
     })
     .describe('API key authentication: sends the key in the header named by `header`.'),

@@ -11,13 +11,13 @@ export const ANY_DESTINATION = '*';
 export interface SecretBinding {
   /** The connector type it was written for: another type reads the same fields differently (a port, a scheme). */
   type: string;
-  /** Destinations it may go to: the profile's own when it named one, and the `allowed_destinations` of that save. */
-  destinations: string[];
   /**
-   * True when the profile named no destination as it was written (its Vault secrets name it): the
-   * secret then also goes where the Vault secrets point, while the profile still names none.
+   * Destinations it may go to: the one the profile named (with the type's defaults), and the
+   * `allowed_destinations` of that save. Never one a Vault secret names: whoever may edit a connector
+   * may point its `vault_secrets` at any secret under TC_VAULT_PATHS, so a destination read from
+   * Vault would let an editor aim a stored secret without writing it.
    */
-  vaultNamed?: boolean;
+  destinations: string[];
 }
 
 /** The destination facts of one version, from which a new secret's binding is made. */
@@ -29,21 +29,20 @@ export interface DestinationSet {
 }
 
 export function bindingOf(set: DestinationSet): SecretBinding {
-  const destinations = [...new Set([...(set.home === undefined ? [] : [set.home]), ...set.allowed])];
-  return { type: set.type, destinations, ...(set.home === undefined && { vaultNamed: true }) };
+  return { type: set.type, destinations: [...new Set([...(set.home === undefined ? [] : [set.home]), ...set.allowed])] };
 }
 
 /** The binding as a ciphertext label: compact JSON, versioned so that its form may change. */
 export function encodeBinding(binding: SecretBinding): string {
-  return JSON.stringify({ v: 1, t: binding.type, d: binding.destinations, ...(binding.vaultNamed && { vn: true }) });
+  return JSON.stringify({ v: 1, t: binding.type, d: binding.destinations });
 }
 
 /** The binding of a label; undefined for a label this version does not read (never widened by guessing). */
 export function decodeBinding(label: string): SecretBinding | undefined {
   try {
-    const parsed = JSON.parse(label) as { v?: unknown; t?: unknown; d?: unknown; vn?: unknown };
+    const parsed = JSON.parse(label) as { v?: unknown; t?: unknown; d?: unknown };
     if (parsed.v !== 1 || typeof parsed.t !== 'string' || !Array.isArray(parsed.d) || !parsed.d.every((d) => typeof d === 'string')) return undefined;
-    return { type: parsed.t, destinations: parsed.d, ...(parsed.vn === true && { vaultNamed: true }) };
+    return { type: parsed.t, destinations: parsed.d };
   } catch {
     return undefined;
   }
@@ -61,17 +60,9 @@ export function intersectAllowed(a: readonly string[], b: readonly string[]): st
   return a.filter((d) => b.includes(d));
 }
 
-/**
- * Whether a secret with `binding` may go to `call.target` for a call of type `call.type` whose
- * profile names `call.profileHome` and whose profile and Vault secrets together name `call.home`.
- */
-export function bindingAllows(
-  binding: SecretBinding,
-  call: { type: string; target: string | undefined; home: string | undefined; profileHome: string | undefined },
-): boolean {
-  if (binding.type !== call.type || call.target === undefined) return false;
-  if (listAllows(binding.destinations, call.target)) return true;
-  return binding.vaultNamed === true && call.profileHome === undefined && call.target === call.home;
+/** Whether a secret with `binding` may go to `target` in a call through a connector of type `type`. */
+export function bindingAllows(binding: SecretBinding, call: { type: string; target: string | undefined }): boolean {
+  return binding.type === call.type && listAllows(binding.destinations, call.target);
 }
 
 /**
@@ -82,17 +73,20 @@ export function bindingAllows(
 export function widening(binding: SecretBinding, next: DestinationSet): string | undefined {
   if (next.type !== binding.type) return `the type would now be ${next.type} instead of ${binding.type}, which the secret was written for`;
   if (next.home === undefined) {
-    // Its Vault secrets (or overrides) would name the destination: not one the secret was written for.
-    if (!binding.vaultNamed) return `the profile would no longer name where the connector goes, instead of ${describe(binding)}`;
-  } else if (!listAllows(binding.destinations, next.home)) {
-    return `the connector would now go to ${next.home} instead of ${describe(binding)}`;
+    // Its Vault secrets (or overrides) would name the destination: never one a stored secret follows.
+    return `the profile would name no destination (its Vault secrets or overrides would), instead of ${describe(binding)}`;
   }
-  const added = next.allowed.filter((d) => !(binding.destinations.includes(d) || binding.destinations.includes(ANY_DESTINATION)));
+  if (!listAllows(binding.destinations, next.home)) return `the connector would now go to ${next.home} instead of ${describe(binding)}`;
+  const added = next.allowed.filter((d) => !listAllows(binding.destinations, d));
   if (added.length > 0) return `allowed_destinations now lists ${added.join(', ')}, which the secret was not written for (${describe(binding)})`;
   return undefined;
 }
 
+/** Whether two bindings name the same type and destinations, in any order. */
+export function sameBinding(a: SecretBinding, b: SecretBinding): boolean {
+  return a.type === b.type && a.destinations.length === b.destinations.length && a.destinations.every((d) => b.destinations.includes(d));
+}
+
 function describe(binding: SecretBinding): string {
-  if (binding.destinations.length === 0) return binding.vaultNamed ? 'the destination its Vault secrets name' : 'no destination';
-  return binding.destinations.join(', ');
+  return binding.destinations.length === 0 ? 'no destination' : binding.destinations.join(', ');
 }

@@ -62,6 +62,8 @@ interface ConnectorLayers {
    */
   secretPaths: Array<{ layer: number; path: string; segments: readonly string[]; binding?: SecretBinding }>;
   locked: string[];
+  /** For a call pinned to an older version: where the newest version's profile sends calls. */
+  newestHome?: { home: string | undefined };
   allowedDestinations: string[];
   /**
    * Every secret value resolved so far: sensitive fields, URLs with credentials, and the Vault
@@ -190,6 +192,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       secretRules,
       secretPaths,
       locked,
+      ...(older && { newestHome: { home: destinationOf(registry.get(latest.type) ?? type)?.(latest.value) } }),
       allowedDestinations: allowed,
       secrets,
       retry: profile.retry,
@@ -342,9 +345,11 @@ function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]):
   if (!destination || own.secretPaths.length === 0) return own.layers;
   const home = destination(mergeLayers(own.layers).value);
   const target = override.length === 0 ? home : destination(mergeLayers([...own.layers, ...override]).value);
-  const profileHome = destination(own.layers[0].value);
-  const connectorAllows = target !== undefined && (target === home || listAllows(own.allowedDestinations, target));
-  const call = { type: own.type.name, target, home, profileHome };
+  // A call pinned to an older version goes only where the newest version goes or allows: a secret
+  // moved away from a server (one the owner stopped trusting, say) does not go back there on a retry.
+  const current = own.newestHome === undefined ? home : own.newestHome.home;
+  const connectorAllows = target !== undefined && (target === current || listAllows(own.allowedDestinations, target));
+  const call = { type: own.type.name, target };
   const withheld = own.secretPaths.filter((s) => !connectorAllows || (s.binding !== undefined && !bindingAllows(s.binding, call)));
   if (withheld.length === 0) return own.layers;
   const layers = own.layers.map((layer, i) => {
@@ -361,7 +366,8 @@ function bindSecretsToDestination(own: ConnectorLayers, override: InputLayer[]):
     const them = missing.length > 1 ? 'them' : 'it';
     const where =
       target === home
-        ? `this call goes to ${target}, which the stored secrets (${missing.join(', ')}) were not written for: write ${them} again in the connector`
+        ? `this call goes to ${target}, which the stored secrets (${missing.join(', ')}) were not written for: a stored secret goes only to the destination ` +
+          `its profile named (or allowed) when it was written, never to one its Vault secrets name; write ${them} again with the destination in the profile, or keep ${them} in Vault too`
         : `the overrides send this call to ${target} instead of ${home ?? 'the destination the connector names'}, ` +
           `and the connector's secrets (${missing.join(', ')}) never go to another destination: give ${them} in the overrides, ` +
           `or save the connector with ${target} in its allowed_destinations, writing ${them} again in that save`;

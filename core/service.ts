@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { durationSchema, parseDurationMs } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType } from '../connectors/types';
-import { bindingOf, decodeBinding, encodeBinding, widening, type DestinationSet, type SecretBinding } from './destinations';
+import { bindingOf, decodeBinding, encodeBinding, sameBinding, widening, type DestinationSet, type SecretBinding } from './destinations';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import { checkedVaultPaths, DEFAULT_VAULT_PATHS } from './config';
@@ -608,7 +608,15 @@ export class ConnectorService {
     return mapSensitive(value, sensitive, (secret, path, segments) => {
       if (secret !== MASK) return encrypt(secret, path, binding);
       const kept = current ? getPath(current.value, segments) : undefined;
-      if (Keyring.isCiphertext(kept)) return kept;
+      if (Keyring.isCiphertext(kept)) {
+        // checkKeptSecretsStayHome let it stay within its destinations; a save that names fewer narrows
+        // them for good, or a later save could take it back to one the owner has since dropped.
+        const label = Keyring.labelOf(kept);
+        const was = label === undefined ? legacyBinding() : decodeBinding(label);
+        if (was && sameBinding(was, binding)) return kept;
+        const keyring = this.requireKeyring(`narrow where the stored secret value.${path} may go`);
+        return encrypt(JSON.parse(keyring.decrypt(kept, cipherContext(name, path))), path, binding);
+      }
       // Stored in plain text by a version that did not count the field as sensitive (a header named
       // X-Auth-Token, say): kept, and encrypted now, bound to where that version sent it.
       if (isStoredPlainSecret(kept, segments, sensitive)) return encrypt(kept, path, legacyBinding());

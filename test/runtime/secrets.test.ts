@@ -323,6 +323,79 @@ describe('no secret leaves the connector worker', () => {
         expect(moved?.issues.map((i) => i.path).sort()).toEqual(['value.headers.X-Auth-Token', 'value.headers.x.api-key']);
       });
 
+      test('a stored token never follows a destination its Vault secrets name: such a connector is refused at run time, and saves that move it are refused', async () => {
+        // The token reaches a server a profile names: what the checks below look for is visible where it belongs.
+        const { connector: named, token } = await bearerConnector();
+        expect((await h.call(named)).result.error).toBeUndefined();
+        expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+        const seen = () => [...api.requests, ...elsewhere.requests].filter((r) => r.headers.authorization === `Bearer ${token}`).length;
+        const before = seen();
+        // Whoever edits connectors may point vault_secrets at any secret under TC_VAULT_PATHS (another team's URL, say).
+        const own = await vaultSecret({ url: api.url }, []);
+        const other = await vaultSecret({ endpoint: elsewhere.url }, []);
+        const connector = name('vaulturl');
+        await h.service.apply({ name: connector, type: 'REST', value: { auth: { type: 'bearer', token } }, vault_secrets: [{ path: own, map: { url: 'base_url' } }] });
+        const { result } = await h.call(connector);
+        expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(result.error!.message).toContain('were not written for');
+        const kept = { auth: { type: 'bearer', token: MASK } };
+        for (const moved of [
+          { value: { ...kept, headers: { Host: 'tenant-b.test' } }, vault_secrets: [{ path: own, map: { url: 'base_url' } }] },
+          { value: kept, vault_secrets: [{ path: other, map: { endpoint: 'base_url' } }] },
+        ]) {
+          expect((await refusal({ name: connector, type: 'REST', ...moved }))?.issues[0]).toMatchObject({ path: 'value.auth.token', message: expect.stringContaining('the profile would name no destination') });
+        }
+        expect(seen()).toBe(before);
+      });
+
+      test('a retry pinned to an older version does not take the token back to a server the newest version moved away from', async () => {
+        const oldHome = await startTestHttpServer();
+        try {
+          const token = `moved-token-${hex()}`;
+          const connector = name('movedaway');
+          await h.service.apply({ name: connector, type: 'REST', value: { base_url: oldHome.url, auth: { type: 'bearer', token } }, allowed_destinations: [origin(api.url)] });
+          oldHome.respondWith({ status: 500 });
+          const call = h.call(connector, undefined, { retry: { initialInterval: '2s', maximumAttempts: 2 } });
+          while (oldHome.requests.length < 1) await new Promise((r) => setTimeout(r, 20));
+          expect(oldHome.requests[0].headers.authorization).toBe(`Bearer ${token}`);
+          // The owner moves the connector and stops allowing the old server (compromised, say).
+          await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'bearer', token: MASK } }, allowed_destinations: [] });
+          const { result } = await call;
+          expect(result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+          expect(oldHome.requests.length).toBe(1);
+        } finally {
+          await oldHome.close();
+        }
+      });
+
+      test('narrowing lasts: a destination the owner removed cannot be brought back by a later save that keeps ********', async () => {
+        const { connector, token } = await bearerConnector({ allowed_destinations: [origin(elsewhere.url)] });
+        expect((await h.call(connector, { base_url: elsewhere.url })).result.error).toBeUndefined();
+        expect(elsewhere.requests[elsewhere.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
+        const before = elsewhere.requests.length;
+        const kept = { base_url: api.url, auth: { type: 'bearer', token: MASK } };
+        await h.service.apply({ name: connector, type: 'REST', value: kept, allowed_destinations: [] });
+        expect((await h.call(connector, { base_url: elsewhere.url })).result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        for (const save of [{ value: { ...kept, base_url: elsewhere.url } }, { value: kept, allowed_destinations: [origin(elsewhere.url)] }]) {
+          expect((await refusal({ name: connector, type: 'REST', ...save }))?.issues[0].path).toBe('value.auth.token');
+        }
+        expect(elsewhere.requests.length).toBe(before);
+        expect((await h.call(connector)).result.error).toBeUndefined(); // still at home
+      });
+
+      test('an API key cannot be sent as the Host header (auth.header), by profile or by override', async () => {
+        const key = `api-key-${hex()}`;
+        const connector = name('authhost');
+        await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, auth: { type: 'api_key', value: key } } });
+        expect((await h.call(connector)).result.error).toBeUndefined();
+        expect(api.requests[api.requests.length - 1].headers['x-api-key']).toBe(key);
+        const { result } = await h.call(connector, { auth: { header: 'Host' } });
+        expect(result.error).toMatchObject({ type: 'Connector.InvalidInput' });
+        expect(result.error!.message).toContain('auth.header');
+        await expect(h.service.apply({ name: name('authhost2'), type: 'REST', value: { base_url: api.url, auth: { type: 'api_key', header: 'HOST', value: key } } })).rejects.toThrow(/value\.auth\.header: must not be Host/);
+        expect(api.requests.filter((r) => r.headers.host === key)).toEqual([]);
+      });
+
       test('changing the type (POSTGRES to MYSQL) while keeping ******** is refused: the password would go to another server', async () => {
         const connector = name('retype');
         const value = { host: '127.0.0.1', port: 5432, database: 'app', user: 'app', password: `pg-retype-${hex()}` };
