@@ -117,6 +117,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       // Stops the call when its lease is lost while it runs: its place may be another call's by now.
       const leaseLost = new AbortController();
       let renewals: NodeJS.Timeout | undefined;
+      // The slot of the connector a delegating type (an AGENT) hands its call to, taken right before sending.
+      let delegated: { limits?: ConnectorLimits; lease?: string } = {};
       try {
         // Whatever the input says: the connector's current limits, and a version only when this
         // worker sealed it for this execution (else the newest).
@@ -144,14 +146,23 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
             // Each attempt of a call with limits is an activity of its own, so the workflow counts them.
             attempt: input.slot?.attempt ?? activity.info.attempt,
             onResolved: (call) => (resolved = call),
-            beforeSend:
-              lease && limits && name
-                ? async () => {
-                    const answer = await limiter.start(name, lease!, execution, limits!).catch((err: unknown) => Promise.reject(storeFailure(err)));
-                    if (!answer.started) throw busyFailure(name, answer);
-                    sent = true;
-                  }
-                : undefined,
+            beforeSend: async () => {
+              if (lease && limits && name) {
+                const answer = await limiter.start(name, lease, execution, limits).catch((err: unknown) => Promise.reject(storeFailure(err)));
+                if (!answer.started) throw busyFailure(name, answer);
+              }
+              // A call that an AGENT (stored or inline) hands to another connector obeys that connector's
+              // limits too: it performs the call, and its quota is the external system's.
+              const performer = resolved?.via?.name;
+              if (performer && performer !== name) {
+                delegated = await slotOfCall({}, performer, execution, `${execution.workflowId}/${execution.runId}#via`);
+                if (delegated.lease && delegated.limits) {
+                  const answer = await limiter.start(performer, delegated.lease, execution, delegated.limits).catch((err: unknown) => Promise.reject(storeFailure(err)));
+                  if (!answer.started) throw busyFailure(performer, answer);
+                }
+              }
+              sent = true;
+            },
           },
         );
         finished({ outcome: 'ok' });
@@ -164,6 +175,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
         // A 429 that says when to come back slows every later call through a connector with limits.
         const retryAfter = err instanceof ApplicationFailure ? tooManyRequestsDelay(err) : undefined;
         if (limits && name && retryAfter !== undefined) await limiter.backOff(name, retryAfter).catch(() => undefined);
+        const performer = resolved?.via?.name;
+        if (delegated.limits && performer && retryAfter !== undefined) await limiter.backOff(performer, retryAfter).catch(() => undefined);
         const failure =
           err instanceof CancelledFailure
             ? { failure_type: 'Cancelled' }
@@ -177,6 +190,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
         if (renewals) clearInterval(renewals);
         // Only a lease of this execution (else it expires within one lease time).
         if (lease) await limiter.release(lease, execution).catch(() => undefined);
+        if (delegated.lease) await limiter.release(delegated.lease, execution).catch(() => undefined);
       }
     },
   };
@@ -187,7 +201,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
    * scheduling `connectors.invoke` itself), one taken here, once: without a free slot the call fails
    * as Connector.Limits.Busy, retried by the caller's retry policy after the wait it names.
    */
-  async function slotOfCall(input: ConnectionInput, name: string | undefined, owner: Execution) {
+  async function slotOfCall(input: Pick<ConnectionInput, 'slot'>, name: string | undefined, owner: Execution, holder = `${owner.workflowId}/${owner.runId}#invoke`) {
     if (!name) return { limits: undefined, lease: undefined };
     let limits: ConnectorLimits | undefined;
     try {
@@ -197,7 +211,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
     }
     if (!limits) return { limits, lease: undefined };
     if (input.slot?.lease && !owner.standalone) return { limits, lease: input.slot.lease };
-    const answer = await limiter.acquire(name, limits, `${owner.workflowId}/${owner.runId}#invoke`, owner).catch((err: unknown) => Promise.reject(storeFailure(err)));
+    const answer = await limiter.acquire(name, limits, holder, owner).catch((err: unknown) => Promise.reject(storeFailure(err)));
     if (!answer.granted) throw busyFailure(name, { started: false, reason: answer.reason === 'concurrency' ? 'busy' : answer.reason, wait_ms: answer.wait_ms });
     return { limits, lease: answer.lease };
   }

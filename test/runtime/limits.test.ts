@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { createConnectorActivities } from '../../activities/connector-activities';
 import { ConnectorRegistry } from '../../connectors/registry';
 import { DESCRIPTOR_SEAL_SECRET, DescriptorSeal } from '../../core/descriptor-seal';
+import { Keyring } from '../../core/keyring';
 import { ConnectorLimiter, DEFAULT_MAX_BACKOFF_MS } from '../../core/limits';
 import { ConnectorService, ConnectorValidationError } from '../../core/service';
 import { startManagementApi } from '../../api/server';
@@ -14,6 +16,7 @@ import { createConnectorWorker, runConnectorWorker } from '../../worker/connecto
 import type { ConnectionInput, ConnectionResult } from '../../workflows/types';
 import type { CallArgs, CallOutcome } from '../fixtures/connector-workflows';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { FIXTURE_API_KEY, startOpenAiServer } from '../fixtures/openai-server';
 import { prebuiltBundle } from '../support/workflow-bundles';
 import { soon } from '../support/browser';
 import { testStack, uniqueName } from '../support/stack';
@@ -53,9 +56,12 @@ describe('connector limits hold across every connector worker', () => {
   /** Runs the fixture workflows (test/fixtures/connector-workflows.ts) that call connectors as user code does. */
   const userQueue = uniqueName('limits-user');
 
+  /** One keyring for every worker on the store, as production shares TC_KEYRING. */
+  const keyring = new Keyring([{ id: 'limits', key: randomBytes(32) }]);
+
   async function startWorker(): Promise<ConnectorService> {
     const store = new ConnectorStore(new PgDatabase({ connectionString: scratch.url }));
-    const service = new ConnectorService({ store, registry: new ConnectorRegistry() });
+    const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring });
     const own = await NativeConnection.connect({ address: stack.temporal.address });
     workerConnections.push(own);
     const worker = await createConnectorWorker({ connection: own, taskQueue, service, limitLeaseMs: LEASE_MS, workerOptions: { identity: `limits-worker-${services.length + 1}`, workflowBundle: prebuiltBundle('connection') } });
@@ -276,6 +282,31 @@ describe('connector limits hold across every connector worker', () => {
     await expect(waiting.result()).rejects.toThrow(WorkflowFailedError);
     await busy.result();
     expect(arrivals.map((a) => a.path)).toEqual(['/busy']);
+  });
+
+  test("an AGENT, stored or inline, obeys the limits of the connector it hands its call to: a rate of 1 per hour lets one call through, whichever way it comes", async () => {
+    const llm = await startOpenAiServer();
+    try {
+      const model = uniqueName('limitedllm').toLowerCase();
+      const agent = uniqueName('freeagent').toLowerCase();
+      await services[0].apply({ name: model, type: 'OPENAI', value: { base_url: llm.url, api_key: FIXTURE_API_KEY, default_model: 'fixture-small' }, limits: { rate: { calls: 1, per: '1h' } } });
+      await services[0].apply({ name: agent, type: 'AGENT', value: { connector: model } }); // no limits of its own
+      const messages = [{ role: 'user', content: 'hi' }];
+      const once = { retry: { maximumAttempts: 1 }, maxWait: '1s' };
+      const run = (connector: ConnectionInput['connector'], overrides?: Record<string, unknown>) =>
+        client.workflow.execute('connection', { taskQueue, workflowId: uniqueName('agentcall'), args: [{ connector, overrides, options: once }] }).then(
+          () => undefined,
+          (err: WorkflowFailedError) => err.cause as { type?: string; message: string },
+        );
+      expect(await run(agent, { messages })).toBeUndefined();
+      expect(llm.requests.length).toBe(1);
+      expect(await run(model, { operation: 'models.list' })).toMatchObject({ type: 'Connector.External.Timeout' });
+      expect(await run({ type: 'AGENT', connector: model, messages })).toMatchObject({ type: 'Connector.Limits.Busy', message: expect.stringContaining(`connector ${model}`) });
+      expect(await run(agent, { messages })).toMatchObject({ type: 'Connector.Limits.Busy' });
+      expect(llm.requests.length).toBe(1);
+    } finally {
+      await llm.close();
+    }
   });
 
   test('a call that cannot get a slot within its max_wait fails with Connector.External.Timeout, having made no attempt', async () => {
