@@ -18,6 +18,11 @@ export interface SecretBinding {
    * Vault would let an editor aim a stored secret without writing it.
    */
   destinations: string[];
+  /**
+   * Which secret this is, kept while a save narrows its destinations and a rotation re-encrypts it;
+   * new when the secret is written again. A rollback narrows a restored secret by its newest binding.
+   */
+  id?: string;
 }
 
 /** The destination facts of one version, from which a new secret's binding is made. */
@@ -34,15 +39,15 @@ export function bindingOf(set: DestinationSet): SecretBinding {
 
 /** The binding as a ciphertext label: compact JSON, versioned so that its form may change. */
 export function encodeBinding(binding: SecretBinding): string {
-  return JSON.stringify({ v: 1, t: binding.type, d: binding.destinations });
+  return JSON.stringify({ v: 1, t: binding.type, d: binding.destinations, ...(binding.id !== undefined && { i: binding.id }) });
 }
 
 /** The binding of a label; undefined for a label this version does not read (never widened by guessing). */
 export function decodeBinding(label: string): SecretBinding | undefined {
   try {
-    const parsed = JSON.parse(label) as { v?: unknown; t?: unknown; d?: unknown };
+    const parsed = JSON.parse(label) as { v?: unknown; t?: unknown; d?: unknown; i?: unknown };
     if (parsed.v !== 1 || typeof parsed.t !== 'string' || !Array.isArray(parsed.d) || !parsed.d.every((d) => typeof d === 'string')) return undefined;
-    return { type: parsed.t, destinations: parsed.d };
+    return { type: parsed.t, destinations: parsed.d, ...(typeof parsed.i === 'string' && { id: parsed.i }) };
   } catch {
     return undefined;
   }
@@ -80,6 +85,13 @@ export function widening(binding: SecretBinding, next: DestinationSet): string |
   const added = next.allowed.filter((d) => !listAllows(binding.destinations, d));
   if (added.length > 0) return `allowed_destinations now lists ${added.join(', ')}, which the secret was not written for (${describe(binding)})`;
   return undefined;
+}
+
+/** `binding` less every destination `newest` (a later binding of the same secret) no longer lists. */
+export function narrowedTo(binding: SecretBinding, newest: SecretBinding): SecretBinding {
+  if (newest.destinations.includes(ANY_DESTINATION)) return binding;
+  const destinations = binding.destinations.includes(ANY_DESTINATION) ? newest.destinations : binding.destinations.filter((d) => newest.destinations.includes(d));
+  return { ...binding, destinations };
 }
 
 /** Whether two bindings name the same type and destinations, in any order. */

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { durationSchema, parseDurationMs } from '../connectors/durations';
 import type { ConnectorRegistry } from '../connectors/registry';
 import { isDelegating, type AnyConnectorType } from '../connectors/types';
-import { bindingOf, decodeBinding, encodeBinding, sameBinding, widening, type DestinationSet, type SecretBinding } from './destinations';
+import { bindingOf, decodeBinding, encodeBinding, narrowedTo, sameBinding, widening, type DestinationSet, type SecretBinding } from './destinations';
 import { getPath, isPlainObject, isSensitivePath, jsonValueIssues, mapSensitive, MASK, setOwn, shownKey, shownPath, type PlainObject } from './inputs';
 import { Keyring, KeyringError } from './keyring';
 import { checkedVaultPaths, DEFAULT_VAULT_PATHS } from './config';
@@ -419,10 +420,39 @@ export class ConnectorService {
     // An old version may name a Vault path that TC_VAULT_PATHS has allowed no longer.
     const vaultIssues = this.vaultPathIssues((await this.store.get(name, version))?.vault_secrets);
     if (vaultIssues.length > 0) throw new ConnectorValidationError(vaultIssues, `version ${version} of connector ${name}`);
-    const restored = await this.store.restore(name, version, options);
+    const restored = await this.store.restore(name, version, { ...options, prepare: (old, versions, { keys }) => ({ ...old, value: this.narrowRestored(old, versions, keys) }) });
     if (!restored) throw new ConnectorNotFoundError(name, version);
     await this.clearBackoffs([name]);
     return this.view(restored);
+  }
+
+  /**
+   * An old version's value as a rollback writes it: each secret bound no wider than its newest binding,
+   * so a save that narrowed where a secret may go is not undone by restoring a version from before it.
+   * A secret written again since is another secret (another id), and keeps its own binding.
+   */
+  private narrowRestored(old: StoredConnector, versions: readonly StoredConnector[], keys: EncryptionKeyState): PlainObject {
+    const newest = new Map<string, SecretBinding>();
+    // Newest first: the first binding met for an id is its newest, and bindings of one id only narrow.
+    for (const version of versions) {
+      mapCiphertexts(version.value, (ciphertext) => {
+        const label = Keyring.labelOf(ciphertext);
+        const binding = label === undefined ? undefined : decodeBinding(label);
+        if (binding?.id !== undefined && !newest.has(binding.id)) newest.set(binding.id, binding);
+        return ciphertext;
+      });
+    }
+    return mapCiphertexts(old.value, (ciphertext, path) => {
+      const label = Keyring.labelOf(ciphertext);
+      const binding = label === undefined ? undefined : decodeBinding(label);
+      const latest = binding?.id === undefined ? undefined : newest.get(binding.id);
+      if (!binding || !latest) return ciphertext;
+      const narrowed = narrowedTo(binding, latest);
+      if (sameBinding(narrowed, binding)) return ciphertext;
+      const keyring = this.requireKeyring(`roll back connector ${old.name}, whose secret value.${path} was narrowed since`);
+      const context = cipherContext(old.name, path);
+      return keyring.encrypt(keyring.decrypt(ciphertext, context), context, encryptionKeyId(keyring, keys, `value.${path}`), encodeBinding(narrowed));
+    });
   }
 
   /**
@@ -601,7 +631,7 @@ export class ConnectorService {
     const encrypt = (secret: unknown, path: string, bound: SecretBinding) => {
       const keyring = this.requireKeyring(`store the sensitive field value.${path}`);
       keyId ??= encryptionKeyId(keyring, keys, `value.${path}`);
-      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId, encodeBinding(bound));
+      return keyring.encrypt(JSON.stringify(secret), cipherContext(name, path), keyId, encodeBinding({ ...bound, id: bound.id ?? randomUUID() }));
     };
     // The mask is met like a secret wherever it stands: a URL with credentials is a secret only by
     // its content, so the mask written back in its place must keep it as well.
@@ -615,7 +645,7 @@ export class ConnectorService {
         const was = label === undefined ? legacyBinding() : decodeBinding(label);
         if (was && sameBinding(was, binding)) return kept;
         const keyring = this.requireKeyring(`narrow where the stored secret value.${path} may go`);
-        return encrypt(JSON.parse(keyring.decrypt(kept, cipherContext(name, path))), path, binding);
+        return encrypt(JSON.parse(keyring.decrypt(kept, cipherContext(name, path))), path, { ...binding, id: was?.id });
       }
       // Stored in plain text by a version that did not count the field as sensitive (a header named
       // X-Auth-Token, say): kept, and encrypted now, bound to where that version sent it.

@@ -242,13 +242,26 @@ export class ConnectorStore {
    * version does not exist or is a tombstone. The old version is read under the write locks, so a key
    * rotation cannot slip between reading and copying it.
    */
-  async restore(name: string, version: number, options: { expectedVersion?: number; actor?: string } = {}): Promise<StoredConnector | undefined> {
+  async restore(
+    name: string,
+    version: number,
+    options: {
+      expectedVersion?: number;
+      actor?: string;
+      /** Rewrites the old version before it is written, given every version of the connector, newest first, read under the write lock. */
+      prepare?: (old: StoredConnector, versions: StoredConnector[], context: WriteContext) => StoredConnector;
+    } = {},
+  ): Promise<StoredConnector | undefined> {
     return this.write(name, async (tx) => {
       const [old] = (await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 AND version = $2`, [name, version])).map(
         normalise,
       );
       if (!old || old.deleted) return undefined;
-      return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...old, deleted: false }));
+      const prepare = options.prepare;
+      if (!prepare) return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...old, deleted: false }));
+      const versions = (await tx.query<StoredConnector>(`SELECT ${COLUMNS} FROM tc_connector_versions WHERE name = $1 ORDER BY version DESC`, [name])).map(normalise);
+      const context: WriteContext = { keys: await readKeyState(tx) };
+      return writeVersion(tx, name, options.expectedVersion, options.actor, () => ({ ...prepare(old, versions, context), deleted: false }));
     });
   }
 

@@ -141,7 +141,7 @@ describe('key rotation and concurrent writers on PostgreSQL', () => {
     await writer.apply({ ...billing('bound'), allowed_destinations: ['https://eu.example.com'] });
     const token = async () => ((await (await openStore()).get('billing'))!.value.auth as { token: string }).token;
     const label = Keyring.labelOf(await token());
-    expect(JSON.parse(label!)).toEqual({ v: 1, t: 'REST', d: ['http://127.0.0.1:1', 'https://eu.example.com'] });
+    expect(JSON.parse(label!)).toEqual({ v: 1, t: 'REST', d: ['http://127.0.0.1:1', 'https://eu.example.com'], i: expect.any(String) });
     // A ciphertext as versions before bindings made it: no label, bound by the context alone.
     const legacy = new Keyring([k1]).encrypt(JSON.stringify(`${TOKEN}-legacy`), 'connector:legacy:auth.token');
     expect(Keyring.labelOf(legacy)).toBeUndefined();
@@ -155,7 +155,7 @@ describe('key rotation and concurrent writers on PostgreSQL', () => {
     expect(Keyring.keyIdOf(await token())).toBe('k2');
     expect(Keyring.labelOf(await token())).toBe(label);
     const reader = await serviceWith(k2);
-    expect((await reader.load('billing'))!.bindings).toEqual({ 'auth.token': { type: 'REST', destinations: ['http://127.0.0.1:1', 'https://eu.example.com'] } });
+    expect((await reader.load('billing'))!.bindings).toEqual({ 'auth.token': { type: 'REST', destinations: ['http://127.0.0.1:1', 'https://eu.example.com'], id: expect.any(String) } });
     const old = await reader.load('legacy');
     expect(old!.value).toMatchObject({ auth: { token: `${TOKEN}-legacy` } });
     expect(old!.bindings).toEqual({});

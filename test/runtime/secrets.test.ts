@@ -381,6 +381,14 @@ describe('no secret leaves the connector worker', () => {
         }
         expect(elsewhere.requests.length).toBe(before);
         expect((await h.call(connector)).result.error).toBeUndefined(); // still at home
+        // Nor by a rollback to the version from before the narrowing: it restores that version, with its
+        // allowed_destinations, but its token no wider than the owner left it.
+        const restored = await h.service.rollback(connector, 1);
+        expect(restored.allowed_destinations).toEqual([origin(elsewhere.url)]);
+        expect((await h.call(connector, { base_url: elsewhere.url })).result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+        expect(elsewhere.requests.length).toBe(before);
+        expect((await h.call(connector)).result.error).toBeUndefined();
+        expect(api.requests[api.requests.length - 1].headers.authorization).toBe(`Bearer ${token}`);
       });
 
       test('an API key cannot be sent as the Host header (auth.header), by profile or by override', async () => {
