@@ -13,6 +13,15 @@ const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
  */
 export const MIN_DURATION_MS = 1;
 
+/**
+ * The longest duration there is: 2147483647 ms (about 24.8 days), the most Node's timers hold. A
+ * longer one is set to 1 ms by Node, with only a warning: a timeout that fires at once.
+ */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+/** What a duration over {@link MAX_DURATION_MS} is told. */
+export const DURATION_TOO_LONG_MESSAGE = 'must be at most 2147483647 ms (about 24 days): a longer timer fires at once';
+
 /** What a refused duration is told. */
 export const DURATION_MESSAGE = "must be milliseconds or a duration such as '500ms', '30s', '2m' or '1h'";
 
@@ -29,22 +38,23 @@ function rawDurationMs(value: unknown): number | undefined {
 /**
  * A duration in milliseconds, rounded to whole ones: a number is already milliseconds, a string is a
  * duration such as `'500ms'`, `'30s'`, `'2m'` or `'1h'`. Undefined when the value is not a duration
- * of at least 1 ms ({@link MIN_DURATION_MS}).
+ * from 1 ms ({@link MIN_DURATION_MS}) to about 24 days ({@link MAX_DURATION_MS}).
  */
 export function parseDurationMs(value: unknown): number | undefined {
   const ms = rawDurationMs(value);
-  return ms !== undefined && ms >= MIN_DURATION_MS ? Math.round(ms) : undefined;
+  return ms !== undefined && ms >= MIN_DURATION_MS && ms <= MAX_DURATION_MS ? Math.round(ms) : undefined;
 }
 
 /**
- * A duration as an input: milliseconds, or a duration string (see {@link parseDurationMs}), of at
- * least 1 ms. The issue says which of the two is wrong: the form, or a value under 1 ms.
+ * A duration as an input: milliseconds, or a duration string (see {@link parseDurationMs}), from 1 ms
+ * to about 24 days. The issue says which is wrong: the form, or a value out of that range.
  */
 export const durationSchema = z.union([
-  z.number().min(MIN_DURATION_MS, { message: DURATION_TOO_SHORT_MESSAGE }),
+  z.number().min(MIN_DURATION_MS, { message: DURATION_TOO_SHORT_MESSAGE }).max(MAX_DURATION_MS, { message: DURATION_TOO_LONG_MESSAGE }),
   z.string().superRefine((value, ctx) => {
     const ms = rawDurationMs(value);
     if (ms === undefined) ctx.addIssue({ code: 'custom', message: DURATION_MESSAGE });
     else if (ms < MIN_DURATION_MS) ctx.addIssue({ code: 'custom', message: DURATION_TOO_SHORT_MESSAGE });
+    else if (ms > MAX_DURATION_MS) ctx.addIssue({ code: 'custom', message: DURATION_TOO_LONG_MESSAGE });
   }),
 ]);

@@ -132,10 +132,17 @@ describe('profile validation on save', () => {
         const err = await refused({ ...definition(tooShort), name: 'sub_millisecond' });
         expect(err.issues).toContainEqual({ path: field, message: expect.stringMatching(/^must be at least 1 ms/) });
       }
+      // And longer than a timer holds (Node sets it to 1 ms, with a warning): refused as well. A
+      // limit's own maximum (1 h) may speak first; a duration message comes either way.
+      for (const tooLong of ['600h', 2_147_483_648]) {
+        const err = await refused({ ...definition(tooLong), name: 'beyond_timers' });
+        expect(err.issues).toContainEqual({ path: field, message: expect.stringMatching(/^must be at most/) });
+      }
       expect((await service.apply({ ...definition('1ms'), name: 'one_millisecond' })).name).toBe('one_millisecond');
       expect((await service.apply({ ...definition(1), name: 'one_millisecond' })).name).toBe('one_millisecond');
     }
     expect(await rowsHolding('sub_millisecond')).toBe(0);
+    expect(await rowsHolding('beyond_timers')).toBe(0);
   });
 
   test('a profile may leave out what Vault secrets or workflow overrides supply', async () => {
