@@ -2,7 +2,7 @@
 // adds what only an activity has: the cancellation signal, heartbeats, the attempt, and one log line
 // per finished call.
 import { Context, log } from '@temporalio/activity';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { parseDurationMs } from '../connectors/durations';
 import { transientFailure } from '../connectors/errors';
@@ -146,6 +146,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
             // Each attempt of a call with limits is an activity of its own, so the workflow counts them.
             attempt: input.slot?.attempt ?? activity.info.attempt,
             onResolved: (call) => (resolved = call),
+            idempotencyKey: execution.standalone ? undefined : idempotencyKeyOf(execution),
             beforeSend: async () => {
               if (lease && limits && name) {
                 const answer = await limiter.start(name, lease, execution, limits).catch((err: unknown) => Promise.reject(storeFailure(err)));
@@ -226,6 +227,15 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       throw storeFailure(err);
     }
   }
+}
+
+/**
+ * The idempotency key of a `connection`'s call: a hash of its workflow ID, which every attempt, re-run
+ * (reset) and replay of that connection shares, and no other connection has. Hashed, so that a
+ * business ID in a parent's workflow ID does not travel to the external system as it is.
+ */
+function idempotencyKeyOf(execution: Execution): string {
+  return `tc-${createHash('sha256').update(execution.workflowId).digest('hex').slice(0, 32)}`;
 }
 
 /** The workflow execution an activity runs for, as the server reports it (never as its input says). */

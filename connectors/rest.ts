@@ -110,6 +110,14 @@ export const restSchema = z
         description: "Per-request timeout covering connect, headers and body: milliseconds (a number) or a duration string such as '500ms', '30s', '2m'. Default 30 s.",
         examples: ['10s', 5000],
       }),
+    idempotency_key: z
+      .union([z.literal(false), headerName])
+      .optional()
+      .meta({
+        description:
+          'Header that carries an idempotency key on `invoke`, e.g. `Idempotency-Key`, or `false` for none: the key is derived from the `connection` workflow ID, the same on every attempt, re-run and replay of one call and different for every other, so an API that honours it drops a call made twice (a worker that died mid-call, a Temporal outage). A key set in `headers` wins. Default: none.',
+        examples: ['Idempotency-Key'],
+      }),
     response_format: z
       .enum(['auto', 'json', 'text'])
       .default('auto')
@@ -506,7 +514,12 @@ export function createRestConnector(options: RestConnectorOptions = {}): Connect
     schema: restSchema,
     // Marked on the fields of restSchema (`sensitive`, `sensitiveEntries`), and derived from there.
     sensitive: REST_SENSITIVE,
-    invoke: (inputs, ctx) => send(prepareRequest(inputs), inputs, ctx, agents),
+    invoke: (inputs, ctx) => {
+      const prepared = prepareRequest(inputs);
+      const header = inputs.idempotency_key;
+      if (header && ctx.idempotencyKey && !hasHeader(prepared.headers, header)) prepared.headers[header] = ctx.idempotencyKey;
+      return send(prepared, inputs, ctx, agents);
+    },
     test: (inputs, ctx) => testRest(inputs, ctx, agents),
     async introspect(inputs, ctx) {
       if (!inputs.openapi_path) {

@@ -16,6 +16,12 @@ export interface InvokeContext {
    * undefined for inline ones (which must not keep pools).
    */
   poolKey?: string;
+  /**
+   * The same on every attempt, re-run and replay of one `connection` (derived from its workflow ID),
+   * and different for every other: what a type sends as an idempotency key, so that a system that
+   * honours one drops a repeated call. Undefined outside a workflow (the CLI's and the API's runs).
+   */
+  idempotencyKey?: string;
 }
 
 

@@ -122,6 +122,8 @@ export interface RunContext {
    * that sends, as late as it can be taken. Default: none.
    */
   beforeSend?(): Promise<void>;
+  /** Handed to the type as {@link InvokeContext.idempotencyKey}. Default: none. */
+  idempotencyKey?: string;
 }
 
 /**
@@ -281,7 +283,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         runContext.onResolved?.({ connector: call.requested, via: call.via });
         const { type, poolKey } = call;
         if (poolKey) registry.retireOlderVersions(poolKey);
-        const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey };
+        const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey, idempotencyKey: runContext.idempotencyKey };
 
         let output: unknown; // 6: the action
         const action = input.action ?? 'invoke';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import vault from 'node-vault';
 import { MASK } from '../../core/inputs';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
@@ -114,6 +115,27 @@ describe('connections through the connector worker', () => {
       if (!found.includes(result.workflowId!)) await new Promise((r) => setTimeout(r, 200));
     }
     expect(found).toContain(result.workflowId);
+  });
+
+  test('with idempotency_key, every attempt of one connection sends the same key, derived from its workflow ID, and another connection another key', async () => {
+    const connector = uniqueName('idem').toLowerCase();
+    await h.service.apply({ name: connector, type: 'REST', value: { base_url: api.url, idempotency_key: 'Idempotency-Key' } });
+    const from = api.requests.length;
+    api.respondWith({ status: 503 }); // attempt 1 fails after reaching the API: attempt 2 must carry the same key
+    const first = await h.call(connector, { method: 'post', data: { amount: 1 } });
+    expect(first.result.details).toMatchObject({ attempt: 2 });
+    const second = await h.call(connector, { method: 'post', data: { amount: 1 } });
+    const keys = api.requests.slice(from).map((r) => r.headers['idempotency-key']);
+    const keyOf = (workflowId: string) => `tc-${createHash('sha256').update(workflowId).digest('hex').slice(0, 32)}`;
+    expect(keys).toEqual([keyOf(first.result.workflowId!), keyOf(first.result.workflowId!), keyOf(second.result.workflowId!)]);
+    expect(keys[2]).not.toBe(keys[0]);
+    // Off by default, and a key the call sets itself wins.
+    const plain = uniqueName('noidem').toLowerCase();
+    await h.service.apply({ name: plain, type: 'REST', value: { base_url: api.url } });
+    await h.call(plain);
+    expect(api.requests[api.requests.length - 1].headers['idempotency-key']).toBeUndefined();
+    await h.call(connector, { headers: { 'Idempotency-Key': 'order-42' } });
+    expect(api.requests[api.requests.length - 1].headers['idempotency-key']).toBe('order-42');
   });
 
   test('an inline connector runs without being stored', async () => {
