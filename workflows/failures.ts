@@ -32,6 +32,21 @@ export const FailureType = {
   /** Any other failure of the external call. */
   External: 'Connector.External.Error',
   /**
+   * The external system refused the connector's credentials (a wrong password, key, passphrase or
+   * token, or a user it does not know). Not retried: the message names the connector to fix.
+   */
+  AuthRefused: 'Connector.External.Auth',
+  /**
+   * The SSH server offered a host key the connector does not pin (`host_key`): refused before any
+   * credential was sent. Not retried; details: `{ offered }`, the SHA256 fingerprint to pin once checked.
+   */
+  HostKeyMismatch: 'Connector.HostKeyMismatch',
+  /**
+   * A remote command ended with a non-zero exit code the call does not accept. Not retried by
+   * default; details: `{ exit_code, signal, stdout, stderr }` (bounded, redacted).
+   */
+  RemoteExitCode: 'Connector.Remote.ExitCode',
+  /**
    * A call with `limits` found, right before sending, that it may not send now: its slot's lease ran
    * out (while its activity task was queued, say) or belongs to another execution, or the rate window
    * is full. Nothing was sent. Retried: the `connection` workflow waits `nextRetryDelay` and asks for a

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { aptInstall, canAptInstall } from './apt';
 import { findOnPath, isExecutable } from './binaries';
 
 /** Flags for headless Chromium on a closed network: without the background-networking ones it keeps dialling out. */
@@ -27,30 +27,14 @@ export async function ensureChromium(log: (line: string) => void = (l) => proces
     const found = await findOnPath(name);
     if (found) return found;
   }
-  const aptGet = await findOnPath('apt-get');
-  if (!aptGet || process.getuid?.() !== 0) {
+  if (!(await canAptInstall())) {
     throw new Error(
       'Chromium is needed for the Web UI test and was not found (tried CHROMIUM_PATH and chromium on PATH). ' +
         "Install Debian's package (apt-get install chromium), or set CHROMIUM_PATH; as root the test setup installs it itself.",
     );
   }
-  log('[devstack] installing Debian chromium with apt-get (first run only; about a minute)...');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await run(aptGet, ['update', '-qq'], env);
-  await run(aptGet, ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], env);
+  await aptInstall(['chromium'], log);
   const installed = await findOnPath('chromium');
   if (!installed) throw new Error('apt-get installed chromium, but no `chromium` is on PATH afterwards.');
   return installed;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' ')}`)),
-    );
-  });
 }
