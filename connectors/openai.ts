@@ -15,6 +15,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, type C
 import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, httpStatusFailure, networkFailure, permanentFailure, transientFailure } from './errors';
+import { idempotencyHeaders, idempotencyKeyInput } from './http-headers';
 import { PoolManager, type PoolOptions } from './pools';
 import { durationSchema, parseDurationMs } from './durations';
 import { sensitive, sensitivePaths } from './sensitivity';
@@ -67,6 +68,7 @@ const openaiInputs = {
         "Longest a call may take, from sending the request to having the whole answer: milliseconds (a number) or a duration string such as '500ms', '30s', '2m'. Default 60 s. There is no retry setting: the SDK's own retries are off, since Temporal retries the activity.",
       examples: ['2m', 30000],
     }),
+  idempotency_key: idempotencyKeyInput('every operation but `models.list`'),
   operation: z
     .enum(OPENAI_OPERATIONS)
     .default('models.list')
@@ -116,7 +118,7 @@ const openaiInputs = {
 
 type RequestParameter = Exclude<
   keyof typeof openaiInputs,
-  'base_url' | 'api_key' | 'organization' | 'project' | 'default_model' | 'timeout' | 'operation' | 'model' | 'stream' | 'extra_body'
+  'base_url' | 'api_key' | 'organization' | 'project' | 'default_model' | 'timeout' | 'idempotency_key' | 'operation' | 'model' | 'stream' | 'extra_body'
 >;
 
 /** The request parameters each operation sends; others given in the inputs are left out of its request. */
@@ -394,7 +396,8 @@ export function createOpenAiConnector(options: OpenAiConnectorOptions = {}): Con
     sensitive: OPENAI_SENSITIVE,
     async invoke(inputs, ctx) {
       try {
-        return await call(inputs, ctx, (client, requestOptions) => perform(client, inputs, requestOptions));
+        const headers = inputs.operation === 'models.list' ? {} : idempotencyHeaders(inputs.idempotency_key, ctx);
+        return await call(inputs, ctx, (client, requestOptions) => perform(client, inputs, { ...requestOptions, headers }));
       } catch (err) {
         throw openAiFailure(err, inputs, ctx);
       }

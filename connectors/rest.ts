@@ -9,6 +9,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { durationSchema, parseDurationMs } from './durations';
 import { FailureType, describeNetworkError, errorCode, httpStatusFailure, networkFailure, permanentFailure } from './errors';
+import { headerName, headerValue, hasHeader, idempotencyHeaders, idempotencyKeyInput } from './http-headers';
 import { PoolManager, type PoolOptions } from './pools';
 import { SECRET_HEADER_NAMES, sensitive, sensitiveEntries, sensitivePaths } from './sensitivity';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
@@ -22,15 +23,9 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 export { parseDurationMs } from './durations';
 
 // RFC 9110 token characters; undici would refuse anything else, with a less helpful message.
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// CR, LF and NUL would let a value smuggle extra headers.
-const HEADER_VALUE = /^[^\r\n\0]*$/;
-
 // A key sent in one of these would move the call (Host picks the virtual host) or break its framing,
 // and land in every proxy's logs: the destination check reads `headers`, not the auth header's name.
 const ROUTING_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'upgrade', 'keep-alive', 'proxy-connection']);
-const headerName = z.string().regex(HEADER_NAME, { message: 'header names must be HTTP tokens (letters, digits, - and _)' });
-const headerValue = z.string().regex(HEADER_VALUE, { message: 'header values must not contain line breaks or NUL' });
 const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an absolute http:// or https:// URL' });
 const queryScalar = z.union([z.string(), z.number(), z.boolean()]);
 const formValue = z.union([queryScalar, z.array(queryScalar)]);
@@ -110,14 +105,7 @@ export const restSchema = z
         description: "Per-request timeout covering connect, headers and body: milliseconds (a number) or a duration string such as '500ms', '30s', '2m'. Default 30 s.",
         examples: ['10s', 5000],
       }),
-    idempotency_key: z
-      .union([z.literal(false), headerName])
-      .optional()
-      .meta({
-        description:
-          'Header that carries an idempotency key on `invoke`, e.g. `Idempotency-Key`, or `false` for none: the key is derived from the `connection` workflow ID, the same on every attempt, re-run and replay of one call and different for every other, so an API that honours it drops a call made twice (a worker that died mid-call, a Temporal outage). A key set in `headers` wins. Default: none.',
-        examples: ['Idempotency-Key'],
-      }),
+    idempotency_key: idempotencyKeyInput('`invoke`'),
     response_format: z
       .enum(['auto', 'json', 'text'])
       .default('auto')
@@ -239,11 +227,6 @@ function describeTarget(method: string, url: URL): string {
 function withoutHeader(headers: Record<string, string>, name: string): Record<string, string> {
   const lower = name.toLowerCase();
   return Object.fromEntries(Object.entries(headers).filter(([key]) => key.toLowerCase() !== lower));
-}
-
-function hasHeader(headers: Record<string, string>, name: string): boolean {
-  const lower = name.toLowerCase();
-  return Object.keys(headers).some((key) => key.toLowerCase() === lower);
 }
 
 function basicCredentials(username: string, password: string): string {
@@ -516,8 +499,7 @@ export function createRestConnector(options: RestConnectorOptions = {}): Connect
     sensitive: REST_SENSITIVE,
     invoke: (inputs, ctx) => {
       const prepared = prepareRequest(inputs);
-      const header = inputs.idempotency_key;
-      if (header && ctx.idempotencyKey && !hasHeader(prepared.headers, header)) prepared.headers[header] = ctx.idempotencyKey;
+      Object.assign(prepared.headers, idempotencyHeaders(inputs.idempotency_key, ctx, prepared.headers));
       return send(prepared, inputs, ctx, agents);
     },
     test: (inputs, ctx) => testRest(inputs, ctx, agents),

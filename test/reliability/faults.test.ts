@@ -480,7 +480,7 @@ describe('connections in flight when a dependency fails', () => {
    */
   function workerKillCase(how: string, localActivity: boolean, { replaceKilled }: { replaceKilled: boolean }): void {
     describe('with two connector workers in processes of their own', () => {
-      test(`a connector worker killed with SIGKILL during several slow calls ${how}: the other worker finishes them, and the parent gets one result each`, async () => {
+      test(`a connector worker killed with SIGKILL during several slow calls ${how}: the other worker finishes them, the repeated request carries the same Idempotency-Key, and the parent gets one result each`, async () => {
         // Both running: the ones started with the file, or the survivor of the case before and its replacement.
         const workers = await failoverWorkers;
         const CALLS = 6;
@@ -497,7 +497,7 @@ describe('connections in flight when a dependency fails', () => {
           if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ key: request.path, request: n }));
         });
         const calls: CallArgs[] = Array.from({ length: CALLS }, (_, i) => ({
-          connector: { type: 'REST', url: `${api!.url}/slow/${i}` },
+          connector: { type: 'REST', url: `${api!.url}/slow/${i}`, idempotency_key: 'Idempotency-Key' },
           options: { taskQueue: failoverQueue, timeout: '60s', localActivity, retry: { initialInterval: '200ms', maximumAttempts: 3 } },
         }));
         const parent = await startParent('worker-kill', calls);
@@ -519,6 +519,7 @@ describe('connections in flight when a dependency fails', () => {
 
           const outcomes = (await withinMs(parent.result(), 45_000, 'the calls finishing on the surviving worker')) as CallOutcome[];
           const byKey = requestsByKey(api.requests);
+          const firstKeys = new Set<string>();
           for (const [i, outcome] of outcomes.entries()) {
             const id = childIds[i];
             const retried = lost.has(id);
@@ -528,6 +529,11 @@ describe('connections in flight when a dependency fails', () => {
             expect(outcome.details!.attempt).toBe(retried && !localActivity ? 2 : 1);
             // The lost attempt's request had reached the server: a call retried after its worker died is made twice.
             expect(byKey.get(`/slow/${i}`)).toHaveLength(retried ? 2 : 1);
+            // ...with the same Idempotency-Key both times, so an API that honours one drops the repeat.
+            const keys = byKey.get(`/slow/${i}`)!.map((r) => r.headers['idempotency-key']);
+            expect(keys[0]).toMatch(/^tc-[0-9a-f]{32}$/);
+            expect(new Set(keys).size).toBe(1);
+            firstKeys.add(keys[0] as string);
             expect(outcome.details!.output).toMatchObject({ status: 200, body: { key: `/slow/${i}`, request: retried ? 2 : 1 } });
 
             const events = await historyEvents(h, id);
@@ -547,6 +553,7 @@ describe('connections in flight when a dependency fails', () => {
               expect(events.filter((e) => e.activityTaskCompletedEventAttributes)).toHaveLength(1);
             }
           }
+          expect(firstKeys.size).toBe(CALLS); // one key per call
           // One result per call reached the parent.
           const completed = (await parent.fetchHistory()).events!.flatMap((e) =>
             e.childWorkflowExecutionCompletedEventAttributes ? [e.childWorkflowExecutionCompletedEventAttributes.workflowExecution!.workflowId] : [],

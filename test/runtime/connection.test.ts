@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import vault from 'node-vault';
 import { MASK } from '../../core/inputs';
 import { startTestHttpServer, type TestHttpServer } from '../fixtures/http-server';
+import { FIXTURE_API_KEY, startOpenAiServer } from '../fixtures/openai-server';
 import type { CallOutcome } from '../fixtures/connector-workflows';
 import type { ConnectionOptions } from '../../workflows';
 import { callSummary, historyText, startHarness, type Harness } from '../support/harness';
@@ -136,6 +137,24 @@ describe('connections through the connector worker', () => {
     expect(api.requests[api.requests.length - 1].headers['idempotency-key']).toBeUndefined();
     await h.call(connector, { headers: { 'Idempotency-Key': 'order-42' } });
     expect(api.requests[api.requests.length - 1].headers['idempotency-key']).toBe('order-42');
+  });
+
+  test('OPENAI with idempotency_key: a chat completion retried after a 503 sends the same key on both attempts', async () => {
+    const model = await startOpenAiServer();
+    try {
+      const connector = uniqueName('idem_llm').toLowerCase();
+      await h.service.apply({ name: connector, type: 'OPENAI', value: { base_url: model.url, api_key: FIXTURE_API_KEY, default_model: 'gpt-4o-mini', idempotency_key: 'Idempotency-Key' } });
+      model.failNext(503);
+      const call = await h.call(connector, { operation: 'chat.completions', messages: [{ role: 'user', content: 'hello' }] });
+      expect(call.result.details).toMatchObject({ attempt: 2 });
+      const keys = model.requests.filter((r) => r.path === '/v1/chat/completions').map((r) => r.headers['idempotency-key']);
+      expect(keys).toEqual([
+        `tc-${createHash('sha256').update(call.result.workflowId!).digest('hex').slice(0, 32)}`,
+        `tc-${createHash('sha256').update(call.result.workflowId!).digest('hex').slice(0, 32)}`,
+      ]);
+    } finally {
+      await model.close();
+    }
   });
 
   test('an inline connector runs without being stored', async () => {
