@@ -165,7 +165,12 @@ export interface ConnectionResult<Output = unknown> {
   /** Which layer each input came from: `profile`, `vault:<path>`, `override` or `inline`. */
   sources: Record<string, string>;
   duration_ms: number;
-  /** Which attempt of the external call succeeded, from 1. */
+  /**
+   * Which attempt of the external call succeeded, from 1, as Temporal recorded it. Not a count of the
+   * requests the system received: a call run as a local activity whose worker or Temporal server was
+   * lost mid-call runs again with the same attempt number, so the system may have received it more
+   * than once. Calls that must not happen twice set `idempotency_key` (README, "REST").
+   */
   attempt: number;
 }
 
