@@ -425,7 +425,9 @@ function smtpFailure(err: unknown, inputs: SmtpInputs): ApplicationFailure {
     return permanentFailure(FailureType.External, `${server}: TLS could not be set up, so nothing was sent: ${why}`, details);
   }
   if (code === 'ETIMEDOUT' || cause === 'ETIMEDOUT') {
-    return transientFailure(FailureType.Timeout, `${server} did not answer in time (connect_timeout ${inputs.connect_timeout}, timeout ${inputs.timeout})`, { details });
+    const connectMs = parseDurationMs(inputs.connect_timeout) ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const silenceMs = parseDurationMs(inputs.timeout) ?? DEFAULT_TIMEOUT_MS;
+    return transientFailure(FailureType.Timeout, `${server} did not answer in time (connect_timeout ${connectMs} ms, timeout ${silenceMs} ms)`, { details });
   }
   if (status !== undefined) {
     const what = `${server} answered ${e.command ? `${e.command} ` : ''}with ${said || status}`;
@@ -436,7 +438,7 @@ function smtpFailure(err: unknown, inputs: SmtpInputs): ApplicationFailure {
   if (code === 'EENVELOPE') return permanentFailure(FailureType.InvalidInput, `SMTP: the envelope is not usable (check from, to, cc and bcc)`, details);
   if (cause && cause !== code) return transientFailure(FailureType.Network, `${server} failed: ${describeNetworkError({ code: cause })}`, { details: { ...details, code: cause } });
   if (code === 'ECONNECTION' || code === 'ESOCKET' || code === 'EDNS' || code === 'ECONNRESET') {
-    return transientFailure(FailureType.Network, `${server} failed: the connection was closed before the server answered`, { details });
+    return transientFailure(FailureType.Network, `${server} failed: the connection was closed before the server's answer arrived`, { details });
   }
   return transientFailure(FailureType.External, `${server} failed${code ? ` (${code})` : ''}`, { details });
 }
