@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
 import { startManagementApi, type RunningManagementApi } from '../../api/server';
 import { smtpConnector, smtpDestination, smtpSchema, describeSmtpCall, type SmtpIntrospection, type SmtpSendResult } from '../../connectors/smtp';
 import { sensitivePaths } from '../../connectors/sensitivity';
@@ -40,6 +41,24 @@ describe('SMTP connector (fast: schema, destination, summary)', () => {
   test('the password is its only secret, marked in the schema', () => {
     expect(sensitivePaths(smtpSchema)).toEqual(['auth.password']);
     expect(smtpConnector.sensitive).toEqual(['auth.password']);
+  });
+
+  test('the JSON Schema forms and `connectors types` show describes every input, down to each field of an attachment', () => {
+    type Node = { properties?: Record<string, Node>; anyOf?: Node[]; oneOf?: Node[]; items?: Node; description?: string };
+    const found: Record<string, string | undefined> = {};
+    const walk = (node: Node | undefined, at: string) => {
+      if (!node || typeof node !== 'object') return;
+      for (const [key, child] of Object.entries(node.properties ?? {})) {
+        const path = at ? `${at}.${key}` : key;
+        found[path] ??= child.description;
+        walk(child, path);
+      }
+      for (const variant of [...(node.anyOf ?? []), ...(node.oneOf ?? [])]) walk(variant, at);
+      if (node.items) walk(node.items, `${at}[]`);
+    };
+    walk(z.toJSONSchema(smtpSchema, { io: 'input', unrepresentable: 'any' }) as Node, '');
+    expect(Object.keys(found)).toEqual(expect.arrayContaining(['host', 'security', 'tls.ca', 'auth.password', 'allowed_recipients', 'to', 'bcc', 'attachments[].encoding', 'attachments[].content_id']));
+    expect(Object.entries(found).filter(([, d]) => typeof d !== 'string' || d.length < 10).map(([path]) => path)).toEqual([]);
   });
 
   test('the destination is host:port with TLS facts in the SQL style; plain SMTP is the bare address', () => {
