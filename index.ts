@@ -16,6 +16,7 @@ export { openaiConnector, createOpenAiConnector } from './connectors/openai';
 export { agentConnector } from './connectors/agent';
 export { postgresConnector, createPostgresConnector } from './connectors/postgres';
 export { mysqlConnector, createMysqlConnector } from './connectors/mysql';
+export { smtpConnector } from './connectors/smtp';
 export { createSqlConnector, type SqlDriver, type SqlConnectorOptions } from './connectors/sql';
 export type { ConnectorType, InvokeContext, ConnectionTestResult } from './connectors/types';
 export type { PoolOptions } from './connectors/pools';

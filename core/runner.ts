@@ -304,10 +304,28 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
           attempt: runContext.attempt ?? 1,
         };
       } catch (err) {
-        throw toFailure(err, call?.redactor ?? new Redactor([]));
+        throw toFailure(namingConnector(err, call), call?.redactor ?? new Redactor([]));
       }
     },
   };
+}
+
+/**
+ * A refused login names the connector whose credentials to fix (`connector billing_mail: …`): the
+ * type that reports it knows the server and the user, not which stored connector it ran for.
+ */
+function namingConnector(err: unknown, call: ResolvedCall | undefined): unknown {
+  if (!(err instanceof ApplicationFailure) || err.type !== FailureType.AuthRefused || !call) return err;
+  const owner = call.via ?? call.requested;
+  const subject = owner.name ? `connector ${owner.name}` : `inline ${owner.type} connector`;
+  if (err.message.startsWith(`${subject}:`)) return err;
+  return ApplicationFailure.create({
+    type: err.type,
+    message: `${subject}: ${err.message}`,
+    nonRetryable: err.nonRetryable ?? true,
+    details: err.details ?? [],
+    nextRetryDelay: err.nextRetryDelay ?? undefined,
+  });
 }
 
 /** The override layer, after refusing malformed overrides and locked fields. */

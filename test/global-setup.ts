@@ -1,7 +1,9 @@
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { ensureConsoleAssets } from '../scripts/build-console';
+import { resolveBinary } from '../scripts/devstack/binaries';
 import { ensureChromium } from '../scripts/devstack/chromium';
+import { MAILPIT_SERVER } from '../scripts/devstack/mailpit';
 import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
 import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
@@ -31,7 +33,7 @@ function logTo(file: string): (line: string) => void {
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   resetLeakSweep();
-  const [temporal, vault, database, chromium, bundles, consoleAssets] = await Promise.allSettled([
+  const [temporal, vault, database, chromium, bundles, consoleAssets, mailpit] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),
     createScratchDatabase(),
@@ -39,6 +41,9 @@ export default async function globalSetup(): Promise<void> {
     bundlePrebuiltWorkflows(),
     // The connector console's page, built from console/ when missing or older than its sources.
     ensureConsoleAssets(),
+    // Only found or built here (about 7 minutes the first time, beside Vault's 25): the SMTP tests
+    // start Mailpits of their own, each with its users and certificate, in a second.
+    resolveBinary(MAILPIT_SERVER),
   ]);
   const stack: RunningStack = {
     temporal: temporal.status === 'fulfilled' ? temporal.value : undefined,
@@ -47,7 +52,7 @@ export default async function globalSetup(): Promise<void> {
     bundles: bundles.status === 'fulfilled' ? bundles.value : undefined,
   };
   globalThis.__TC_STACK__ = stack;
-  const failures = [temporal, vault, database, chromium, bundles, consoleAssets].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failures = [temporal, vault, database, chromium, bundles, consoleAssets, mailpit].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     await stopStack(stack);
     const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;

@@ -15,6 +15,7 @@ const EXPECTED_SECONDS = {
   'test/runtime/limits.test.ts': 40,
   'test/cli/worker.test.ts': 28,
   'test/reliability/load.test.ts': 27,
+  'test/connectors/smtp.test.ts': 24,
   'test/main-job.test.ts': 20,
   'test/reliability/fuzz.test.ts': 20,
   'test/console/console-editing.test.ts': 20,

@@ -15,6 +15,7 @@ const DECLARED_BY_HAND: Record<string, readonly string[]> = {
   OPENAI: ['api_key'],
   POSTGRES: ['password'],
   MYSQL: ['password'],
+  SMTP: ['auth.password'],
   AGENT: [],
 };
 
