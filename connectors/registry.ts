@@ -1,4 +1,5 @@
 import { agentConnector } from './agent';
+import { mcpConnector } from './mcp';
 import { mysqlConnector } from './mysql';
 import { openaiConnector } from './openai';
 import { postgresConnector } from './postgres';
@@ -47,4 +48,4 @@ export class ConnectorRegistry {
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, agentConnector] as unknown as AnyConnectorType[];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, mcpConnector, agentConnector] as unknown as AnyConnectorType[];

@@ -22,6 +22,17 @@ export interface InvokeContext {
    * honours one drops a repeated call. Undefined outside a workflow (the CLI's and the API's runs).
    */
   idempotencyKey?: string;
+  /** Name of the stored connector, for messages that must say which one to fix; undefined for inline ones. */
+  connector?: string;
+}
+
+/** A tool a connector offers an agent: what the model is told about it. */
+export interface ConnectorTool {
+  name: string;
+  title?: string;
+  description?: string;
+  /** JSON Schema of the tool's arguments. */
+  input_schema: unknown;
 }
 
 
@@ -66,6 +77,13 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
    * send them elsewhere. A type without it can reach only what its inputs name, whoever gives them.
    */
   destination?(inputs: Record<string, unknown>): string | undefined;
+  /**
+   * For types that offer tools to an agent (MCP): the tools the system behind these inputs offers.
+   * An AGENT may name a connector in `tool_connectors` only when its type has this and {@link toolCall}.
+   */
+  tools?(inputs: z.output<Schema>, context: InvokeContext): Promise<ConnectorTool[]>;
+  /** The overrides that make `invoke` call tool `tool` with `args` and return its result as data (a tool error included). */
+  toolCall?(tool: string, args: Record<string, unknown>): Record<string, unknown>;
   /** Closes pools kept for `poolKey` (when their calls end), or all of them now when no key is given. */
   close?(poolKey?: string): Promise<void>;
   /** The pools the type keeps (connectors/pools.ts), so that newer connector versions retire older ones' pools. */

@@ -15,6 +15,8 @@ const DECLARED_BY_HAND: Record<string, readonly string[]> = {
   OPENAI: ['api_key'],
   POSTGRES: ['password'],
   MYSQL: ['password'],
+  // Added after the marks: its secrets were marked on the schema from the start.
+  MCP: ['bearer_token', 'headers.authorization'],
   AGENT: [],
 };
 
