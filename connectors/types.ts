@@ -110,7 +110,31 @@ export interface DelegatingConnectorType<Schema extends z.ZodType = z.ZodType> {
   /** As {@link ConnectorType.sensitive}. */
   sensitive: readonly string[];
   delegate(inputs: z.output<Schema>): DelegatedCall;
+  /**
+   * For a call that takes several turns (an agent with tools): the conversation to run instead of the
+   * one delegated call, or undefined to make that one call. The runner gives it a {@link ConversationPort},
+   * through which every call goes through its own connector. Default: none.
+   */
+  conversation?(inputs: z.output<Schema>): ((port: ConversationPort) => Promise<unknown>) | undefined;
   describeCall?(inputs: Record<string, unknown>): string | undefined;
+}
+
+/**
+ * What a conversation may do, each through a stored connector resolved as any call is (its own
+ * secrets, Vault, locked fields, destination rule and limits). Every output comes back redacted of
+ * the secrets of the call that produced it, so what one connector sends never carries another's.
+ */
+export interface ConversationPort {
+  /** Who converses, for messages: `agent support_agent`, or `inline AGENT connector`. */
+  subject: string;
+  /** One call of the delegated connector (the model), with `overrides` on top of those `delegate` gives. */
+  model(overrides: Record<string, unknown>): Promise<unknown>;
+  /** The tools stored connector `connector` offers; refused when its type offers none. */
+  tools(connector: string): Promise<ConnectorTool[]>;
+  /** Calls tool `tool` of stored connector `connector` with `args`; its result, a tool error included. */
+  callTool(connector: string, tool: string, args: Record<string, unknown>): Promise<unknown>;
+  /** Records progress on long conversations (the activity's heartbeat details). */
+  heartbeat(details: unknown): void;
 }
 
 /** Every kind of type the registry holds. */
