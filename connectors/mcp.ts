@@ -50,10 +50,8 @@ const mcpInputs = {
   bearer_token: sensitive(z.string().min(1).describe('Sent as `Authorization: Bearer <bearer_token>`. Default: none.')).optional(),
   headers: sensitiveEntries(
     z
-      .record(
-        z.string().refine((name) => name.toLowerCase() !== 'host', { message: 'a Host header is not supported: the destination is the origin of url' }),
-        z.string(),
-      )
+      .record(z.string(), z.string())
+      .refine((headers) => !Object.keys(headers).some((name) => name.toLowerCase() === 'host'), { message: 'a Host header is not supported: the destination is the origin of url' })
       .optional()
       .describe('Further request headers, e.g. an API key header. Those named like credentials (`Authorization`, `*token*`, `*key*`, ...) are secrets. Default: none.'),
     SECRET_HEADER_NAMES,
@@ -190,6 +188,11 @@ function newSession(): McpSession {
 function clientOf(session: McpSession, inputs: McpInputs): Promise<Client> {
   if (!session.connecting) {
     const fetchAnswer = async (url: string | URL, init?: RequestInit) => {
+      // The optional GET stream carries only what the server starts itself (notifications, requests to
+      // the client), none of which this client takes: answers come on each POST. Kept open, it would
+      // hold a request in flight per pooled session, and keep a CLI process from ending. A 405 is how
+      // the protocol says "no such stream", and the SDK goes on without one.
+      if (init?.method === 'GET') return new Response(null, { status: 405, statusText: 'Method Not Allowed' });
       const response = await undiciFetch(url, { ...(init as object), dispatcher: session.agent } as Parameters<typeof undiciFetch>[1]);
       // The SDK turns a refused POST into an error whose text is the server's body, and drops the
       // status's headers: keep both facts (401 versus 503, Retry-After) and none of the body.

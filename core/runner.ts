@@ -284,6 +284,9 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
     const { model, source, chain, secrets } = conversation;
     const toolTypes = new Map<string, ConnectorType>();
     let calls = 0;
+    // The step in flight, kept as the heartbeat details while its call heartbeats without details of its own.
+    let progress: unknown;
+    const heartbeat = (details?: unknown) => context.heartbeat(details ?? progress);
     const through = async (sub: ResolvedCall, perform: (type: ConnectorType, inputs: unknown, ctx: InvokeContext) => Promise<unknown>) => {
       const name = sub.via?.name ?? sub.requested.name ?? undefined;
       if (sub.poolKey) registry.retireOlderVersions(sub.poolKey);
@@ -294,7 +297,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         // the same order as long as the model answers the same): one key for all would let a system
         // that honours it drop every call after the first.
         const idempotencyKey = context.idempotencyKey === undefined ? undefined : `${context.idempotencyKey}-${++calls}`;
-        const output = await perform(sub.type, sub.inputs, { ...context, poolKey: sub.poolKey, connector: name, idempotencyKey });
+        const output = await perform(sub.type, sub.inputs, { ...context, heartbeat, poolKey: sub.poolKey, connector: name, idempotencyKey });
         return sub.redactor.value(output);
       } catch (err) {
         throw toFailure(err, sub.redactor);
@@ -312,7 +315,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         if (!sub.type.tools || !sub.type.toolCall || sub.via?.name !== connector) {
           throw permanentFailure(
             FailureType.InvalidInput,
-            `${subject}: tool_connectors names ${connector}, a ${sub.via?.name === connector ? sub.type.name : 'delegating'} connector, which offers no tools (MCP connectors do)`,
+            `${subject}: tool_connectors names ${connector} (${sub.via?.name === connector ? `type ${sub.type.name}` : 'a delegating connector'}), which offers no tools (MCP connectors do)`,
           );
         }
         toolTypes.set(connector, sub.type);
@@ -323,7 +326,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         if (!type) throw permanentFailure(FailureType.InvalidInput, `${subject}: ${connector} is not one of its tool connectors`);
         return through(await resolveCall(connector, type.toolCall!(tool, args), source, chain, secrets), (t, inputs, ctx) => t.invoke(inputs, ctx));
       },
-      heartbeat: (details) => context.heartbeat(details),
+      heartbeat: (details) => heartbeat((progress = details)),
     };
     return conversation.run(port);
   }
