@@ -193,6 +193,20 @@ describe('AI agent profiles', () => {
       expect(mcp.toolCalls.length - toolCallsBefore).toBe(2);
     });
 
+    test('each tool call obeys the limits of the tool connector it goes through', async () => {
+      const { desk, agent } = await agentWithTools();
+      await h.service.apply({ name: desk, type: 'MCP', value: { url: mcp.url, bearer_token: MCP_TOKEN }, limits: { rate: { calls: 2, per: '1h' } } });
+      const toolCallsBefore = mcp.toolCalls.length;
+      llm.replyNext({ tool_calls: [{ name: `${desk}__add`, arguments: { a: 1, b: 1 } }] });
+      llm.replyNext({ tool_calls: [{ name: `${desk}__add`, arguments: { a: 2, b: 2 } }] });
+      llm.replyNext({ content: 'unreachable' });
+      const { result } = await h.run<Json>('agent', { agent, messages: [{ role: 'user', content: 'add twice' }], options: options() });
+      // Listing the tools and the first call took the two starts the hour allows; the second call was not sent.
+      expect(result.error).toMatchObject({ type: 'Connector.Limits.Busy', nonRetryable: false });
+      expect(result.error.message).toContain(`connector ${desk}: the call was not sent`);
+      expect(mcp.toolCalls.slice(toolCallsBefore)).toEqual([{ name: 'add', arguments: { a: 1, b: 1 } }]);
+    });
+
     test('a tool connector that offers no tools is refused, naming it; max_steps is bounded', async () => {
       const { openai } = await agentWithTools();
       const agent = uniqueName('notools').toLowerCase();
