@@ -277,6 +277,9 @@ describe('MCP connector', () => {
       const type = await call('GET', '/v1/types/MCP');
       expect(type.json.sensitive).toContain('bearer_token');
       expect(type.json.json_schema.properties.bearer_token.sensitive).toBe(true);
+      // Every input carries its description, for forms and `connectors types`.
+      const undescribed = Object.entries(type.json.json_schema.properties as Record<string, Json>).filter(([, field]) => !field.description).map(([key]) => key);
+      expect(undescribed).toEqual([]);
       const refused = await call('PUT', '/v1/connectors/api_mcp', { type: 'MCP', value: { url: server.url, bearer_token: WRONG_TOKEN } });
       expect(refused.status).toBe(428);
       expect(outputs.join('\n')).not.toContain(TOKEN);
