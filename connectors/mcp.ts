@@ -9,11 +9,13 @@
  * validates every answer against the protocol's schemas, so this file only maps inputs, errors and pools.
  *
  * A profile holds `url` and the credentials (`bearer_token`, `headers`); a call names the `tool` and
- * its `arguments`. Stdio servers (a process the worker would start) are refused: see `command`.
+ * its `arguments`. A stdio server (`command`: a process the connector worker starts) runs only where
+ * the operator allows it with `TC_MCP_STDIO=on` at worker start (`createMcpConnector({ stdio: true })`).
  */
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -46,7 +48,8 @@ const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an absolute http
 const mcpInputs = {
   url: httpUrl
     .refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), { message: 'must not carry credentials (user:password@): give bearer_token or headers, which are kept as secrets' })
-    .meta({ description: "The server's Streamable HTTP endpoint. Required.", examples: ['https://mcp.example.com/mcp'] }),
+    .optional()
+    .meta({ description: "The server's Streamable HTTP endpoint. Required, unless `command` names a stdio server.", examples: ['https://mcp.example.com/mcp'] }),
   bearer_token: sensitive(z.string().min(1).describe('Sent as `Authorization: Bearer <bearer_token>`. Default: none.')).optional(),
   headers: sensitiveEntries(
     z
@@ -80,22 +83,37 @@ const mcpInputs = {
   uri: z.string().min(1).optional().meta({ description: 'URI of the resource to read (resources.read, required there).', examples: ['orders://recent'] }),
   prompt: z.string().min(1).optional().meta({ description: 'Name of the prompt to get (prompts.get, required there).', examples: ['summarise_order'] }),
   command: z
-    .unknown()
+    .string()
+    .min(1)
     .optional()
-    .describe(
-      'Not supported: a stdio server (a process the connector worker would start) is refused, since whoever edits a connector would choose what the worker runs. A later version may allow it where the operator sets TC_MCP_STDIO=on at worker start. Use `url`.',
-    ),
+    .meta({
+      description:
+        'A stdio server instead of `url`: the program the connector worker starts (no shell), speaking MCP on its stdin and stdout. Refused unless the operator set TC_MCP_STDIO=on at worker start, since whoever edits the connector chooses what the worker runs. Default: none.',
+      examples: ['/usr/local/bin/orders-mcp'],
+    }),
+  args: z.array(z.string()).optional().describe('Arguments of `command`. Default: none.'),
+  env: sensitiveEntries(
+    z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("Environment of `command`, on top of HOME, LOGNAME, PATH, SHELL, TERM and USER (nothing else of the worker's environment is passed on). Every value is a secret. Default: none."),
+    ['*'],
+  ),
 };
 
 /** Inputs of an MCP connector (snake_case: they are data in profiles, Vault secrets and overrides). */
 export const mcpSchema = z.strictObject(mcpInputs).superRefine((inputs, ctx) => {
-  if (inputs.command !== undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['command'],
-      message:
-        'stdio MCP servers (a process the worker would start) are not supported by this connector worker: it has no TC_MCP_STDIO setting yet; give url, a Streamable HTTP endpoint',
-    });
+  if (inputs.url === undefined && inputs.command === undefined) ctx.addIssue({ code: 'custom', path: ['url'], message: 'give url (a Streamable HTTP endpoint), or command (a stdio server)' });
+  if (inputs.url !== undefined && inputs.command !== undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'give url or command, not both' });
+  if (inputs.url === undefined) {
+    for (const key of ['bearer_token', 'headers'] as const) {
+      if (inputs[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} is sent to url only: a stdio server takes its credentials in env` });
+    }
+  }
+  if (inputs.command === undefined) {
+    for (const key of ['args', 'env'] as const) {
+      if (inputs[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} belongs to command (a stdio server)` });
+    }
   }
   // No `tool` is required when none is called: a profile names the server, and its test and
   // introspection (validated with the same schema) call no tool.
@@ -123,7 +141,15 @@ export interface McpConnectorOptions {
   heartbeatIntervalMs?: number;
   /** How long initialized clients are kept, and how many (connectors/pools.ts). Default: its defaults. */
   pools?: PoolOptions;
+  /**
+   * Whether stdio servers (`command`) may run: the operator's `TC_MCP_STDIO=on`, read at worker start.
+   * Default: false (such calls are refused, naming the setting).
+   */
+  stdio?: boolean;
 }
+
+/** The setting that allows stdio servers, for messages. */
+export const MCP_STDIO_SETTING = 'TC_MCP_STDIO';
 
 /** An HTTP answer outside 2xx to one of the client's POSTs, thrown by our fetch so that status and Retry-After survive the SDK. */
 class McpHttpStatus extends Error {
@@ -153,8 +179,9 @@ function timeoutMs(inputs: McpInputs): number {
   return parseDurationMs(inputs.timeout) ?? MCP_DEFAULT_TIMEOUT_MS;
 }
 
-/** The endpoint for messages: origin and path only, since a query string may carry a key. */
-function endpoint(url: unknown): string {
+/** The endpoint for messages: origin and path only, since a query string may carry a key; a stdio server's program (not its arguments). */
+function endpoint(url: unknown, command?: unknown): string {
+  if (command !== undefined) return `stdio ${String(command).slice(0, 200)}`;
   try {
     const parsed = new URL(String(url));
     return `${parsed.origin}${parsed.pathname}`;
@@ -165,7 +192,7 @@ function endpoint(url: unknown): string {
 
 /** `MCP <connector> <endpoint>`: which server, for messages (never credentials). */
 function describeTarget(inputs: McpInputs, ctx: InvokeContext): string {
-  return `MCP ${ctx.connector ? `connector ${ctx.connector} ` : ''}${endpoint(inputs.url)}`;
+  return `MCP ${ctx.connector ? `connector ${ctx.connector} ` : ''}${endpoint(inputs.url, inputs.command)}`;
 }
 
 function requestHeaders(inputs: McpInputs): Record<string, string> {
@@ -174,7 +201,7 @@ function requestHeaders(inputs: McpInputs): Record<string, string> {
 
 function sessionSettings(inputs: McpInputs): string {
   return createHash('sha256')
-    .update(JSON.stringify([inputs.url, inputs.bearer_token ?? null, inputs.headers ?? null]))
+    .update(JSON.stringify([inputs.url ?? null, inputs.bearer_token ?? null, inputs.headers ?? null, inputs.command ?? null, inputs.args ?? null, inputs.env ?? null]))
     .digest('hex');
 }
 
@@ -202,7 +229,7 @@ function clientOf(session: McpSession, inputs: McpInputs): Promise<Client> {
       }
       return response;
     };
-    const transport = new StreamableHTTPClientTransport(new URL(inputs.url), {
+    const transport = inputs.command !== undefined ? stdioTransport(inputs) : new StreamableHTTPClientTransport(new URL(inputs.url!), {
       // Redirects are not followed (as REST): the response is a refusal, so headers never reach another URL.
       requestInit: { headers: requestHeaders(inputs), redirect: 'manual' },
       fetch: fetchAnswer as unknown as FetchLike,
@@ -227,13 +254,23 @@ function clientOf(session: McpSession, inputs: McpInputs): Promise<Client> {
   return session.connecting;
 }
 
+/**
+ * A stdio server: the program, started without a shell, with only a few harmless variables of the
+ * worker's environment (the SDK's default: HOME, LOGNAME, PATH, SHELL, TERM, USER), never its keyring,
+ * Vault token or database URL, plus the connector's `env`. Its stderr is dropped: it is free text that
+ * may hold anything, and the worker's log is no place for it.
+ */
+function stdioTransport(inputs: McpInputs): StdioClientTransport {
+  return new StdioClientTransport({ command: inputs.command!, args: inputs.args ?? [], env: inputs.env ?? {}, stderr: 'ignore' });
+}
+
 async function closeSession(session: McpSession): Promise<void> {
   const connecting = session.connecting;
   session.connecting = undefined;
   if (connecting) {
     const client = await connecting.catch(() => undefined);
-    // Ends the session on the server too (DELETE), so it does not pile up there.
-    await (client?.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => undefined);
+    // Ends the session on the server too (DELETE), so it does not pile up there; a stdio server ends with its process.
+    if (client?.transport instanceof StreamableHTTPClientTransport) await client.transport.terminateSession().catch(() => undefined);
     await client?.close().catch(() => undefined);
   }
   await session.agent.close().catch(() => undefined);
@@ -289,13 +326,18 @@ function mcpFailure(err: unknown, inputs: McpInputs, ctx: InvokeContext): unknow
     if (err.code === ErrorCode.RequestTimeout) {
       return transientFailure(FailureType.Timeout, `${what} failed: no answer within ${timeoutMs(inputs)} ms (timeout)`, { details: { timeout_ms: timeoutMs(inputs) } });
     }
-    if (err.code === ErrorCode.ConnectionClosed) return transientFailure(FailureType.Network, `${what} failed: the connection was closed before the answer arrived`);
+    if (err.code === ErrorCode.ConnectionClosed) return transientFailure(FailureType.Network, `${what} failed: the connection (or the server process) closed before the answer arrived`);
     // The server's own refusal of the request (an unknown tool, invalid arguments): a retry sends the same.
     const retryable = err.code === ErrorCode.InternalError;
     const message = `${what} answered MCP error ${err.code}: ${serverText(err.message.replace(/^MCP error -?\d+: /, ''))}`;
     return retryable ? transientFailure(FailureType.External, message, { details: { code: err.code } }) : permanentFailure(FailureType.External, message, { code: err.code });
   }
-  if (errorCode(err) || (err as Error)?.name === 'TimeoutError' || err instanceof TypeError) return networkFailure(what, err);
+  const code = errorCode(err);
+  // A program that cannot be started stays so until someone fixes `command`.
+  if (inputs.command !== undefined && (code === 'ENOENT' || code === 'EACCES')) {
+    return permanentFailure(FailureType.InvalidInput, `${what}: command cannot be started (${code === 'ENOENT' ? 'no such program' : 'not allowed to run it'}, ${code})`);
+  }
+  if (code || (err as Error)?.name === 'TimeoutError' || err instanceof TypeError) return networkFailure(what, err);
   // The SDK's own errors (an answer that breaks the protocol, say) may quote the server: only their kind.
   return transientFailure(FailureType.External, `${what} failed: ${(err as Error)?.name ?? 'unknown error'} in the MCP client`);
 }
@@ -322,6 +364,17 @@ async function allPages<T>(list: (cursor: string | undefined) => Promise<{ nextC
 /** Creates the MCP type with its own client pool; `mcpConnector` is the one workers use. */
 export function createMcpConnector(options: McpConnectorOptions = {}): ConnectorType<typeof mcpSchema> {
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? MCP_HEARTBEAT_INTERVAL_MS;
+  const stdio = options.stdio ?? false;
+
+  /** Refuses a stdio server on a worker whose operator has not allowed them. */
+  function allowed(inputs: McpInputs, ctx: InvokeContext): void {
+    if (inputs.command === undefined || stdio) return;
+    throw permanentFailure(
+      FailureType.InvalidInput,
+      `${describeTarget(inputs, ctx)}: command: stdio MCP servers (a program the connector worker starts) are off on this worker; the operator allows them with ${MCP_STDIO_SETTING}=on at worker start. Or give url, a Streamable HTTP endpoint`,
+    );
+  }
+
   // One initialized client per stored connector version and settings: sound because a Streamable HTTP
   // client is a session plus stateless POSTs, and requests on it are told apart by their JSON-RPC IDs,
   // so concurrent calls share it. A session the server forgot (404) is reopened once. Inline
@@ -330,6 +383,7 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
 
   /** Runs `use` with an initialized client, within the timeout, heartbeating. Throws what the client throws. */
   async function withSession<T>(inputs: McpInputs, ctx: InvokeContext, use: (client: Client, request: { signal: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
+    allowed(inputs, ctx);
     const request = { signal: ctx.signal, timeout: timeoutMs(inputs) };
     const once = async (session: McpSession) => use(await clientOf(session, inputs), request);
     const pooled = async (session: McpSession) => {
@@ -395,7 +449,7 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
   async function testMcp(inputs: McpInputs, ctx: InvokeContext): Promise<ConnectionTestResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const target = endpoint(inputs.url);
+    const target = endpoint(inputs.url, inputs.command);
     try {
       const { count, server } = await withSession(inputs, ctx, async (client, request) => {
         await client.ping(request);
@@ -409,6 +463,8 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
       const latency = elapsed();
+      if (err instanceof ApplicationFailure) return { ok: false, message: err.message, latency_ms: latency };
+      if (inputs.command !== undefined && ['ENOENT', 'EACCES'].includes(errorCode(err) ?? '')) return { ok: false, message: `${target} cannot be started (${errorCode(err)}).`, latency_ms: latency };
       if (err instanceof McpHttpStatus) {
         const answered = `HTTP ${err.status} ${STATUS_CODES[err.status] ?? ''}`.trim();
         if (err.status === 401 || err.status === 403) return { ok: false, message: `${target} refused the credentials (${answered}): check bearer_token and headers.`, latency_ms: latency };
@@ -472,6 +528,8 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
     // An agent's tool call: its isError comes back as data, for the model to read.
     toolCall: (tool, args) => ({ operation: 'tools.call', tool, arguments: args, tool_errors: 'return' }),
     destination(inputs) {
+      // A stdio server's secrets (its env) go only to the program and arguments they were written for.
+      if (typeof inputs.command === 'string') return `stdio:${[inputs.command, ...(Array.isArray(inputs.args) ? inputs.args.map(String) : [])].join(' ')}`;
       try {
         const url = new URL(String(inputs.url));
         return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;

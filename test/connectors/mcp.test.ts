@@ -2,16 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createMcpConnector, mcpConnector, mcpSchema } from '../../connectors/mcp';
-import { ConnectorRegistry } from '../../connectors/registry';
+import { builtInTypes, ConnectorRegistry } from '../../connectors/registry';
 import { createConnectionRunner } from '../../core/runner';
 import { Keyring } from '../../core/keyring';
 import { ConnectorService } from '../../core/service';
 import { ConnectorStore } from '../../core/store/connector-store';
-import { PgDatabase } from '../../core/store/database';
+import { PgDatabase, PgliteDatabase } from '../../core/store/database';
 import { startManagementApi, type RunningManagementApi } from '../../api/server';
 import { createScratchDatabase, type ScratchDatabase } from '../../scripts/devstack/postgres';
 import { unusedLocalUrl } from '../fixtures/http-server';
 import { FIXTURE_ORDERS, startMcpServer, type McpTestServer } from '../fixtures/mcp-server';
+import { STDIO_FIXTURE_COMMAND } from '../fixtures/mcp-stdio-server';
 import { failureOf, invokeContext as context } from '../support/connector-calls';
 import { historyText, startHarness, type Harness } from '../support/harness';
 import { LOG_DIR, recordResponse, recordSecrets } from '../support/leak-sweep';
@@ -89,9 +90,11 @@ describe('MCP connector', () => {
       expect(slow).toMatchObject({ type: 'Connector.External.Timeout', nonRetryable: false });
     });
 
-    test('stdio servers are refused, naming the field and the setting; a Host header and credentials in the url too', () => {
+    test('url or command, not both; a Host header and credentials in the url are refused, naming the field', () => {
       const issues = (inputs: Record<string, unknown>) => mcpSchema.safeParse(inputs).error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-      expect(issues({ url: server.url, command: 'npx some-mcp-server' }).join()).toMatch(/^command: stdio MCP servers .*TC_MCP_STDIO/);
+      expect(issues({ url: server.url, command: 'npx' })).toEqual(['command: give url or command, not both']);
+      expect(issues({})).toEqual(['url: give url (a Streamable HTTP endpoint), or command (a stdio server)']);
+      expect(issues({ command: 'x', bearer_token: 'abc' })).toEqual(['bearer_token: bearer_token is sent to url only: a stdio server takes its credentials in env']);
       expect(issues({ url: server.url, headers: { Host: 'elsewhere' } }).join()).toContain('Host header is not supported');
       expect(issues({ url: `http://user:${TOKEN}@127.0.0.1:1/mcp` }).join()).toContain('must not carry credentials');
     });
@@ -283,6 +286,61 @@ describe('MCP connector', () => {
       const refused = await call('PUT', '/v1/connectors/api_mcp', { type: 'MCP', value: { url: server.url, bearer_token: WRONG_TOKEN } });
       expect(refused.status).toBe(428);
       expect(outputs.join('\n')).not.toContain(TOKEN);
+    });
+  });
+
+  describe('stdio servers', () => {
+    const STDIO_TOKEN = `stdio-tok-${randomBytes(8).toString('hex')}`;
+    recordSecrets('the stdio token of mcp.test.ts', [STDIO_TOKEN]);
+    const stdio = { ...STDIO_FIXTURE_COMMAND, env: { MCP_FIXTURE_TOKEN: STDIO_TOKEN } };
+
+    test('are refused unless the operator allows them, naming TC_MCP_STDIO', async () => {
+      const failure = await failureOf(mcpConnector.invoke(mcpSchema.parse({ ...stdio, tool: 'add' }), context({ connector: 'local_mcp' })));
+      expect(failure).toMatchObject({ type: 'Connector.InvalidInput', nonRetryable: true });
+      expect(failure.message).toContain('stdio MCP servers (a program the connector worker starts) are off on this worker; the operator allows them with TC_MCP_STDIO=on at worker start');
+      expect(await mcpConnector.test(mcpSchema.parse(stdio), context())).toMatchObject({ ok: false, message: expect.stringContaining('TC_MCP_STDIO=on') });
+      expect(new ConnectorRegistry(builtInTypes({})).get('MCP')).toBe(mcpConnector);
+    });
+
+    test('with TC_MCP_STDIO=on the worker starts the program with the connector’s env and none of its own secrets', async () => {
+      const on = new ConnectorRegistry(builtInTypes({ mcpStdio: true })).get('MCP') as typeof mcpConnector;
+      expect(on).not.toBe(mcpConnector);
+      process.env.TC_FAKE_WORKER_SECRET = 'must-not-reach-the-program';
+      try {
+        const sum = await on.invoke(mcpSchema.parse({ ...stdio, tool: 'add', arguments: { a: 2, b: 3 } }), context({ poolKey: 'stdio_mcp@1' }));
+        expect(sum).toMatchObject({ structuredContent: { sum: 5 } });
+        const echoed = (await on.invoke(mcpSchema.parse({ ...stdio, tool: 'echo_auth' }), context({ poolKey: 'stdio_mcp@1' }))) as Json;
+        expect(echoed.content[0].text).toBe(`you sent: env ${STDIO_TOKEN}`);
+        const keys = ((await on.invoke(mcpSchema.parse({ ...stdio, tool: 'env_keys' }), context({ poolKey: 'stdio_mcp@1' }))) as Json).content[0].text.split(',');
+        expect(keys).toContain('MCP_FIXTURE_TOKEN');
+        for (const key of keys) expect(['HOME', 'LOGNAME', 'MCP_FIXTURE_TOKEN', 'PATH', 'SHELL', 'TERM', 'USER']).toContain(key);
+        expect(await on.test(mcpSchema.parse(stdio), context())).toMatchObject({ ok: true, message: expect.stringContaining('offers 5 tools') });
+        const missing = await failureOf(on.invoke(mcpSchema.parse({ command: '/nonexistent/mcp-server', tool: 'add' }), context()));
+        expect(missing).toMatchObject({ type: 'Connector.InvalidInput', nonRetryable: true, message: expect.stringContaining('command cannot be started (no such program, ENOENT)') });
+      } finally {
+        delete process.env.TC_FAKE_WORKER_SECRET;
+        await on.close!();
+      }
+    });
+
+    test('a stored env goes only to the program and arguments it was written for; an echo of it is redacted', async () => {
+      const store = new ConnectorStore(await PgliteDatabase.open());
+      const service = new ConnectorService({ store, registry: new ConnectorRegistry(builtInTypes({ mcpStdio: true })), keyring: new Keyring([{ id: 'k1', key: randomBytes(32) }]) });
+      try {
+        await store.migrate();
+        await service.apply({ name: 'local_mcp', type: 'MCP', value: stdio });
+        const runner = createConnectionRunner({ service });
+        const run = (overrides: Record<string, unknown>) => runner.run({ connector: 'local_mcp', overrides }, { signal: new AbortController().signal });
+        const echoed = await run({ tool: 'echo_auth' });
+        expect(echoed.output).toMatchObject({ content: [{ type: 'text', text: 'you sent: env ********' }] });
+        expect(echoed.inputs.env).toEqual({ MCP_FIXTURE_TOKEN: '********' });
+        const elsewhere = await failureOf(run({ tool: 'echo_auth', args: [...stdio.args, '--other'] }));
+        expect(elsewhere).toMatchObject({ type: 'Connector.DestinationNotAllowed', message: expect.stringContaining('env.MCP_FIXTURE_TOKEN') });
+        expect(elsewhere.message).not.toContain(STDIO_TOKEN);
+      } finally {
+        await service.registry.close();
+        await store.close();
+      }
     });
   });
 });
