@@ -178,7 +178,13 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
                 await limiter.release(held, execution).catch(() => undefined);
                 throw busyFailure(connector, answer);
               }
-              return () => limiter.release(held, execution).catch(() => undefined);
+              // Renewed while the call runs, as the call's own lease is: a tool may work for longer than a lease.
+              const renewals = setInterval(() => void limiter.renew(held, execution).catch(() => undefined), limiter.leaseMs / 3);
+              renewals.unref();
+              return async () => {
+                clearInterval(renewals);
+                await limiter.release(held, execution).catch(() => undefined);
+              };
             },
           },
         );
