@@ -250,6 +250,11 @@ function clientOf(session: McpSession, inputs: McpInputs): Promise<Client> {
       },
     );
     session.connecting = connecting;
+    // A client that closes (a stdio server's process exited, say) is dropped, so the next call (a
+    // retry) starts afresh rather than meeting a dead one until the pool's idle timeout.
+    client.onclose = () => {
+      if (session.connecting === connecting) session.connecting = undefined;
+    };
   }
   return session.connecting;
 }

@@ -314,7 +314,11 @@ describe('MCP connector', () => {
         const keys = ((await on.invoke(mcpSchema.parse({ ...stdio, tool: 'env_keys' }), context({ poolKey: 'stdio_mcp@1' }))) as Json).content[0].text.split(',');
         expect(keys).toContain('MCP_FIXTURE_TOKEN');
         for (const key of keys) expect(['HOME', 'LOGNAME', 'MCP_FIXTURE_TOKEN', 'PATH', 'SHELL', 'TERM', 'USER']).toContain(key);
-        expect(await on.test(mcpSchema.parse(stdio), context())).toMatchObject({ ok: true, message: expect.stringContaining('offers 5 tools') });
+        expect(await on.test(mcpSchema.parse(stdio), context())).toMatchObject({ ok: true, message: expect.stringContaining('offers 6 tools') });
+        // A server process that ends is started again by the next call, not left dead in the pool.
+        await on.invoke(mcpSchema.parse({ ...stdio, tool: 'exit' }), context({ poolKey: 'stdio_mcp@1' }));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(await on.invoke(mcpSchema.parse({ ...stdio, tool: 'add', arguments: { a: 4, b: 4 } }), context({ poolKey: 'stdio_mcp@1' }))).toMatchObject({ structuredContent: { sum: 8 } });
         const missing = await failureOf(on.invoke(mcpSchema.parse({ command: '/nonexistent/mcp-server', tool: 'add' }), context()));
         expect(missing).toMatchObject({ type: 'Connector.InvalidInput', nonRetryable: true, message: expect.stringContaining('command cannot be started (no such program, ENOENT)') });
       } finally {
