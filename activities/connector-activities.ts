@@ -80,7 +80,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       const activity = Context.current();
       const execution = executionOf(activity);
       const started = performance.now();
-      let resolved: { connector: ConnectorRef; via?: ConnectorRef } | undefined;
+      let resolved: { connector: ConnectorRef; via?: ConnectorRef; conversation?: boolean } | undefined;
       // One line per finished call: who was called and how it went, never inputs or outputs. Before
       // resolution (connector not found, say) only what the request names is known.
       const finished = (outcome: Record<string, unknown>) => {
@@ -119,6 +119,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
       let renewals: NodeJS.Timeout | undefined;
       // The slot of the connector a delegating type (an AGENT) hands its call to, taken right before sending.
       let delegated: { limits?: ConnectorLimits; lease?: string } = {};
+      let subCalls = 0;
       try {
         // Whatever the input says: the connector's current limits, and a version only when this
         // worker sealed it for this execution (else the newest).
@@ -154,7 +155,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
               }
               // A call that an AGENT (stored or inline) hands to another connector obeys that connector's
               // limits too: it performs the call, and its quota is the external system's.
-              const performer = resolved?.via?.name;
+              // An agent's conversation takes a slot per call instead (beforeSubCall), since it makes many.
+              const performer = resolved?.conversation ? undefined : resolved?.via?.name;
               if (performer && performer !== name) {
                 delegated = await slotOfCall({}, performer, execution, `${execution.workflowId}/${execution.runId}#via`);
                 if (delegated.lease && delegated.limits) {
@@ -163,6 +165,26 @@ export function createConnectorActivities(deps: ConnectorActivityDeps): Connecto
                 }
               }
               sent = true;
+            },
+            // Each model and tool call of an agent's conversation obeys the limits of the connector it
+            // goes through, as a call of its own would: a slot taken right before it is sent, released
+            // when it ends. No free slot fails the attempt as Connector.Limits.Busy (retried).
+            beforeSubCall: async (connector) => {
+              const slot = await slotOfCall({}, connector, execution, `${execution.workflowId}/${execution.runId}#sub-${++subCalls}`);
+              if (!slot.lease || !slot.limits) return undefined;
+              const held = slot.lease;
+              const answer = await limiter.start(connector, held, execution, slot.limits).catch((err: unknown) => Promise.reject(storeFailure(err)));
+              if (!answer.started) {
+                await limiter.release(held, execution).catch(() => undefined);
+                throw busyFailure(connector, answer);
+              }
+              // Renewed while the call runs, as the call's own lease is: a tool may work for longer than a lease.
+              const renewals = setInterval(() => void limiter.renew(held, execution).catch(() => undefined), limiter.leaseMs / 3);
+              renewals.unref();
+              return async () => {
+                clearInterval(renewals);
+                await limiter.release(held, execution).catch(() => undefined);
+              };
             },
           },
         );

@@ -154,6 +154,8 @@ const FAILURE_STATUS: Readonly<Record<FailureTypeName, number>> = {
   [FailureType.AuthRefused]: 502,
   [FailureType.HostKeyMismatch]: 502,
   [FailureType.RemoteExitCode]: 502,
+  [FailureType.ToolError]: 502,
+  [FailureType.AgentMaxSteps]: 502,
   [FailureType.LimitsBusy]: 503,
   [FailureType.LimitsLeaseLost]: 503,
   [FailureType.InvalidDocument]: 400,

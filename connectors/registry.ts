@@ -1,4 +1,5 @@
 import { agentConnector } from './agent';
+import { createMcpConnector, mcpConnector } from './mcp';
 import { mysqlConnector } from './mysql';
 import { openaiConnector } from './openai';
 import { postgresConnector } from './postgres';
@@ -48,4 +49,17 @@ export class ConnectorRegistry {
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, smtpConnector, agentConnector] as unknown as AnyConnectorType[];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, smtpConnector, mcpConnector, agentConnector] as unknown as AnyConnectorType[];
+
+/** What the operator decides about the built-in types, read once at start (core/config.ts). */
+export interface BuiltInTypeOptions {
+  /** `TC_MCP_STDIO=on`: MCP connectors may start stdio servers (`command`). Default: false. */
+  mcpStdio?: boolean;
+}
+
+/** The built-in types as the operator configured them: {@link BUILT_IN_TYPES}, with an MCP type that may start stdio servers when allowed. */
+export function builtInTypes(options: BuiltInTypeOptions = {}): readonly AnyConnectorType[] {
+  if (!options.mcpStdio) return BUILT_IN_TYPES;
+  const mcp = createMcpConnector({ stdio: true }) as unknown as AnyConnectorType;
+  return BUILT_IN_TYPES.map((type) => (type === (mcpConnector as unknown) ? mcp : type));
+}

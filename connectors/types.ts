@@ -22,6 +22,17 @@ export interface InvokeContext {
    * honours one drops a repeated call. Undefined outside a workflow (the CLI's and the API's runs).
    */
   idempotencyKey?: string;
+  /** Name of the stored connector, for messages that must say which one to fix; undefined for inline ones. */
+  connector?: string;
+}
+
+/** A tool a connector offers an agent: what the model is told about it. */
+export interface ConnectorTool {
+  name: string;
+  title?: string;
+  description?: string;
+  /** JSON Schema of the tool's arguments. */
+  input_schema: unknown;
 }
 
 
@@ -66,6 +77,13 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
    * send them elsewhere. A type without it can reach only what its inputs name, whoever gives them.
    */
   destination?(inputs: Record<string, unknown>): string | undefined;
+  /**
+   * For types that offer tools to an agent (MCP): the tools the system behind these inputs offers.
+   * An AGENT may name a connector in `tool_connectors` only when its type has this and {@link toolCall}.
+   */
+  tools?(inputs: z.output<Schema>, context: InvokeContext): Promise<ConnectorTool[]>;
+  /** The overrides that make `invoke` call tool `tool` with `args` and return its result as data (a tool error included). */
+  toolCall?(tool: string, args: Record<string, unknown>): Record<string, unknown>;
   /** Closes pools kept for `poolKey` (when their calls end), or all of them now when no key is given. */
   close?(poolKey?: string): Promise<void>;
   /** The pools the type keeps (connectors/pools.ts), so that newer connector versions retire older ones' pools. */
@@ -92,7 +110,31 @@ export interface DelegatingConnectorType<Schema extends z.ZodType = z.ZodType> {
   /** As {@link ConnectorType.sensitive}. */
   sensitive: readonly string[];
   delegate(inputs: z.output<Schema>): DelegatedCall;
+  /**
+   * For a call that takes several turns (an agent with tools): the conversation to run instead of the
+   * one delegated call, or undefined to make that one call. The runner gives it a {@link ConversationPort},
+   * through which every call goes through its own connector. Default: none.
+   */
+  conversation?(inputs: z.output<Schema>): ((port: ConversationPort) => Promise<unknown>) | undefined;
   describeCall?(inputs: Record<string, unknown>): string | undefined;
+}
+
+/**
+ * What a conversation may do, each through a stored connector resolved as any call is (its own
+ * secrets, Vault, locked fields, destination rule and limits). Every output comes back redacted of
+ * the secrets of the call that produced it, so what one connector sends never carries another's.
+ */
+export interface ConversationPort {
+  /** Who converses, for messages: `agent support_agent`, or `inline AGENT connector`. */
+  subject: string;
+  /** One call of the delegated connector (the model), with `overrides` on top of those `delegate` gives. */
+  model(overrides: Record<string, unknown>): Promise<unknown>;
+  /** The tools stored connector `connector` offers; refused when its type offers none. */
+  tools(connector: string): Promise<ConnectorTool[]>;
+  /** Calls tool `tool` of stored connector `connector` with `args`; its result, a tool error included. */
+  callTool(connector: string, tool: string, args: Record<string, unknown>): Promise<unknown>;
+  /** Records progress on long conversations (the activity's heartbeat details). */
+  heartbeat(details: unknown): void;
 }
 
 /** Every kind of type the registry holds. */

@@ -63,6 +63,12 @@ export interface ConnectorsConfig {
    * (see {@link checkedVaultPaths}). Default: `secret/`, the KV mount.
    */
   vaultPaths: string[];
+  /**
+   * `TC_MCP_STDIO`: `on` lets MCP connectors start stdio servers (`command`: a program the connector
+   * worker, the CLI or the API process runs, chosen by whoever may edit connectors); `off` refuses them.
+   * Default: off.
+   */
+  mcpStdio: boolean;
   /** `TC_LOG_LEVEL`: log level of a standalone connector worker, any case. Default: `INFO`. */
   logLevel: LogLevel;
   /**
@@ -118,6 +124,7 @@ export function loadConfig(env: Env = process.env): ConnectorsConfig {
     payloadKeyring: payloadKeyringSetting(env),
     vault: vaultSettings(env),
     vaultPaths: vaultPathsSetting(env),
+    mcpStdio: mcpStdioSetting(env),
     logLevel: parseLogLevel(env.TC_LOG_LEVEL),
     limitLeaseMs: millisecondsSetting(env, 'TC_LIMIT_LEASE_MS'),
     api: apiSettings(env),
@@ -283,6 +290,15 @@ export const FORBIDDEN_VAULT_MOUNTS: readonly string[] = ['auth', 'sys', 'identi
 export function vaultPathsSetting(env: Env = process.env): string[] {
   const value = setting(env, 'TC_VAULT_PATHS');
   return value === undefined ? [...DEFAULT_VAULT_PATHS] : checkedVaultPaths(listSetting(value), 'TC_VAULT_PATHS');
+}
+
+/** {@link ConnectorsConfig.mcpStdio} alone: `TC_MCP_STDIO`, `on` or `off` in any case; unset is off. */
+export function mcpStdioSetting(env: Env = process.env): boolean {
+  const value = setting(env, 'TC_MCP_STDIO');
+  if (value === undefined) return false;
+  const normal = value.trim().toLowerCase();
+  if (normal !== 'on' && normal !== 'off') throw new ConfigError(`TC_MCP_STDIO must be on or off, not "${value.slice(0, 40)}"`);
+  return normal === 'on';
 }
 
 /**

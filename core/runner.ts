@@ -4,7 +4,7 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType, permanentFailure, transientFailure } from '../connectors/errors';
 import type { ConnectorRegistry } from '../connectors/registry';
-import { isDelegating, type AnyConnectorType, type ConnectorType, type InvokeContext } from '../connectors/types';
+import { isDelegating, type AnyConnectorType, type ConnectorType, type ConversationPort, type DelegatedCall, type InvokeContext } from '../connectors/types';
 import {
   getPath,
   jsonValueIssues,
@@ -105,6 +105,18 @@ interface ResolvedCall {
   sources: InputSources;
   redactor: Redactor;
   poolKey?: string;
+  /**
+   * For a delegating type that converses (an agent with tools): the conversation, run instead of one
+   * call of `type` (which is then the model's connector, resolved once up front so that a bad profile
+   * fails before any tool runs), and what each of its calls is resolved with.
+   */
+  conversation?: {
+    run: (port: ConversationPort) => Promise<unknown>;
+    model: DelegatedCall;
+    source: string;
+    chain: ConnectorRef[];
+    secrets: unknown[];
+  };
 }
 
 /** Where a run happens: inside an activity, or directly (CLI, HTTP API). */
@@ -114,8 +126,17 @@ export interface RunContext {
   heartbeat?(details?: unknown): void;
   /** Attempt number reported in the result. Default: 1. */
   attempt?: number;
-  /** Told which connector performs the call once it is resolved, before the external call. Default: none. */
-  onResolved?(call: { connector: ConnectorRef; via?: ConnectorRef }): void;
+  /**
+   * Told which connector performs the call once it is resolved, before the external call; `conversation`
+   * when it is an agent's loop, whose calls each go through {@link beforeSubCall}. Default: none.
+   */
+  onResolved?(call: { connector: ConnectorRef; via?: ConnectorRef; conversation?: boolean }): void;
+  /**
+   * Called right before each call of a conversation (a model call, a tool call) goes to stored connector
+   * `connector`; a rejection fails the conversation with that call unsent. The connector activities take
+   * a slot of that connector's `limits` here, and release it with the function returned. Default: none.
+   */
+  beforeSubCall?(connector: string): Promise<(() => Promise<unknown>) | undefined>;
   /**
    * Called once the call is resolved and validated, right before the type sends anything; a rejection
    * fails the call unsent. The connector activities take a limited call's start here, in the process
@@ -233,7 +254,11 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         const path = [...seen.map((c) => c.name), target.connector].join(' → ');
         throw permanentFailure(FailureType.InvalidInput, `connector ${own.connector.name}: delegation ${path} loops or is deeper than ${MAX_DELEGATION_DEPTH}`);
       }
-      return resolveCall(target.connector, target.overrides, `${own.type.name.toLowerCase()}:${own.connector.name ?? 'inline'}`, seen, secrets);
+      const source = `${own.type.name.toLowerCase()}:${own.connector.name ?? 'inline'}`;
+      const delegated = await resolveCall(target.connector, target.overrides, source, seen, secrets);
+      const conversation = own.type.conversation?.(inputs as never);
+      if (!conversation) return delegated;
+      return { ...delegated, conversation: { run: conversation, model: target, source, chain: seen, secrets } };
     }
     const sent = own.type.secretForms?.(inputs as never) ?? [];
     secretRedactions.add(sent);
@@ -247,6 +272,63 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       redactor: new Redactor([...secrets, ...sent]),
       poolKey: own.connector.name ? `${own.connector.name}@${own.connector.version}` : undefined,
     };
+  }
+
+  /**
+   * An agent's model ↔ tool loop: every call it makes is resolved as a call of its own (profile, Vault,
+   * overrides, locked fields, destination rule, schema) through the connector it names, newest version,
+   * and its output is redacted of that call's secrets before the conversation sees it. So the model
+   * never receives a tool connector's secret, not even one a tool echoes back.
+   */
+  async function converse(call: ResolvedCall, conversation: NonNullable<ResolvedCall['conversation']>, context: InvokeContext, runContext: RunContext): Promise<unknown> {
+    const { model, source, chain, secrets } = conversation;
+    const toolTypes = new Map<string, ConnectorType>();
+    let calls = 0;
+    // The step in flight, kept as the heartbeat details while its call heartbeats without details of its own.
+    let progress: unknown;
+    const heartbeat = (details?: unknown) => context.heartbeat(details ?? progress);
+    const through = async (sub: ResolvedCall, perform: (type: ConnectorType, inputs: unknown, ctx: InvokeContext) => Promise<unknown>) => {
+      const name = sub.via?.name ?? sub.requested.name ?? undefined;
+      if (sub.poolKey) registry.retireOlderVersions(sub.poolKey);
+      let release: (() => Promise<unknown>) | undefined;
+      try {
+        if (name) release = await runContext.beforeSubCall?.(name);
+        // Each call of the conversation a key of its own, the same on every attempt (its calls come in
+        // the same order as long as the model answers the same): one key for all would let a system
+        // that honours it drop every call after the first.
+        const idempotencyKey = context.idempotencyKey === undefined ? undefined : `${context.idempotencyKey}-${++calls}`;
+        const output = await perform(sub.type, sub.inputs, { ...context, heartbeat, poolKey: sub.poolKey, connector: name, idempotencyKey });
+        return sub.redactor.value(output);
+      } catch (err) {
+        throw toFailure(err, sub.redactor);
+      } finally {
+        await release?.();
+      }
+    };
+    const subject = call.requested.name ? `agent ${call.requested.name}` : 'inline AGENT connector';
+    const port: ConversationPort = {
+      subject,
+      model: async (overrides) => through(await resolveCall(model.connector, { ...model.overrides, ...overrides }, source, chain, secrets), (type, inputs, ctx) => type.invoke(inputs, ctx)),
+      tools: async (connector) => {
+        const sub = await resolveCall(connector, undefined, source, chain, secrets);
+        // Only a connector that performs its own calls and offers tools: an agent as a tool would hide a loop.
+        if (!sub.type.tools || !sub.type.toolCall || sub.via?.name !== connector) {
+          throw permanentFailure(
+            FailureType.InvalidInput,
+            `${subject}: tool_connectors names ${connector} (${sub.via?.name === connector ? `type ${sub.type.name}` : 'a delegating connector'}), which offers no tools (MCP connectors do)`,
+          );
+        }
+        toolTypes.set(connector, sub.type);
+        return through(sub, (type, inputs, ctx) => type.tools!(inputs, ctx)) as ReturnType<ConversationPort['tools']>;
+      },
+      callTool: async (connector, tool, args) => {
+        const type = toolTypes.get(connector);
+        if (!type) throw permanentFailure(FailureType.InvalidInput, `${subject}: ${connector} is not one of its tool connectors`);
+        return through(await resolveCall(connector, type.toolCall!(tool, args), source, chain, secrets), (t, inputs, ctx) => t.invoke(inputs, ctx));
+      },
+      heartbeat: (details) => heartbeat((progress = details)),
+    };
+    return conversation.run(port);
   }
 
   return {
@@ -280,15 +362,22 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       let call: ResolvedCall | undefined;
       try {
         call = await resolveCall(input.connector, input.overrides, 'override', [], [], input.descriptor?.version ?? undefined);
-        runContext.onResolved?.({ connector: call.requested, via: call.via });
+        runContext.onResolved?.({ connector: call.requested, via: call.via, ...(call.conversation && { conversation: true }) });
         const { type, poolKey } = call;
         if (poolKey) registry.retireOlderVersions(poolKey);
-        const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey, idempotencyKey: runContext.idempotencyKey };
+        const context: InvokeContext = {
+          signal: runContext.signal,
+          heartbeat: runContext.heartbeat ?? (() => {}),
+          poolKey,
+          idempotencyKey: runContext.idempotencyKey,
+          connector: call.via?.name ?? call.requested.name ?? undefined,
+        };
 
         let output: unknown; // 6: the action
         const action = input.action ?? 'invoke';
         await runContext.beforeSend?.();
         if (action === 'test') output = await type.test(call.inputs, context);
+        else if (call.conversation && action === 'invoke') output = await converse(call, call.conversation, context, runContext);
         else if (action === 'introspect') {
           if (!type.introspect) throw permanentFailure(FailureType.InvalidInput, `connector type ${type.name} cannot introspect`);
           output = await type.introspect(call.inputs, context);
@@ -318,7 +407,8 @@ function namingConnector(err: unknown, call: ResolvedCall | undefined): unknown 
   if (!(err instanceof ApplicationFailure) || err.type !== FailureType.AuthRefused || !call) return err;
   const owner = call.via ?? call.requested;
   const subject = owner.name ? `connector ${owner.name}` : `inline ${owner.type} connector`;
-  if (err.message.startsWith(`${subject}:`)) return err;
+  // Types that know the name (InvokeContext.connector) say it themselves: `MCP connector orders_mcp …`.
+  if (err.message.startsWith(`${subject}:`) || (owner.name && err.message.includes(`connector ${owner.name} `))) return err;
   return ApplicationFailure.create({
     type: err.type,
     message: `${subject}: ${err.message}`,

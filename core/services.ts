@@ -1,8 +1,8 @@
 // The store, keyring, registry and Vault source that the surfaces (CLI, API, standalone worker) open
 // from one configuration.
 import { mkdirSync } from 'node:fs';
-import { ConnectorRegistry } from '../connectors/registry';
-import { DEFAULT_VAULT_PATHS, keyringSetting, storeSettings, vaultPathsSetting, vaultSettings, type ConnectorsConfig, type StoreSettings } from './config';
+import { builtInTypes, ConnectorRegistry } from '../connectors/registry';
+import { DEFAULT_VAULT_PATHS, keyringSetting, mcpStdioSetting, storeSettings, vaultPathsSetting, vaultSettings, type ConnectorsConfig, type StoreSettings } from './config';
 import { Keyring } from './keyring';
 import { ConnectorService } from './service';
 import { PgDatabase, PgliteDatabase, type SqlDatabase } from './store/database';
@@ -25,14 +25,14 @@ export async function openDatabase(settings: StoreSettings): Promise<SqlDatabase
  * them. Both the service (on save) and the Vault source (on read) hold connectors to `vaultPaths`
  * (default: `secret/`).
  */
-export async function connectorServices(config: Pick<ConnectorsConfig, 'store' | 'keyring' | 'vault'> & Partial<Pick<ConnectorsConfig, 'vaultPaths'>>) {
+export async function connectorServices(config: Pick<ConnectorsConfig, 'store' | 'keyring' | 'vault'> & Partial<Pick<ConnectorsConfig, 'vaultPaths' | 'mcpStdio'>>) {
   // Keys and Vault settings are checked before the store opens, so a bad one leaves nothing open.
   const keyring = Keyring.fromSetting(config.keyring);
   const vaultPaths = config.vaultPaths ?? [...DEFAULT_VAULT_PATHS];
   const vault = config.vault ? new VaultSecretSource({ ...config.vault, allowedPaths: vaultPaths }) : undefined;
   const store = new ConnectorStore(await openDatabase(config.store));
   await store.migrate();
-  const service = new ConnectorService({ store, registry: new ConnectorRegistry(), keyring, vaultPaths });
+  const service = new ConnectorService({ store, registry: new ConnectorRegistry(builtInTypes({ mcpStdio: config.mcpStdio })), keyring, vaultPaths });
   return { store, service, vault };
 }
 
@@ -52,5 +52,5 @@ export async function openDatabaseFromEnv(env?: NodeJS.ProcessEnv): Promise<SqlD
  * of the parts of `loadConfig(env)` it uses (default: this process's environment).
  */
 export async function connectorServicesFromEnv(env?: NodeJS.ProcessEnv): Promise<ConnectorServices> {
-  return connectorServices({ store: storeSettings(env), keyring: keyringSetting(env), vault: vaultSettings(env), vaultPaths: vaultPathsSetting(env) });
+  return connectorServices({ store: storeSettings(env), keyring: keyringSetting(env), vault: vaultSettings(env), vaultPaths: vaultPathsSetting(env), mcpStdio: mcpStdioSetting(env) });
 }

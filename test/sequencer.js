@@ -14,6 +14,7 @@ const EXPECTED_SECONDS = {
   'test/reliability/faults.test.ts': 45,
   'test/runtime/limits.test.ts': 40,
   'test/cli/worker.test.ts': 28,
+  'test/connectors/mcp.test.ts': 25,
   'test/reliability/load.test.ts': 27,
   'test/connectors/smtp.test.ts': 24,
   'test/main-job.test.ts': 20,

@@ -47,6 +47,17 @@ export const FailureType = {
    */
   RemoteExitCode: 'Connector.Remote.ExitCode',
   /**
+   * A tool the call ran (MCP `tools.call`) answered with `isError: true`: the tool ran and failed, and
+   * the same arguments would fail again. Not retried; the message carries the tool's text (bounded,
+   * redacted), details the whole result. A connector with `tool_errors: return` returns it instead.
+   */
+  ToolError: 'Connector.External.ToolError',
+  /**
+   * An AGENT's model asked for more tool calls than the agent's `max_steps` allows. Not retried;
+   * details: the steps made so far.
+   */
+  AgentMaxSteps: 'Connector.Agent.MaxSteps',
+  /**
    * A call with `limits` found, right before sending, that it may not send now: its slot's lease ran
    * out (while its activity task was queued, say) or belongs to another execution, or the rate window
    * is full. Nothing was sent. Retried: the `connection` workflow waits `nextRetryDelay` and asks for a

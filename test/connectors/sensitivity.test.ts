@@ -16,6 +16,8 @@ const DECLARED_BY_HAND: Record<string, readonly string[]> = {
   POSTGRES: ['password'],
   MYSQL: ['password'],
   SMTP: ['auth.password'],
+  // Added after the marks: its secrets were marked on the schema from the start.
+  MCP: ['bearer_token', 'env.*', 'headers.authorization'],
   AGENT: [],
 };
 

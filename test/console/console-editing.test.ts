@@ -115,6 +115,11 @@ describe('editing in the connector console', () => {
         name: 'every_agent', type: 'AGENT', description: 'before',
         value: { connector: 'c', model: 'm', tools: [{ name: 't', description: 'd', parameters: { type: 'object' } }], messages: [{ role: 'system', content: 's' }] },
       },
+      {
+        name: 'every_mcp', type: 'MCP', description: 'before',
+        value: { url: 'http://127.0.0.1:1/mcp', bearer_token: '********', headers: { 'X-Api-Key': '********', 'X-Team': 'a' }, tool: 'add', arguments: { a: 1, b: [2, { c: null }] }, tool_errors: 'return', timeout: '5s' },
+      },
+      { name: 'every_tool_agent', type: 'AGENT', description: 'before', value: { connector: 'c', tool_connectors: ['every_mcp', 'x'], max_steps: '3' } },
     ];
     // Each document on a fresh page of the signed-in browser: no page left with edits asks before it goes.
     const { context } = await signedInPage();

@@ -18,10 +18,17 @@ describe('configuration from the environment', () => {
       payloadKeyring: undefined,
       vault: undefined,
       vaultPaths: ['secret/'],
+      mcpStdio: false,
       logLevel: 'INFO',
       api: { tokens: { readWrite: [], readOnly: [] }, allowedHosts: [] },
       codec: { tokens: [], corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'], allowedHosts: [], port: undefined },
     });
+  });
+
+  test('TC_MCP_STDIO is on or off; anything else stops the process at start, naming it', () => {
+    expect(loadConfig({ TC_MCP_STDIO: 'off' }).mcpStdio).toBe(false);
+    expect(loadConfig({ TC_MCP_STDIO: ' ON ' }).mcpStdio).toBe(true);
+    expect(() => loadConfig({ TC_MCP_STDIO: 'yes' })).toThrow(new ConfigError('TC_MCP_STDIO must be on or off, not "yes"'));
   });
 
   test('every variable is read into its typed field', () => {
@@ -41,6 +48,7 @@ describe('configuration from the environment', () => {
       TC_VAULT_CACHE_TTL_MS: '0',
       TC_VAULT_PATHS: ' secret/data/connectors/ ,kv/billing',
       TC_LOG_LEVEL: 'debug',
+      TC_MCP_STDIO: 'On',
       TC_API_TOKENS: ' rw1-0123456789abcdef , rw2-0123456789abcdef,',
       TC_API_READ_TOKENS: 'ro1-0123456789abcdef',
       TC_API_ALLOWED_HOSTS: 'Connectors.Example.com',
@@ -64,6 +72,7 @@ describe('configuration from the environment', () => {
         cacheTtlMs: 0,
       },
       vaultPaths: ['secret/data/connectors/', 'kv/billing'],
+      mcpStdio: true,
       logLevel: 'DEBUG',
       api: { tokens: { readWrite: ['rw1-0123456789abcdef', 'rw2-0123456789abcdef'], readOnly: ['ro1-0123456789abcdef'] }, allowedHosts: ['connectors.example.com'], temporalUiUrl: 'https://temporal.example.com/ui' },
       codec: { tokens: ['c1'], corsOrigins: ['https://ui.example.com'], allowedHosts: ['fd00::5'], port: 9999 },
