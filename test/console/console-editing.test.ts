@@ -120,6 +120,15 @@ describe('editing in the connector console', () => {
         value: { url: 'http://127.0.0.1:1/mcp', bearer_token: '********', headers: { 'X-Api-Key': '********', 'X-Team': 'a' }, tool: 'add', arguments: { a: 1, b: [2, { c: null }] }, tool_errors: 'return', timeout: '5s' },
       },
       { name: 'every_tool_agent', type: 'AGENT', description: 'before', value: { connector: 'c', tool_connectors: ['every_mcp', 'x'], max_steps: '3' } },
+      {
+        name: 'every_smtp', type: 'SMTP', description: 'before',
+        value: {
+          host: 'h', port: '587', security: 'starttls', tls: { ca: 'PEM', reject_unauthorized: true }, auth: { user: 'u', password: '********' },
+          from: 'a@example.com', to: ['b@example.com', 'c@example.com'], bcc: 'd@example.com', subject: 's', text: 't',
+          attachments: [{ filename: 'a.csv', content: 'x,y', encoding: 'text' }, { filename: 'b.bin', content: 'AAE=', encoding: 'base64', content_type: null }],
+          allowed_recipients: ['*@example.com'],
+        },
+      },
     ];
     // Each document on a fresh page of the signed-in browser: no page left with edits asks before it goes.
     const { context } = await signedInPage();
