@@ -22,6 +22,11 @@ export interface InvokeContext {
    * honours one drops a repeated call. Undefined outside a workflow (the CLI's and the API's runs).
    */
   idempotencyKey?: string;
+  /**
+   * Name of the stored connector that performs the call, for messages that must say which connector
+   * to fix (a refused password, say); undefined for inline connectors.
+   */
+  connector?: string;
 }
 
 

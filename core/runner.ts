@@ -283,7 +283,13 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         runContext.onResolved?.({ connector: call.requested, via: call.via });
         const { type, poolKey } = call;
         if (poolKey) registry.retireOlderVersions(poolKey);
-        const context: InvokeContext = { signal: runContext.signal, heartbeat: runContext.heartbeat ?? (() => {}), poolKey, idempotencyKey: runContext.idempotencyKey };
+        const context: InvokeContext = {
+          signal: runContext.signal,
+          heartbeat: runContext.heartbeat ?? (() => {}),
+          poolKey,
+          idempotencyKey: runContext.idempotencyKey,
+          connector: (call.via ?? call.requested).name ?? undefined,
+        };
 
         let output: unknown; // 6: the action
         const action = input.action ?? 'invoke';
