@@ -3,6 +3,8 @@ import { mysqlConnector } from './mysql';
 import { openaiConnector } from './openai';
 import { postgresConnector } from './postgres';
 import { restConnector } from './rest';
+import { sftpConnector } from './sftp';
+import { sshConnector } from './ssh';
 import { isDelegating, type AnyConnectorType } from './types';
 
 /** The connector types a worker knows, by upper-case name. */
@@ -47,4 +49,4 @@ export class ConnectorRegistry {
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, agentConnector] as unknown as AnyConnectorType[];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, agentConnector, sshConnector, sftpConnector] as unknown as AnyConnectorType[];

@@ -16,6 +16,8 @@ const DECLARED_BY_HAND: Record<string, readonly string[]> = {
   POSTGRES: ['password'],
   MYSQL: ['password'],
   AGENT: [],
+  SSH: ['passphrase', 'password', 'private_key'],
+  SFTP: ['passphrase', 'password', 'private_key'],
 };
 
 const headerPatterns = SECRET_HEADER_NAMES.map((name) => `headers.${name}`);
@@ -31,7 +33,7 @@ describe('sensitive fields, declared in the schema', () => {
       const before = DECLARED_BY_HAND[type.name];
       for (const path of before) expect([type.name, path, isSensitivePath(path.split('.'), type.sensitive)]).toEqual([type.name, path, true]);
       // Besides the header rule, exactly the fields declared before: nothing became a secret by accident.
-      expect([type.name, type.sensitive.filter((p) => !p.startsWith('headers.'))]).toEqual([type.name, before.filter((p) => !p.startsWith('headers.')).sort()]);
+      expect([type.name, type.sensitive.filter((p) => !p.startsWith('headers.')).sort()]).toEqual([type.name, before.filter((p) => !p.startsWith('headers.')).sort()]);
       expect(type.sensitive).toEqual(sensitivePaths(type.schema));
     }
     expect(registry.get('REST')!.sensitive.filter((p) => p.startsWith('headers.'))).toEqual(headerPatterns);
