@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { durationSchema, parseDurationMs } from './durations';
 import { FailureType, describeNetworkError, errorCode, networkFailure, permanentFailure, transientFailure } from './errors';
 import { PoolManager, type PoolOptions } from './pools';
-import { sensitive } from './sensitivity';
+import { multiline, sensitive } from './sensitivity';
 import type { InvokeContext } from './types';
 
 /** How long a connection may take, TCP, key exchange and authentication together, when the inputs give none: 10 s. */
@@ -32,14 +32,6 @@ const fingerprintSchema = z
   .string()
   .trim()
   .regex(FINGERPRINT, { message: "must be an OpenSSH SHA256 fingerprint such as 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s' (ssh-keygen -lf <host key>.pub)" });
-
-/**
- * Marks a string field as multi-line text (`.meta({ multiline: true })`): the console shows it in a
- * text area, masked when the field is also sensitive. Keys and certificates are such fields.
- */
-export function multiline<T extends z.ZodType>(schema: T): T {
-  return schema.meta({ multiline: true });
-}
 
 /** The connection inputs of SSH and SFTP. Each field says what it means in its description. */
 export const sshConnectionFields = {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { ensureConsoleAssets } from '../scripts/build-console';
 import { ensureChromium } from '../scripts/devstack/chromium';
 import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
+import { ensureSshd } from '../scripts/devstack/sshd';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
 import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
 import { LOG_DIR, resetLeakSweep } from './support/leak-sweep';
@@ -31,11 +32,13 @@ function logTo(file: string): (line: string) => void {
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   resetLeakSweep();
-  const [temporal, vault, database, chromium, bundles, consoleAssets] = await Promise.allSettled([
+  const [temporal, vault, database, chromium, sshd, bundles, consoleAssets] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),
     createScratchDatabase(),
     ensureChromium(),
+    // OpenSSH's server for the SSH and SFTP tests, which start their own sshd; apt-get runs one install at a time.
+    ensureSshd(),
     bundlePrebuiltWorkflows(),
     // The connector console's page, built from console/ when missing or older than its sources.
     ensureConsoleAssets(),
@@ -47,7 +50,7 @@ export default async function globalSetup(): Promise<void> {
     bundles: bundles.status === 'fulfilled' ? bundles.value : undefined,
   };
   globalThis.__TC_STACK__ = stack;
-  const failures = [temporal, vault, database, chromium, bundles, consoleAssets].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failures = [temporal, vault, database, chromium, sshd, bundles, consoleAssets].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     await stopStack(stack);
     const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;
