@@ -425,7 +425,7 @@ async function testSftp(inputs: SftpInputs, ctx: InvokeContext, pools: SshPools)
 
 /** Options of {@link createSftpConnector}. */
 export interface SftpConnectorOptions {
-  /** How long pooled connections are kept, and how many (connectors/pools.ts). Default: 30 s idle, at most 50. */
+  /** How long pooled connections are kept, and how many (connectors/pools.ts). Default: closed after 60 s unused, at most 50. */
   pools?: PoolOptions;
 }
 

@@ -21,8 +21,6 @@ import type { InvokeContext } from './types';
 
 /** How long a connection may take, TCP, key exchange and authentication together, when the inputs give none: 10 s. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** A pooled connection no call has used for this long is closed: 30 s. */
-export const CONNECTION_IDLE_TIMEOUT_MS = 30_000;
 /** Most host keys one connector may pin. */
 export const MAX_PINNED_HOST_KEYS = 10;
 
@@ -389,7 +387,7 @@ export type SshPools = PoolManager<SshConnectionSlot>;
 
 /** Creates the pools of an SSH-based type. */
 export function createSshPools(options: PoolOptions = {}): SshPools {
-  return new PoolManager<SshConnectionSlot>(async (slot) => slot.close(), { idleTimeoutMs: CONNECTION_IDLE_TIMEOUT_MS, ...options });
+  return new PoolManager<SshConnectionSlot>(async (slot) => slot.close(), options);
 }
 
 /** Everything a connection is built from: calls whose inputs differ in any of these must not share one. */

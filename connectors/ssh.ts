@@ -422,7 +422,7 @@ async function introspectSsh(inputs: SshInputs, ctx: InvokeContext, pools: SshPo
 
 /** Options of {@link createSshConnector}. */
 export interface SshConnectorOptions {
-  /** How long pooled connections are kept, and how many (connectors/pools.ts). Default: 30 s idle, at most 50. */
+  /** How long pooled connections are kept, and how many (connectors/pools.ts). Default: closed after 60 s unused, at most 50. */
   pools?: PoolOptions;
 }
 
