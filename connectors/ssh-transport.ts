@@ -60,7 +60,34 @@ export const sshConnectionFields = {
   connect_timeout: durationSchema
     .default(DEFAULT_CONNECT_TIMEOUT_MS)
     .meta({ description: "Longest time to connect, exchange keys and authenticate: milliseconds or a duration such as '5s'. Default 10 s.", examples: ['5s'] }),
+  jump_host: z
+    .strictObject({
+      host: z.string().trim().min(1).meta({ description: 'Host name or IP address of the jump host. Required.', examples: ['bastion.example.com'] }),
+      port: z.number().int().min(1).max(65_535).default(22).describe('TCP port of the jump host, 1 to 65535. Default 22.'),
+      user: z.string().min(1).meta({ description: 'User to log in to the jump host as. Required.', examples: ['jump'] }),
+      host_key: z
+        .union([fingerprintSchema, z.array(fingerprintSchema).min(1).max(MAX_PINNED_HOST_KEYS)])
+        .meta({ description: "The jump host's host key, pinned like `host_key` (SHA256 fingerprint, or a list). Required: a jump host is never trusted on first use." }),
+      password: sensitive(z.string().min(1)).optional().describe('Password on the jump host (sensitive). Give this or `private_key`. Default: none.'),
+      private_key: multiline(sensitive(z.string().min(1))).optional().describe('Private key for the jump host, the whole key file (sensitive). Default: none.'),
+      passphrase: sensitive(z.string().min(1)).optional().describe('Passphrase of the jump host\'s `private_key` (sensitive). Default: none.'),
+    })
+    .optional()
+    .describe(
+      'An SSH server to connect through, as OpenSSH\'s ProxyJump: the connection to `host` is tunnelled through it (direct-tcpip), with its own pinned host key and credentials. Default: none (connect directly).',
+    ),
 };
+
+/** A jump host's inputs, validated. */
+export interface SshJumpInputs {
+  host: string;
+  port: number;
+  user: string;
+  host_key: string | string[];
+  password?: string;
+  private_key?: string;
+  passphrase?: string;
+}
 
 /** The connection part of validated SSH or SFTP inputs. */
 export interface SshConnectionInputs {
@@ -72,6 +99,7 @@ export interface SshConnectionInputs {
   private_key?: string;
   passphrase?: string;
   connect_timeout: number | string;
+  jump_host?: SshJumpInputs;
 }
 
 /** The fingerprints `host_key` pins, or none. */
@@ -85,13 +113,17 @@ export function pinnedHostKeys(hostKey: unknown): string[] {
  * Where an SSH or SFTP connector's calls go, for binding its secrets to that server: `host:port`, and
  * the pinned host keys, since the keys decide who can read what is sent: an override that pins
  * another key (or none) goes to whatever server offers that key, and must not get the stored
- * password. E.g. `ssh.example.com:22 host_key=SHA256:uNiV…`.
+ * password. E.g. `ssh.example.com:22 host_key=SHA256:uNiV…`, and through a jump host
+ * `ssh.internal:22 host_key=SHA256:uNiV… via bastion.example.com:22 host_key=SHA256:Zm9v…`.
  */
 export function sshAddress(inputs: Record<string, unknown>): string | undefined {
   if (typeof inputs.host !== 'string' || inputs.host.trim() === '') return undefined;
   const port = inputs.port ?? 22;
   const keys = [...new Set(pinnedHostKeys(inputs.host_key))].sort();
-  return `${inputs.host.trim().toLowerCase()}:${String(port)}${keys.length > 0 ? ` host_key=${keys.join(',')}` : ''}`;
+  const address = `${inputs.host.trim().toLowerCase()}:${String(port)}${keys.length > 0 ? ` host_key=${keys.join(',')}` : ''}`;
+  // Through a jump host, that host (and its pinned key) carries every byte, and receives its own secrets.
+  const jump = typeof inputs.jump_host === 'object' && inputs.jump_host !== null ? sshAddress({ ...(inputs.jump_host as Record<string, unknown>), jump_host: undefined }) : undefined;
+  return jump === undefined ? address : `${address} via ${jump}`;
 }
 
 /** `deploy@ssh.example.com:22`: who and where, for messages. Never a secret. */
@@ -121,6 +153,8 @@ export class HostKeyRefused extends Error {
     readonly offered: string,
     readonly keyType: string,
     readonly pinned: string[],
+    /** Which server offered it: `server`, or `jump host`. */
+    readonly role = 'server',
   ) {
     super(pinned.length === 0 ? 'no host key pinned' : 'host key not pinned');
     this.name = 'HostKeyRefused';
@@ -160,6 +194,13 @@ export function requireCallable(typeName: string, inputs: SshConnectionInputs, c
     throw permanentFailure(FailureType.InvalidInput, `${subject}: give password or private_key to log in`, { field: 'password' });
   }
   checkedPrivateKey(inputs, subject);
+  const jump = inputs.jump_host;
+  if (jump) {
+    if (jump.password === undefined && jump.private_key === undefined) {
+      throw permanentFailure(FailureType.InvalidInput, `${subject}: give jump_host.password or jump_host.private_key to log in to the jump host`, { field: 'jump_host.password' });
+    }
+    checkedPrivateKey({ ...jump, connect_timeout: inputs.connect_timeout }, `${subject}: jump_host`);
+  }
 }
 
 /** Options of {@link connectSsh}. */
@@ -169,12 +210,42 @@ interface ConnectOptions {
   signal: AbortSignal;
 }
 
+/** A failure of the connection to the jump host, told apart from one of the server behind it. */
+export class JumpHostFailed extends Error {
+  constructor(readonly reason: unknown) {
+    super('jump host failed');
+    this.name = 'JumpHostFailed';
+  }
+}
+
 /**
- * Opens an SSH connection and authenticates. Rejects with {@link HostKeyRefused} when the server's
- * key is not pinned (ssh2 then closes the connection before authentication), with the abort reason
- * when `signal` fires, else with ssh2's error.
+ * Opens an SSH connection and authenticates, through `jump_host` when the inputs name one. Rejects
+ * with {@link HostKeyRefused} when a server's key is not pinned (ssh2 then closes the connection
+ * before authentication), with the abort reason when `signal` fires, else with ssh2's error (wrapped
+ * in {@link JumpHostFailed} when it is the jump host's).
  */
-export function connectSsh(inputs: SshConnectionInputs, options: ConnectOptions): Promise<Client> {
+export async function connectSsh(inputs: SshConnectionInputs, options: ConnectOptions): Promise<Client> {
+  const jump = inputs.jump_host;
+  if (!jump) return connectDirect(inputs, options);
+  const jumpInputs: SshConnectionInputs = { ...jump, connect_timeout: inputs.connect_timeout };
+  const via = await connectDirect(jumpInputs, { pinned: pinnedHostKeys(jump.host_key), signal: options.signal, role: 'jump host' }).catch((err: unknown) => {
+    throw options.signal.aborted ? err : new JumpHostFailed(err);
+  });
+  try {
+    const tunnel = await new Promise<ClientChannel>((resolve, reject) => {
+      via.forwardOut('127.0.0.1', 0, inputs.host, inputs.port, (err, channel) => (err ? reject(new JumpHostFailed(err)) : resolve(channel)));
+    });
+    const client = await connectDirect(inputs, { ...options, sock: tunnel });
+    // The jump connection lives as long as the one it carries.
+    client.on('close', () => via.end());
+    return client;
+  } catch (err) {
+    via.end();
+    throw err;
+  }
+}
+
+function connectDirect(inputs: SshConnectionInputs, options: ConnectOptions & { role?: string; sock?: ClientChannel }): Promise<Client> {
   return new Promise<Client>((resolve, reject) => {
     if (options.signal.aborted) {
       reject(options.signal.reason);
@@ -206,6 +277,7 @@ export function connectSsh(inputs: SshConnectionInputs, options: ConnectOptions)
     const config: ConnectConfig = {
       host: inputs.host,
       port: inputs.port,
+      sock: options.sock,
       username: inputs.user,
       password: inputs.password,
       privateKey: inputs.private_key,
@@ -217,7 +289,7 @@ export function connectSsh(inputs: SshConnectionInputs, options: ConnectOptions)
       hostVerifier: (key: Buffer) => {
         const { fingerprint, type } = describeHostKey(key);
         if (options.pinned.includes(fingerprint)) return true;
-        refused = new HostKeyRefused(fingerprint, type, options.pinned);
+        refused = new HostKeyRefused(fingerprint, type, options.pinned, options.role);
         return false;
       },
       // A pooled connection that the network silently dropped is noticed within a minute.
@@ -240,6 +312,7 @@ export function connectSsh(inputs: SshConnectionInputs, options: ConnectOptions)
  * is authenticated and no credential is sent.
  */
 export async function probeHostKey(inputs: SshConnectionInputs, signal: AbortSignal): Promise<HostKeyRefused> {
+  // The target's credentials stay home; a jump host, pinned, still needs its own to open the tunnel.
   const probe = { ...inputs, password: undefined, private_key: undefined, passphrase: undefined };
   const client = await connectSsh(probe, { pinned: [], signal }).catch((err: unknown) => err);
   if (client instanceof HostKeyRefused) return client;
@@ -254,13 +327,18 @@ export async function probeHostKey(inputs: SshConnectionInputs, signal: AbortSig
 export function connectionFailure(err: unknown, inputs: SshConnectionInputs, subject: string): ApplicationFailure {
   // Already a failure (refused inputs, say): it says what it means.
   if (err instanceof ApplicationFailure) return err;
+  if (err instanceof JumpHostFailed && inputs.jump_host) {
+    const jump = inputs.jump_host;
+    return connectionFailure(err.reason, { ...jump, connect_timeout: inputs.connect_timeout }, `${subject} through jump host ${sshTarget(jump)}`);
+  }
   if (err instanceof HostKeyRefused) {
     const pinned = err.pinned.join(', ');
+    const field = err.role === 'jump host' ? 'jump_host.host_key' : 'host_key';
     return permanentFailure(
       FailureType.HostKeyMismatch,
-      `${subject}: the server offered host key ${err.offered} (${err.keyType}), which host_key does not pin (${pinned}): refused before any credential was sent. ` +
-        "If the server's key really changed, check the new one with its owner and pin it in host_key",
-      { offered: err.offered, key_type: err.keyType, pinned: err.pinned },
+      `${subject}: the ${err.role} offered host key ${err.offered} (${err.keyType}), which ${field} does not pin (${pinned}): refused before any credential was sent to it. ` +
+        `If its key really changed, check the new one with its owner and pin it in ${field}`,
+      { offered: err.offered, key_type: err.keyType, pinned: err.pinned, field },
     );
   }
   const level = (err as { level?: unknown })?.level;
@@ -392,7 +470,7 @@ export function createSshPools(options: PoolOptions = {}): SshPools {
 
 /** Everything a connection is built from: calls whose inputs differ in any of these must not share one. */
 function settingsFingerprint(inputs: SshConnectionInputs): string {
-  const settings = [inputs.host, inputs.port, inputs.user, pinnedHostKeys(inputs.host_key).sort(), inputs.password ?? null, inputs.private_key ?? null, inputs.passphrase ?? null, inputs.connect_timeout];
+  const settings = [inputs.host, inputs.port, inputs.user, pinnedHostKeys(inputs.host_key).sort(), inputs.password ?? null, inputs.private_key ?? null, inputs.passphrase ?? null, inputs.connect_timeout, inputs.jump_host ?? null];
   return createHash('sha256').update(JSON.stringify(settings)).digest('hex');
 }
 

@@ -16,8 +16,8 @@ const DECLARED_BY_HAND: Record<string, readonly string[]> = {
   POSTGRES: ['password'],
   MYSQL: ['password'],
   AGENT: [],
-  SSH: ['passphrase', 'password', 'private_key'],
-  SFTP: ['passphrase', 'password', 'private_key'],
+  SSH: ['jump_host.passphrase', 'jump_host.password', 'jump_host.private_key', 'passphrase', 'password', 'private_key'],
+  SFTP: ['jump_host.passphrase', 'jump_host.password', 'jump_host.private_key', 'passphrase', 'password', 'private_key'],
 };
 
 const headerPatterns = SECRET_HEADER_NAMES.map((name) => `headers.${name}`);

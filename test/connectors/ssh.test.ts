@@ -182,6 +182,32 @@ describe('SSH connector', () => {
     await soon(() => expect(processesWith(`sleep ${marker}`)).toEqual([]), 10_000);
   });
 
+  test('through a jump host the connection is tunnelled via the pinned jump host, each logging in with its own credentials; an unpinned jump host key is refused', async () => {
+    const { sshd, harness } = stack;
+    const name = `ssh_jump_${hex()}`;
+    // The file's sshd is both the jump host (password) and, through its tunnel to itself, the server (key).
+    const jump = { host: sshd.host, port: sshd.port, user: USER, host_key: sshd.hostKeyFingerprint, password: PASSWORD };
+    await harness.service.apply({ name, type: 'SSH', value: { host: '127.0.0.1', port: sshd.port, user: USER, host_key: sshd.hostKeyFingerprint, private_key: key.privateKey, passphrase: PASSPHRASE, jump_host: jump } });
+    const seen = stack.logMark();
+    const { result } = await call(name, { command: 'id -un' });
+    expect(result.error).toBeUndefined();
+    expect((result.details!.output as SshCommandResult).stdout).toBe(`${USER}\n`);
+    const lines = seen();
+    expect(lines.some((line) => line.startsWith(`Accepted password for ${USER}`))).toBe(true);
+    expect(lines.some((line) => line.includes('server_request_direct_tcpip') && line.includes(`target 127.0.0.1 port ${sshd.port}`))).toBe(true);
+    expect(lines.some((line) => line.startsWith(`Accepted publickey for ${USER}`) && line.includes(key.fingerprint))).toBe(true);
+    expect(result.details!.inputs).toMatchObject({ jump_host: { password: '********' }, private_key: '********' });
+
+    const impostor = `ssh_jump_impostor_${hex()}`;
+    await harness.service.apply({ name: impostor, type: 'SSH', value: { host: '127.0.0.1', port: sshd.port, user: USER, host_key: sshd.hostKeyFingerprint, password: PASSWORD, jump_host: { ...jump, host_key: strangerKey.fingerprint } } });
+    const refused = await call(impostor, { command: 'true' });
+    expect(refused.result.error).toMatchObject({ type: 'Connector.HostKeyMismatch', nonRetryable: true });
+    expect(refused.result.error!.message).toContain(`through jump host ${USER}@127.0.0.1:${sshd.port}: the jump host offered host key ${sshd.hostKeyFingerprint} (ssh-ed25519), which jump_host.host_key does not pin`);
+    // Another jump host is another destination: the stored secrets stay home.
+    const moved = await call(name, { command: 'true', jump_host: { host: 'localhost' } });
+    expect(moved.result.error).toMatchObject({ type: 'Connector.DestinationNotAllowed' });
+  });
+
   test('test and introspect from a workflow: login and `true`; OS, kernel, shell and home', async () => {
     const { harness } = stack;
     const options = { taskQueue: harness.connectorQueue };
@@ -234,7 +260,7 @@ describe('SSH connector', () => {
     // Both types' JSON Schemas (what forms are built from) describe every input, and mark the secrets.
     for (const type of ['SSH', 'SFTP']) {
       const info = (await stack.apiCall('GET', `/v1/types/${type}`)).json as { sensitive: string[]; json_schema: { properties: Record<string, { description?: unknown; sensitive?: unknown }> } };
-      expect(info.sensitive).toEqual(['password', 'private_key', 'passphrase']);
+      expect(info.sensitive).toEqual(['password', 'private_key', 'passphrase', 'jump_host.password', 'jump_host.private_key', 'jump_host.passphrase']);
       for (const [field, property] of Object.entries(info.json_schema.properties)) expect([type, field, typeof property.description]).toEqual([type, field, 'string']);
       expect(info.json_schema.properties.private_key).toMatchObject({ sensitive: true, multiline: true });
     }
