@@ -275,7 +275,13 @@ function runOnChannel(client: Client, inputs: SshInputs, ctx: InvokeContext, dea
         opened.on('exit', (code: number | null, signal?: string) => {
           exit = { code: typeof code === 'number' ? code : null, signal: typeof signal === 'string' ? signal.replace(/^SIG/, '') : null };
         });
-        opened.on('close', () => {
+        // ssh2 hands the exit status to 'close' too: an 'exit' event emitted while the channel was being
+        // handed over (exit-status in the same read as the exec's confirmation) reached no listener.
+        opened.on('close', (code?: number | null, signal?: string) => {
+          if (exit.code === null && exit.signal === null) {
+            if (typeof code === 'number') exit = { code, signal: null };
+            else if (typeof signal === 'string') exit = { code: null, signal: signal.replace(/^SIG/, '') };
+          }
           if (stopping) return;
           if (head !== undefined && head.length > 0) stdout.push(head);
           cleanup();
