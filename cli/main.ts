@@ -31,6 +31,8 @@ async function withConfiguredServices<T>(config: ConnectorsConfig, action: (serv
   try {
     return await action(services);
   } finally {
+    // Pools a command opened (an SSH connection of introspect, say) would keep the process alive until they idle out.
+    await services.service.registry.close();
     await services.store.close();
   }
 }

@@ -4,7 +4,9 @@ import { mysqlConnector } from './mysql';
 import { openaiConnector } from './openai';
 import { postgresConnector } from './postgres';
 import { restConnector } from './rest';
+import { sftpConnector } from './sftp';
 import { smtpConnector } from './smtp';
+import { sshConnector } from './ssh';
 import { isDelegating, type AnyConnectorType } from './types';
 
 /** The connector types a worker knows, by upper-case name. */
@@ -49,7 +51,7 @@ export class ConnectorRegistry {
 }
 
 // Adding a type: write connectors/<name>.ts exporting a ConnectorType, and list it here.
-export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, smtpConnector, mcpConnector, agentConnector] as unknown as AnyConnectorType[];
+export const BUILT_IN_TYPES: readonly AnyConnectorType[] = [restConnector, openaiConnector, postgresConnector, mysqlConnector, sshConnector, sftpConnector, smtpConnector, mcpConnector, agentConnector] as unknown as AnyConnectorType[];
 
 /** What the operator decides about the built-in types, read once at start (core/config.ts). */
 export interface BuiltInTypeOptions {

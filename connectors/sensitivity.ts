@@ -33,6 +33,15 @@ export function sensitive<T extends z.ZodType>(schema: T): T {
 }
 
 /**
+ * Marks a string field as text of several lines (`.meta({ multiline: true })`), such as a private key
+ * or a certificate: the console shows it in a text area (masked when the field is sensitive too), as
+ * the JSON Schema's keyword `multiline: true` tells it.
+ */
+export function multiline<T extends z.ZodType>(schema: T): T {
+  return schema.meta({ multiline: true });
+}
+
+/**
  * Marks the entries of a map (a `z.record`) whose keys match one of `keys` as sensitive
  * (`.meta({ sensitive: [...] })`): e.g. the headers named in {@link SECRET_HEADER_NAMES}. Keys match
  * case-insensitively, and `*` stands for any run of characters.

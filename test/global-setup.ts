@@ -5,6 +5,7 @@ import { resolveBinary } from '../scripts/devstack/binaries';
 import { ensureChromium } from '../scripts/devstack/chromium';
 import { MAILPIT_SERVER } from '../scripts/devstack/mailpit';
 import { createScratchDatabase, type ScratchDatabase } from '../scripts/devstack/postgres';
+import { ensureSshd } from '../scripts/devstack/sshd';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/devstack/temporal';
 import { startVaultDevServer, type VaultDevServer } from '../scripts/devstack/vault';
 import { LOG_DIR, resetLeakSweep } from './support/leak-sweep';
@@ -33,11 +34,13 @@ function logTo(file: string): (line: string) => void {
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   resetLeakSweep();
-  const [temporal, vault, database, chromium, bundles, consoleAssets, mailpit] = await Promise.allSettled([
+  const [temporal, vault, database, chromium, sshd, bundles, consoleAssets, mailpit] = await Promise.allSettled([
     startTemporalDevServer({ onLine: logTo('temporal.log') }),
     startVaultDevServer({ onLine: logTo('vault.log') }),
     createScratchDatabase(),
     ensureChromium(),
+    // OpenSSH's server for the SSH and SFTP tests, which start their own sshd; apt-get runs one install at a time.
+    ensureSshd(),
     bundlePrebuiltWorkflows(),
     // The connector console's page, built from console/ when missing or older than its sources.
     ensureConsoleAssets(),
@@ -52,7 +55,7 @@ export default async function globalSetup(): Promise<void> {
     bundles: bundles.status === 'fulfilled' ? bundles.value : undefined,
   };
   globalThis.__TC_STACK__ = stack;
-  const failures = [temporal, vault, database, chromium, bundles, consoleAssets, mailpit].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failures = [temporal, vault, database, chromium, sshd, bundles, consoleAssets, mailpit].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     await stopStack(stack);
     const message = `The test stack could not start:\n\n${failures.map((f) => (f.reason as Error).message).join('\n\n')}\n`;

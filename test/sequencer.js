@@ -10,6 +10,8 @@ const Sequencer = require('@jest/test-sequencer').default;
  */
 const EXPECTED_SECONDS = {
   'test/cli/cli.test.ts': 50,
+  'test/connectors/ssh.test.ts': 50,
+  'test/connectors/sftp.test.ts': 30,
   'test/package/consumer.test.ts': 45,
   'test/reliability/faults.test.ts': 45,
   'test/runtime/limits.test.ts': 40,
@@ -26,6 +28,7 @@ const EXPECTED_SECONDS = {
   'test/runtime/secrets.test.ts': 14,
   'test/observability/web-ui-codec.test.ts': 12,
   'test/console/console.test.ts': 12,
+  'test/console/console-ssh.test.ts': 12,
   'test/observability/search-attributes.test.ts': 12,
   'test/cli/startup.test.ts': 10,
   'test/connectors/postgres.test.ts': 10,

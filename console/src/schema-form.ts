@@ -204,7 +204,9 @@ function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options:
       return [variantFields(schema, path, ctx, label, options, description, errorLine, redraw)];
     case 'string': {
       const sensitive = ctx.isSensitive(path);
-      const multiline = !sensitive && ((typeof value === 'string' && value.includes('\n')) || /sql|prompt|instructions|^description$|^ca$|^cert$|^key$/.test(label));
+      // The schema says so (`multiline: true`: a private key, a certificate), or a guess from the value
+      // and the name; a guess never turns a password field into a visible text area.
+      const multiline = schema.multiline === true || (!sensitive && ((typeof value === 'string' && value.includes('\n')) || /sql|prompt|instructions|^description$|^ca$|^cert$|^key$/.test(label)));
       const attributes = {
         id,
         name: pathKey(path),
@@ -220,8 +222,10 @@ function fieldContent(schema: JsonSchema, path: Path, ctx: FormContext, options:
           set(text === '' ? undefined : text);
         },
       };
+      // A secret of several lines has no password input: a text area whose characters are drawn as
+      // discs (class secret-text), which no browser offers to fill or remember.
       const input = multiline
-        ? h('textarea', { ...attributes, rows: 3 })
+        ? h('textarea', { ...attributes, rows: sensitive ? 6 : 3, autocomplete: 'off', class: sensitive ? 'secret-text' : undefined, 'data-sensitive': sensitive ? 'true' : undefined })
         : h('input', { ...attributes, type: sensitive ? 'password' : 'text', 'data-sensitive': sensitive ? 'true' : undefined });
       const note = sensitive ? h('p', { class: 'help secret-note' }, value === MASK ? 'Stored and encrypted: leave ******** to keep it, or type a new value.' : 'Sensitive: encrypted when saved, shown as ******** afterwards.') : null;
       return [labelNode, input, description, note, errorLine];

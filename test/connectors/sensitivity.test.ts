@@ -19,6 +19,8 @@ const DECLARED_BY_HAND: Record<string, readonly string[]> = {
   // Added after the marks: its secrets were marked on the schema from the start.
   MCP: ['bearer_token', 'env.*', 'headers.authorization'],
   AGENT: [],
+  SSH: ['jump_host.passphrase', 'jump_host.password', 'jump_host.private_key', 'passphrase', 'password', 'private_key'],
+  SFTP: ['jump_host.passphrase', 'jump_host.password', 'jump_host.private_key', 'passphrase', 'password', 'private_key'],
 };
 
 const headerPatterns = SECRET_HEADER_NAMES.map((name) => `headers.${name}`);
@@ -34,7 +36,7 @@ describe('sensitive fields, declared in the schema', () => {
       const before = DECLARED_BY_HAND[type.name];
       for (const path of before) expect([type.name, path, isSensitivePath(path.split('.'), type.sensitive)]).toEqual([type.name, path, true]);
       // Besides the header rule, exactly the fields declared before: nothing became a secret by accident.
-      expect([type.name, type.sensitive.filter((p) => !p.startsWith('headers.'))]).toEqual([type.name, before.filter((p) => !p.startsWith('headers.')).sort()]);
+      expect([type.name, type.sensitive.filter((p) => !p.startsWith('headers.')).sort()]).toEqual([type.name, before.filter((p) => !p.startsWith('headers.')).sort()]);
       expect(type.sensitive).toEqual(sensitivePaths(type.schema));
     }
     expect(registry.get('REST')!.sensitive.filter((p) => p.startsWith('headers.'))).toEqual(headerPatterns);
