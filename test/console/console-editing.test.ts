@@ -129,6 +129,14 @@ describe('editing in the connector console', () => {
           allowed_recipients: ['*@example.com'],
         },
       },
+      {
+        name: 'every_ssh', type: 'SSH', description: 'before',
+        value: {
+          host: 'h', port: '22', user: 'u', host_key: ['SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s'], private_key: '********', passphrase: '********',
+          command: 'uptime', env: { A: '1', B: null }, accept_exit_codes: [0, '1'], jump_host: { host: 'j', user: 'u', host_key: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s' },
+        },
+      },
+      { name: 'every_sftp', type: 'SFTP', description: 'before', value: { host: 'h', user: 'u', password: '********', root: '/srv', operation: 'put', path: 'a.txt', content: 'x', mode: '0644' } },
     ];
     // Each document on a fresh page of the signed-in browser: no page left with edits asks before it goes.
     const { context } = await signedInPage();
