@@ -530,6 +530,9 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
         throw mcpFailure(err, inputs, ctx);
       }
     },
+    // What a stdio server runs is the profile's editor's choice (with TC_MCP_STDIO=on), never a
+    // workflow's: an override of env alone (NODE_OPTIONS=--import=...) would run its code with the stored env.
+    profileOnly: ['command', 'args', 'env'],
     // An agent's tool call: its isError comes back as data, for the model to read.
     toolCall: (tool, args) => ({ operation: 'tools.call', tool, arguments: args, tool_errors: 'return' }),
     destination(inputs) {

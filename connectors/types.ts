@@ -78,6 +78,13 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
    */
   destination?(inputs: Record<string, unknown>): string | undefined;
   /**
+   * Inputs that choose what the connector worker itself runs (a stdio MCP server's `command`, `args`
+   * and `env`: `NODE_OPTIONS` or `PATH` there run other code with the stored env). Only a stored
+   * profile sets them, as its editor and the operator allowed; an override or an inline connector
+   * that sets one is refused before anything starts, whatever `locked` says. Dotted paths, as `locked`.
+   */
+  profileOnly?: readonly string[];
+  /**
    * For types that offer tools to an agent (MCP): the tools the system behind these inputs offers.
    * An AGENT may name a connector in `tool_connectors` only when its type has this and {@link toolCall}.
    */

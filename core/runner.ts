@@ -160,6 +160,14 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
     if (typeof connector !== 'string') {
       const { type: typeName, ...inline } = connector;
       const type = requireType(registry, typeName, 'connector.type');
+      const chosen = profileOnlyTouched(type, inline);
+      if (chosen.length > 0) {
+        throw permanentFailure(
+          FailureType.InvalidInput,
+          `inline ${type.name} connector: ${chosen.join(', ')} ${chosen.length > 1 ? 'choose' : 'chooses'} what the connector worker runs, which only a stored connector's profile may set`,
+          { issues: chosen.map((path) => ({ path, message: 'only a stored profile may set it' })) },
+        );
+      }
       const layer: InputLayer = { source: 'inline', value: inline };
       return {
         type,
@@ -426,6 +434,14 @@ function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string)
   // of the merge or the schema, a failure Temporal would retry as if it were transient.
   const issues = jsonValueIssues(overrides, ['overrides']);
   if (issues.length > 0) throw permanentFailure(FailureType.InvalidInput, issues.map((i) => `${i.path}: ${i.message}`).join('; '));
+  const chosen = profileOnlyTouched(own.type, overrides);
+  if (chosen.length > 0) {
+    throw permanentFailure(
+      FailureType.LockedField,
+      `connector ${own.connector.name}: ${chosen.join(', ')} ${chosen.length > 1 ? 'choose' : 'chooses'} what the connector worker runs, which only the connector's profile may set: ${source === 'override' ? 'a workflow' : source} may not override ${chosen.length > 1 ? 'them' : 'it'}`,
+      { fields: chosen },
+    );
+  }
   const refused = lockedFieldsTouched(overrides, own.locked);
   if (refused.length > 0) {
     throw permanentFailure(
@@ -537,6 +553,12 @@ function applyVaultMap(secret: PlainObject, ref: VaultSecretRef): PlainObject {
     .filter(([secretKey]) => Object.hasOwn(secret, secretKey))
     .map(([secretKey, inputPath]) => ({ source: 'vault', value: objectAtPath(inputPath, secret[secretKey]) }));
   return mergeLayers(mapped).value;
+}
+
+/** The type's {@link ConnectorType.profileOnly} inputs that `value` (overrides, an inline connector) sets or replaces. */
+function profileOnlyTouched(type: AnyConnectorType, value: PlainObject): string[] {
+  const paths = isDelegating(type) ? undefined : type.profileOnly;
+  return paths ? lockedFieldsTouched(value, paths) : [];
 }
 
 /** Dotted locked paths that `overrides` would set or replace. */
