@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createMcpConnector, mcpConnector, mcpSchema } from '../../connectors/mcp';
+import { createMcpConnector, MCP_MAX_RESPONSE_BYTES, mcpConnector, mcpSchema } from '../../connectors/mcp';
 import { builtInTypes, ConnectorRegistry } from '../../connectors/registry';
 import { createConnectionRunner } from '../../core/runner';
 import { Keyring } from '../../core/keyring';
@@ -89,6 +89,17 @@ describe('MCP connector', () => {
       expect(nowhere.message).toContain('ECONNREFUSED');
       const slow = await failureOf(invoke({ ...base, tool: 'wait', arguments: { ms: 3_000 }, timeout: '300ms' }));
       expect(slow).toMatchObject({ type: 'Connector.External.Timeout', nonRetryable: false });
+    });
+
+    test('an answer larger than 8 MiB fails the call, not retried, naming the limit: the worker does not read it whole', async () => {
+      // lookup_order answers `no order <id>`: an id as long as the limit makes an answer past it.
+      const small = await invoke({ ...base, tool: 'lookup_order', arguments: { id: 'x'.repeat(1024) }, tool_errors: 'return' });
+      expect(small.content[0].text).toBe(`no order ${'x'.repeat(1024)}`);
+      const failure = await failureOf(
+        mcpConnector.invoke(mcpSchema.parse({ ...base, tool: 'lookup_order', arguments: { id: 'x'.repeat(MCP_MAX_RESPONSE_BYTES) }, tool_errors: 'return' }), context({ connector: 'orders_mcp' })),
+      );
+      expect(failure).toMatchObject({ type: 'Connector.External.Error', nonRetryable: true });
+      expect(failure.message).toBe(`MCP connector orders_mcp ${server.url} failed: its answer is larger than ${MCP_MAX_RESPONSE_BYTES} bytes, which the connector does not read`);
     });
 
     test('url or command, not both; a Host header and credentials in the url are refused, naming the field', () => {
