@@ -308,7 +308,8 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         const output = await perform(sub.type, sub.inputs, { ...context, heartbeat, poolKey: sub.poolKey, connector: name, idempotencyKey });
         return sub.redactor.value(output);
       } catch (err) {
-        throw toFailure(err, sub.redactor);
+        // Named by the connector of this call (a tool's, the model's), which is the one to fix.
+        throw toFailure(namingConnector(err, sub), sub.redactor);
       } finally {
         await release?.();
       }
@@ -401,7 +402,8 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
           attempt: runContext.attempt ?? 1,
         };
       } catch (err) {
-        throw toFailure(namingConnector(err, call), call?.redactor ?? new Redactor([]));
+        // A conversation's calls named their own failures (through), each by the connector it went through.
+        throw toFailure(call?.conversation ? err : namingConnector(err, call), call?.redactor ?? new Redactor([]));
       }
     },
   };

@@ -1,0 +1,50 @@
+// The model ↔ tool loop through the runner alone (no Temporal): the embedded store, a real
+// OpenAI-compatible server and a real MCP server.
+import { randomBytes } from 'node:crypto';
+import { builtInTypes, ConnectorRegistry } from '../../connectors/registry';
+import { Keyring } from '../../core/keyring';
+import { createConnectionRunner } from '../../core/runner';
+import { ConnectorService } from '../../core/service';
+import { ConnectorStore } from '../../core/store/connector-store';
+import { PgliteDatabase } from '../../core/store/database';
+import { startMcpServer } from '../fixtures/mcp-server';
+import { FIXTURE_API_KEY, startOpenAiServer } from '../fixtures/openai-server';
+import { failureOf } from '../support/connector-calls';
+import { recordSecrets } from '../support/leak-sweep';
+
+const MCP_TOKEN = `mcp-loop-tok-${randomBytes(8).toString('hex')}`;
+const WRONG_TOKEN = `mcp-loop-wrong-${randomBytes(8).toString('hex')}`;
+recordSecrets('the MCP tokens of agent-loop.test.ts', [MCP_TOKEN, WRONG_TOKEN]);
+
+describe('an agent’s tool loop, through the runner', () => {
+  let store: ConnectorStore;
+  let service: ConnectorService;
+  let llm: Awaited<ReturnType<typeof startOpenAiServer>>;
+  let mcp: Awaited<ReturnType<typeof startMcpServer>>;
+  const run = (agent: string) =>
+    createConnectionRunner({ service }).run({ connector: agent, overrides: { messages: [{ role: 'user', content: 'hi' }] } }, { signal: new AbortController().signal });
+
+  beforeAll(async () => {
+    store = new ConnectorStore(await PgliteDatabase.open());
+    await store.migrate();
+    service = new ConnectorService({ store, registry: new ConnectorRegistry(builtInTypes()), keyring: new Keyring([{ id: 'k1', key: randomBytes(32) }]) });
+    [llm, mcp] = await Promise.all([startOpenAiServer(), startMcpServer({ token: MCP_TOKEN })]);
+    await service.apply({ name: 'llm', type: 'OPENAI', value: { base_url: llm.url, api_key: FIXTURE_API_KEY, default_model: 'fixture-small' } });
+  });
+  afterAll(async () => {
+    await service?.registry.close();
+    await store?.close();
+    await llm?.close();
+    await mcp?.close();
+  });
+
+  test('a tool connector whose token is refused fails the run naming that connector, not the model’s', async () => {
+    await service.apply({ name: 'desk_wrong', type: 'MCP', value: { url: mcp.url, bearer_token: WRONG_TOKEN } });
+    await service.apply({ name: 'agent_wrong', type: 'AGENT', value: { connector: 'llm', tool_connectors: ['desk_wrong'] } });
+    const failure = await failureOf(run('agent_wrong'));
+    expect(failure.type).toBe('Connector.External.Auth');
+    expect(failure.message).toMatch(/^MCP connector desk_wrong /);
+    expect(failure.message).not.toContain('connector llm');
+    expect(failure.message).not.toContain(WRONG_TOKEN);
+  });
+});
