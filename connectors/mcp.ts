@@ -460,7 +460,8 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
       const page = await client.listTools(cursor ? { cursor } : {}, request);
       return { nextCursor: page.nextCursor, items: page.tools };
     });
-    return tools.map(toolOf);
+    // Plain JSON, as every other result: an agent hands these schemas on as inputs of the model's call.
+    return plainJson(tools.map(toolOf));
   }
 
   async function perform(inputs: McpInputs, ctx: InvokeContext): Promise<unknown> {

@@ -47,4 +47,20 @@ describe('an agent’s tool loop, through the runner', () => {
     expect(failure.message).not.toContain('connector llm');
     expect(failure.message).not.toContain(WRONG_TOKEN);
   });
+
+  test('arguments the tool connector locks go back to the model as a tool error, and the model may correct itself; nothing reaches the tool', async () => {
+    await service.apply({ name: 'desk_locked', type: 'MCP', value: { url: mcp.url, bearer_token: MCP_TOKEN, arguments: { id: 'A-1' } }, locked: ['arguments.id'] });
+    await service.apply({ name: 'agent_locked', type: 'AGENT', value: { connector: 'llm', tool_connectors: ['desk_locked'] } });
+    const callsBefore = mcp.toolCalls.length;
+    llm.replyNext({ tool_calls: [{ name: 'desk_locked__lookup_order', arguments: { id: 'Z-9' } }] });
+    llm.replyNext({ tool_calls: [{ name: 'desk_locked__lookup_order', arguments: {} }] });
+    llm.replyNext({ content: (messages) => messages.filter((m) => m.role === 'tool').map((m) => String(m.content)).join(' | ') });
+    const result = await run('agent_locked');
+    const output = result.output as { answer: string; steps: Array<{ is_error: boolean; result: string }> };
+    expect(output.steps.map((s) => s.is_error)).toEqual([true, false]);
+    expect(output.steps[0].result).toContain('locks arguments.id');
+    expect(output.answer).toMatch(/locks arguments\.id.* \| .*"id":"A-1"/);
+    // The refused call never reached the server; the corrected one ran with the profile's id.
+    expect(mcp.toolCalls.slice(callsBefore)).toEqual([{ name: 'lookup_order', arguments: { id: 'A-1' } }]);
+  });
 });
