@@ -182,7 +182,8 @@ async function converse(inputs: AgentInputs, port: ConversationPort): Promise<{ 
       }
       // The model reads a bad name or bad arguments as a tool error, and may correct itself.
       steps.push({
-        tool: requested,
+        // As the model wrote it, but bounded: a made-up name is the model's text and may be of any length.
+        tool: requested.slice(0, FUNCTION_NAME_MAX),
         connector: target?.connector ?? '',
         name: target?.tool ?? '',
         arguments: args ?? null,

@@ -63,4 +63,23 @@ describe('an agent’s tool loop, through the runner', () => {
     // The refused call never reached the server; the corrected one ran with the profile's id.
     expect(mcp.toolCalls.slice(callsBefore)).toEqual([{ name: 'lookup_order', arguments: { id: 'A-1' } }]);
   });
+
+  test('a tool name the model makes up is recorded cut to 64 characters, in the steps and the heartbeats', async () => {
+    await service.apply({ name: 'desk_ok', type: 'MCP', value: { url: mcp.url, bearer_token: MCP_TOKEN } });
+    await service.apply({ name: 'agent_names', type: 'AGENT', value: { connector: 'llm', tool_connectors: ['desk_ok'] } });
+    const made_up = 'n'.repeat(100_000);
+    llm.replyNext({ tool_calls: [{ name: made_up, arguments: {} }, { name: 'desk_ok__add', arguments: { a: 1, b: 2 } }] });
+    llm.replyNext({ content: 'done' });
+    const beats: unknown[] = [];
+    const result = await createConnectionRunner({ service }).run(
+      { connector: 'agent_names', overrides: { messages: [{ role: 'user', content: 'hi' }] } },
+      { signal: new AbortController().signal, heartbeat: (details) => beats.push(details) },
+    );
+    const steps = (result.output as { steps: Array<{ tool: string; is_error: boolean }> }).steps;
+    expect(steps.map((s) => [s.tool.length, s.is_error])).toEqual([
+      [64, true],
+      ['desk_ok__add'.length, false],
+    ]);
+    expect(Math.max(...beats.map((b) => JSON.stringify(b ?? null).length))).toBeLessThan(200);
+  });
 });
