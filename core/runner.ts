@@ -104,6 +104,8 @@ interface ResolvedCall {
   value: PlainObject;
   sources: InputSources;
   redactor: Redactor;
+  /** What `redactor` redacts: every secret of the call, for a conversation that redacts all of its calls' together. */
+  secrets: unknown[];
   poolKey?: string;
   /**
    * For a delegating type that converses (an agent with tools): the conversation, run instead of one
@@ -278,6 +280,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       value,
       sources,
       redactor: new Redactor([...secrets, ...sent]),
+      secrets: [...secrets, ...sent],
       poolKey: own.connector.name ? `${own.connector.name}@${own.connector.version}` : undefined,
     };
   }
@@ -291,12 +294,17 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
   async function converse(call: ResolvedCall, conversation: NonNullable<ResolvedCall['conversation']>, context: InvokeContext, runContext: RunContext): Promise<unknown> {
     const { model, source, chain, secrets } = conversation;
     const toolTypes = new Map<string, ConnectorType>();
+    // Every secret of every call so far: what comes back from one call (a tool's log, a server that
+    // saw another connector's token) is redacted of them all, so the model never reads any of them.
+    const known: unknown[] = [...call.secrets];
     let calls = 0;
     // The step in flight, kept as the heartbeat details while its call heartbeats without details of its own.
     let progress: unknown;
     const heartbeat = (details?: unknown) => context.heartbeat(details ?? progress);
     const through = async (sub: ResolvedCall, perform: (type: ConnectorType, inputs: unknown, ctx: InvokeContext) => Promise<unknown>) => {
       const name = sub.via?.name ?? sub.requested.name ?? undefined;
+      known.push(...sub.secrets);
+      const redactor = new Redactor(known);
       if (sub.poolKey) registry.retireOlderVersions(sub.poolKey);
       let release: (() => Promise<unknown>) | undefined;
       try {
@@ -306,10 +314,10 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         // that honours it drop every call after the first.
         const idempotencyKey = context.idempotencyKey === undefined ? undefined : `${context.idempotencyKey}-${++calls}`;
         const output = await perform(sub.type, sub.inputs, { ...context, heartbeat, poolKey: sub.poolKey, connector: name, idempotencyKey });
-        return sub.redactor.value(output);
+        return redactor.value(output);
       } catch (err) {
         // Named by the connector of this call (a tool's, the model's), which is the one to fix.
-        throw toFailure(namingConnector(err, sub), sub.redactor);
+        throw toFailure(namingConnector(err, sub), redactor);
       } finally {
         await release?.();
       }
@@ -337,7 +345,11 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       },
       heartbeat: (details) => heartbeat((progress = details)),
     };
-    return conversation.run(port);
+    try {
+      return new Redactor(known).value(await conversation.run(port));
+    } catch (err) {
+      throw toFailure(err, new Redactor(known));
+    }
   }
 
   return {

@@ -14,7 +14,8 @@ import { recordSecrets } from '../support/leak-sweep';
 
 const MCP_TOKEN = `mcp-loop-tok-${randomBytes(8).toString('hex')}`;
 const WRONG_TOKEN = `mcp-loop-wrong-${randomBytes(8).toString('hex')}`;
-recordSecrets('the MCP tokens of agent-loop.test.ts', [MCP_TOKEN, WRONG_TOKEN]);
+const OTHER_TOKEN = `mcp-loop-other-${randomBytes(8).toString('hex')}`;
+recordSecrets('the MCP tokens of agent-loop.test.ts', [MCP_TOKEN, WRONG_TOKEN, OTHER_TOKEN]);
 
 describe('an agent’s tool loop, through the runner', () => {
   let store: ConnectorStore;
@@ -81,5 +82,25 @@ describe('an agent’s tool loop, through the runner', () => {
       ['desk_ok__add'.length, false],
     ]);
     expect(Math.max(...beats.map((b) => JSON.stringify(b ?? null).length))).toBeLessThan(200);
+  });
+
+  test('a tool that echoes another tool connector’s credential gives the model neither: the loop redacts every secret of the conversation', async () => {
+    const logs = await startMcpServer({ token: MCP_TOKEN, otherTokens: [OTHER_TOKEN], accessLogTool: true });
+    try {
+      await service.apply({ name: 'desk_logs', type: 'MCP', value: { url: logs.url, bearer_token: MCP_TOKEN } });
+      await service.apply({ name: 'desk_other', type: 'MCP', value: { url: logs.url, bearer_token: OTHER_TOKEN } });
+      await service.apply({ name: 'agent_logs', type: 'AGENT', value: { connector: 'llm', tool_connectors: ['desk_other', 'desk_logs'] } });
+      const llmBefore = llm.requests.length;
+      llm.replyNext({ tool_calls: [{ name: 'desk_logs__access_log', arguments: {} }] });
+      llm.replyNext({ content: 'done' });
+      const result = await run('agent_logs');
+      const sent = JSON.stringify(llm.requests.slice(llmBefore));
+      expect(sent).toContain('Bearer ********');
+      expect(sent).not.toContain(OTHER_TOKEN);
+      expect(sent).not.toContain(MCP_TOKEN);
+      expect(JSON.stringify(result)).not.toContain(OTHER_TOKEN);
+    } finally {
+      await logs.close();
+    }
   });
 });
