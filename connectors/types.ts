@@ -129,7 +129,8 @@ export interface DelegatingConnectorType<Schema extends z.ZodType = z.ZodType> {
 /**
  * What a conversation may do, each through a stored connector resolved as any call is (its own
  * secrets, Vault, locked fields, destination rule and limits). Every output comes back redacted of
- * the secrets of the call that produced it, so what one connector sends never carries another's.
+ * the secrets of every call of the conversation so far (the model's, each tool connector's), so what
+ * one system answers never hands another connector's secret to the model or the result.
  */
 export interface ConversationPort {
   /** Who converses, for messages: `agent support_agent`, or `inline AGENT connector`. */

@@ -288,8 +288,9 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
   /**
    * An agent's model ↔ tool loop: every call it makes is resolved as a call of its own (profile, Vault,
    * overrides, locked fields, destination rule, schema) through the connector it names, newest version,
-   * and its output is redacted of that call's secrets before the conversation sees it. So the model
-   * never receives a tool connector's secret, not even one a tool echoes back.
+   * and its output is redacted of the secrets of every call so far before the conversation sees it.
+   * So the model never receives a tool connector's secret, not even one a tool (or another tool's
+   * server) echoes back.
    */
   async function converse(call: ResolvedCall, conversation: NonNullable<ResolvedCall['conversation']>, context: InvokeContext, runContext: RunContext): Promise<unknown> {
     const { model, source, chain, secrets } = conversation;
