@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { FailureType, permanentFailure } from './errors';
 import { sensitivePaths } from './sensitivity';
@@ -112,6 +113,17 @@ function toolText(result: unknown): { text: string; isError: boolean } {
   return { text: text || fallback, isError: r.isError === true };
 }
 
+/**
+ * A tool call refused before it was sent because of the model's arguments (a field the tool connector
+ * locks, arguments its schema refuses) as a tool error the model can read and correct, as a bad name
+ * is; anything else fails the run. The message names fields, never values, and is redacted already.
+ */
+function refusedArguments(err: unknown): { text: string; isError: boolean } {
+  const type = err instanceof ApplicationFailure ? err.type : undefined;
+  if (type !== FailureType.LockedField && type !== FailureType.InvalidInput) throw err;
+  return { text: `error: ${(err as ApplicationFailure).message}`, isError: true };
+}
+
 const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}... (${text.length - max} more characters)` : text);
 
 interface ToolCallRequest {
@@ -166,11 +178,12 @@ async function converse(inputs: AgentInputs, port: ConversationPort): Promise<{ 
       else if (typeof args !== 'object' || args === null || Array.isArray(args)) outcome = { text: 'error: the arguments must be a JSON object', isError: true };
       else {
         port.heartbeat({ step: steps.length + 1, tool: requested });
-        outcome = toolText(await port.callTool(target.connector, target.tool, args as Record<string, unknown>));
+        outcome = await port.callTool(target.connector, target.tool, args as Record<string, unknown>).then(toolText, refusedArguments);
       }
       // The model reads a bad name or bad arguments as a tool error, and may correct itself.
       steps.push({
-        tool: requested,
+        // As the model wrote it, but bounded: a made-up name is the model's text and may be of any length.
+        tool: requested.slice(0, FUNCTION_NAME_MAX),
         connector: target?.connector ?? '',
         name: target?.tool ?? '',
         arguments: args ?? null,

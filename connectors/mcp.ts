@@ -37,6 +37,13 @@ export const MCP_DEFAULT_TIMEOUT_MS = 30_000;
 /** How often a call in flight heartbeats: 5 s. */
 export const MCP_HEARTBEAT_INTERVAL_MS = 5_000;
 
+/**
+ * Most bytes one HTTP answer of the server may hold: 8 MiB. The client reads an answer whole before it
+ * parses it, so a server that answers without end would otherwise fill the worker's memory, and every
+ * call on that worker with it; a result this large could not go into history anyway (2 MB per payload).
+ */
+export const MCP_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
 /** Longest piece of a server's own error text kept in a message: 300 characters (it is free text from the far side). */
 const MAX_SERVER_TEXT_CHARS = 300;
 
@@ -163,6 +170,34 @@ class McpHttpStatus extends Error {
   }
 }
 
+/** An answer that went past {@link MCP_MAX_RESPONSE_BYTES}: thrown into its body stream, so the client stops reading. */
+class McpResponseTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the answer is larger than ${limit} bytes`);
+    this.name = 'McpResponseTooLarge';
+  }
+}
+
+/** `response` with a body that fails once more than `limit` bytes came through it. */
+function boundedResponse(response: globalThis.Response, limit: number): globalThis.Response {
+  if (!response.body) return response;
+  let seen = 0;
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      seen += chunk.byteLength;
+      if (seen > limit) controller.error(new McpResponseTooLarge(limit));
+      else controller.enqueue(chunk);
+    },
+  });
+  return new Response(response.body.pipeThrough(counter), { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+/** Whether `err` (or what it wraps, as a body read does) is an answer past the size limit. */
+function tooLarge(err: unknown): McpResponseTooLarge | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof McpResponseTooLarge) return e;
+  return undefined;
+}
+
 /**
  * One initialized client, kept per connector version and settings: the handshake (two round trips)
  * is paid once, and its session serves later calls. `connecting` is dropped when it fails or the
@@ -227,7 +262,7 @@ function clientOf(session: McpSession, inputs: McpInputs): Promise<Client> {
         await response.body?.cancel().catch(() => undefined);
         throw new McpHttpStatus(response.status, response.statusText, response.headers.get('retry-after'));
       }
-      return response;
+      return boundedResponse(response as unknown as globalThis.Response, MCP_MAX_RESPONSE_BYTES);
     };
     const transport = inputs.command !== undefined ? stdioTransport(inputs) : new StreamableHTTPClientTransport(new URL(inputs.url!), {
       // Redirects are not followed (as REST): the response is a refusal, so headers never reach another URL.
@@ -317,6 +352,9 @@ function mcpFailure(err: unknown, inputs: McpInputs, ctx: InvokeContext): unknow
   if (ctx.signal.aborted) return ctx.signal.reason ?? err;
   if (err instanceof ApplicationFailure) return err; // ours already (a tool's error)
   const what = describeTarget(inputs, ctx);
+  const large = tooLarge(err);
+  // The same request gets the same answer: not retried.
+  if (large) return permanentFailure(FailureType.External, `${what} failed: its answer is larger than ${large.limit} bytes, which the connector does not read`, { limit_bytes: large.limit });
   if (err instanceof McpHttpStatus) {
     if (err.status === 401 || err.status === 403) {
       return permanentFailure(
@@ -422,7 +460,8 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
       const page = await client.listTools(cursor ? { cursor } : {}, request);
       return { nextCursor: page.nextCursor, items: page.tools };
     });
-    return tools.map(toolOf);
+    // Plain JSON, as every other result: an agent hands these schemas on as inputs of the model's call.
+    return plainJson(tools.map(toolOf));
   }
 
   async function perform(inputs: McpInputs, ctx: InvokeContext): Promise<unknown> {
@@ -530,6 +569,9 @@ export function createMcpConnector(options: McpConnectorOptions = {}): Connector
         throw mcpFailure(err, inputs, ctx);
       }
     },
+    // What a stdio server runs is the profile's editor's choice (with TC_MCP_STDIO=on), never a
+    // workflow's: an override of env alone (NODE_OPTIONS=--import=...) would run its code with the stored env.
+    profileOnly: ['command', 'args', 'env'],
     // An agent's tool call: its isError comes back as data, for the model to read.
     toolCall: (tool, args) => ({ operation: 'tools.call', tool, arguments: args, tool_errors: 'return' }),
     destination(inputs) {

@@ -225,10 +225,18 @@ function oneAddress(mailboxText: string): boolean {
   return addressOf(mailboxText) !== undefined;
 }
 
+/**
+ * ASCII letters lower-cased, nothing else: `toLowerCase()` folds look-alikes into them (KELVIN SIGN
+ * into `k`), while the envelope keeps them (a domain goes out as its punycode), so a pattern matched
+ * after full folding would admit a recipient in another domain.
+ */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
 /** `*@example.com` as a regular expression: `*` is any run of characters except `@`, everything else literal. */
 function patternRegex(pattern: string): RegExp {
-  const body = pattern
-    .toLowerCase()
+  const body = asciiLower(pattern)
     .split('*')
     .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
     .join('[^@]*');
@@ -247,7 +255,7 @@ function refusedRecipient(inputs: SmtpInputs): { field: string; address: string 
     const entries = list(inputs[field]);
     const givenAsList = Array.isArray(inputs[field]);
     for (let i = 0; i < entries.length; i++) {
-      const address = (addressOf(entries[i]) ?? '').toLowerCase();
+      const address = asciiLower(addressOf(entries[i]) ?? '');
       if (!patterns.some((pattern) => pattern.test(address))) return { field: givenAsList ? `${field}[${i}]` : field, address };
     }
   }
@@ -512,6 +520,19 @@ async function send(inputs: SmtpInputs, ctx: InvokeContext): Promise<SmtpSendRes
   const node = new MailComposer(mailOf(inputs, messageIdOf(inputs, ctx))).compile();
   // Bcc stays in the envelope and out of the headers (MimeNode drops it unless told to keep it).
   const envelope = node.getEnvelope();
+  // Once more on the envelope as it will be sent (nodemailer's parsing, its punycode): what the server
+  // gets must match, not only what the inputs seemed to say.
+  if (inputs.allowed_recipients !== undefined) {
+    const patterns = inputs.allowed_recipients.map(patternRegex);
+    const stray = envelope.to.find((address) => !patterns.some((pattern) => pattern.test(asciiLower(address))));
+    if (stray !== undefined) {
+      throw permanentFailure(
+        FailureType.InvalidInput,
+        `SMTP: the envelope recipient ${stray} (as sent, from to, cc or bcc) is not among the connector's allowed_recipients (${inputs.allowed_recipients.join(', ')}), so nothing was sent`,
+        { issues: [{ path: 'to', message: 'not among allowed_recipients' }] },
+      );
+    }
+  }
   const raw = await node.build();
   const messageId = node.messageId();
   return withHeartbeats(ctx, async () => {

@@ -78,6 +78,13 @@ export interface ConnectorType<Schema extends z.ZodType = z.ZodType> {
    */
   destination?(inputs: Record<string, unknown>): string | undefined;
   /**
+   * Inputs that choose what the connector worker itself runs (a stdio MCP server's `command`, `args`
+   * and `env`: `NODE_OPTIONS` or `PATH` there run other code with the stored env). Only a stored
+   * profile sets them, as its editor and the operator allowed; an override or an inline connector
+   * that sets one is refused before anything starts, whatever `locked` says. Dotted paths, as `locked`.
+   */
+  profileOnly?: readonly string[];
+  /**
    * For types that offer tools to an agent (MCP): the tools the system behind these inputs offers.
    * An AGENT may name a connector in `tool_connectors` only when its type has this and {@link toolCall}.
    */
@@ -122,7 +129,8 @@ export interface DelegatingConnectorType<Schema extends z.ZodType = z.ZodType> {
 /**
  * What a conversation may do, each through a stored connector resolved as any call is (its own
  * secrets, Vault, locked fields, destination rule and limits). Every output comes back redacted of
- * the secrets of the call that produced it, so what one connector sends never carries another's.
+ * the secrets of every call of the conversation so far (the model's, each tool connector's), so what
+ * one system answers never hands another connector's secret to the model or the result.
  */
 export interface ConversationPort {
   /** Who converses, for messages: `agent support_agent`, or `inline AGENT connector`. */

@@ -104,6 +104,8 @@ interface ResolvedCall {
   value: PlainObject;
   sources: InputSources;
   redactor: Redactor;
+  /** What `redactor` redacts: every secret of the call, for a conversation that redacts all of its calls' together. */
+  secrets: unknown[];
   poolKey?: string;
   /**
    * For a delegating type that converses (an agent with tools): the conversation, run instead of one
@@ -160,6 +162,14 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
     if (typeof connector !== 'string') {
       const { type: typeName, ...inline } = connector;
       const type = requireType(registry, typeName, 'connector.type');
+      const chosen = profileOnlyTouched(type, inline);
+      if (chosen.length > 0) {
+        throw permanentFailure(
+          FailureType.InvalidInput,
+          `inline ${type.name} connector: ${chosen.join(', ')} ${chosen.length > 1 ? 'choose' : 'chooses'} what the connector worker runs, which only a stored connector's profile may set`,
+          { issues: chosen.map((path) => ({ path, message: 'only a stored profile may set it' })) },
+        );
+      }
       const layer: InputLayer = { source: 'inline', value: inline };
       return {
         type,
@@ -270,6 +280,7 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       value,
       sources,
       redactor: new Redactor([...secrets, ...sent]),
+      secrets: [...secrets, ...sent],
       poolKey: own.connector.name ? `${own.connector.name}@${own.connector.version}` : undefined,
     };
   }
@@ -277,18 +288,24 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
   /**
    * An agent's model ↔ tool loop: every call it makes is resolved as a call of its own (profile, Vault,
    * overrides, locked fields, destination rule, schema) through the connector it names, newest version,
-   * and its output is redacted of that call's secrets before the conversation sees it. So the model
-   * never receives a tool connector's secret, not even one a tool echoes back.
+   * and its output is redacted of the secrets of every call so far before the conversation sees it.
+   * So the model never receives a tool connector's secret, not even one a tool (or another tool's
+   * server) echoes back.
    */
   async function converse(call: ResolvedCall, conversation: NonNullable<ResolvedCall['conversation']>, context: InvokeContext, runContext: RunContext): Promise<unknown> {
     const { model, source, chain, secrets } = conversation;
     const toolTypes = new Map<string, ConnectorType>();
+    // Every secret of every call so far: what comes back from one call (a tool's log, a server that
+    // saw another connector's token) is redacted of them all, so the model never reads any of them.
+    const known: unknown[] = [...call.secrets];
     let calls = 0;
     // The step in flight, kept as the heartbeat details while its call heartbeats without details of its own.
     let progress: unknown;
     const heartbeat = (details?: unknown) => context.heartbeat(details ?? progress);
     const through = async (sub: ResolvedCall, perform: (type: ConnectorType, inputs: unknown, ctx: InvokeContext) => Promise<unknown>) => {
       const name = sub.via?.name ?? sub.requested.name ?? undefined;
+      known.push(...sub.secrets);
+      const redactor = new Redactor(known);
       if (sub.poolKey) registry.retireOlderVersions(sub.poolKey);
       let release: (() => Promise<unknown>) | undefined;
       try {
@@ -298,9 +315,10 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
         // that honours it drop every call after the first.
         const idempotencyKey = context.idempotencyKey === undefined ? undefined : `${context.idempotencyKey}-${++calls}`;
         const output = await perform(sub.type, sub.inputs, { ...context, heartbeat, poolKey: sub.poolKey, connector: name, idempotencyKey });
-        return sub.redactor.value(output);
+        return redactor.value(output);
       } catch (err) {
-        throw toFailure(err, sub.redactor);
+        // Named by the connector of this call (a tool's, the model's), which is the one to fix.
+        throw toFailure(namingConnector(err, sub), redactor);
       } finally {
         await release?.();
       }
@@ -328,7 +346,11 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
       },
       heartbeat: (details) => heartbeat((progress = details)),
     };
-    return conversation.run(port);
+    try {
+      return new Redactor(known).value(await conversation.run(port));
+    } catch (err) {
+      throw toFailure(err, new Redactor(known));
+    }
   }
 
   return {
@@ -393,7 +415,8 @@ export function createConnectionRunner({ service, vault }: ConnectionRunnerDeps)
           attempt: runContext.attempt ?? 1,
         };
       } catch (err) {
-        throw toFailure(namingConnector(err, call), call?.redactor ?? new Redactor([]));
+        // A conversation's calls named their own failures (through), each by the connector it went through.
+        throw toFailure(call?.conversation ? err : namingConnector(err, call), call?.redactor ?? new Redactor([]));
       }
     },
   };
@@ -426,6 +449,14 @@ function overrideLayer(own: ConnectorLayers, overrides: unknown, source: string)
   // of the merge or the schema, a failure Temporal would retry as if it were transient.
   const issues = jsonValueIssues(overrides, ['overrides']);
   if (issues.length > 0) throw permanentFailure(FailureType.InvalidInput, issues.map((i) => `${i.path}: ${i.message}`).join('; '));
+  const chosen = profileOnlyTouched(own.type, overrides);
+  if (chosen.length > 0) {
+    throw permanentFailure(
+      FailureType.LockedField,
+      `connector ${own.connector.name}: ${chosen.join(', ')} ${chosen.length > 1 ? 'choose' : 'chooses'} what the connector worker runs, which only the connector's profile may set: ${source === 'override' ? 'a workflow' : source} may not override ${chosen.length > 1 ? 'them' : 'it'}`,
+      { fields: chosen },
+    );
+  }
   const refused = lockedFieldsTouched(overrides, own.locked);
   if (refused.length > 0) {
     throw permanentFailure(
@@ -537,6 +568,12 @@ function applyVaultMap(secret: PlainObject, ref: VaultSecretRef): PlainObject {
     .filter(([secretKey]) => Object.hasOwn(secret, secretKey))
     .map(([secretKey, inputPath]) => ({ source: 'vault', value: objectAtPath(inputPath, secret[secretKey]) }));
   return mergeLayers(mapped).value;
+}
+
+/** The type's {@link ConnectorType.profileOnly} inputs that `value` (overrides, an inline connector) sets or replaces. */
+function profileOnlyTouched(type: AnyConnectorType, value: PlainObject): string[] {
+  const paths = isDelegating(type) ? undefined : type.profileOnly;
+  return paths ? lockedFieldsTouched(value, paths) : [];
 }
 
 /** Dotted locked paths that `overrides` would set or replace. */

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createMcpConnector, mcpConnector, mcpSchema } from '../../connectors/mcp';
+import { createMcpConnector, MCP_MAX_RESPONSE_BYTES, mcpConnector, mcpSchema } from '../../connectors/mcp';
 import { builtInTypes, ConnectorRegistry } from '../../connectors/registry';
 import { createConnectionRunner } from '../../core/runner';
 import { Keyring } from '../../core/keyring';
@@ -88,6 +89,17 @@ describe('MCP connector', () => {
       expect(nowhere.message).toContain('ECONNREFUSED');
       const slow = await failureOf(invoke({ ...base, tool: 'wait', arguments: { ms: 3_000 }, timeout: '300ms' }));
       expect(slow).toMatchObject({ type: 'Connector.External.Timeout', nonRetryable: false });
+    });
+
+    test('an answer larger than 8 MiB fails the call, not retried, naming the limit: the worker does not read it whole', async () => {
+      // lookup_order answers `no order <id>`: an id as long as the limit makes an answer past it.
+      const small = await invoke({ ...base, tool: 'lookup_order', arguments: { id: 'x'.repeat(1024) }, tool_errors: 'return' });
+      expect(small.content[0].text).toBe(`no order ${'x'.repeat(1024)}`);
+      const failure = await failureOf(
+        mcpConnector.invoke(mcpSchema.parse({ ...base, tool: 'lookup_order', arguments: { id: 'x'.repeat(MCP_MAX_RESPONSE_BYTES) }, tool_errors: 'return' }), context({ connector: 'orders_mcp' })),
+      );
+      expect(failure).toMatchObject({ type: 'Connector.External.Error', nonRetryable: true });
+      expect(failure.message).toBe(`MCP connector orders_mcp ${server.url} failed: its answer is larger than ${MCP_MAX_RESPONSE_BYTES} bytes, which the connector does not read`);
     });
 
     test('url or command, not both; a Host header and credentials in the url are refused, naming the field', () => {
@@ -339,9 +351,40 @@ describe('MCP connector', () => {
         expect(echoed.output).toMatchObject({ content: [{ type: 'text', text: 'you sent: env ********' }] });
         expect(echoed.inputs.env).toEqual({ MCP_FIXTURE_TOKEN: '********' });
         const elsewhere = await failureOf(run({ tool: 'echo_auth', args: [...stdio.args, '--other'] }));
-        expect(elsewhere).toMatchObject({ type: 'Connector.DestinationNotAllowed', message: expect.stringContaining('env.MCP_FIXTURE_TOKEN') });
+        // A workflow may not choose the program at all (see the next test); its editor may, and the destination rule holds there.
+        expect(elsewhere).toMatchObject({ type: 'Connector.LockedField', message: expect.stringContaining('args') });
         expect(elsewhere.message).not.toContain(STDIO_TOKEN);
       } finally {
+        await service.registry.close();
+        await store.close();
+      }
+    });
+
+    test('only a stored profile chooses the program: a workflow can neither start one inline nor change command, args or env (NODE_OPTIONS would run its code with the stored env)', async () => {
+      const store = new ConnectorStore(await PgliteDatabase.open());
+      const service = new ConnectorService({ store, registry: new ConnectorRegistry(builtInTypes({ mcpStdio: true })), keyring: new Keyring([{ id: 'k1', key: randomBytes(32) }]) });
+      const dir = mkdtempSync(path.join(tmpdir(), 'mcp-stdio-'));
+      const marker = path.join(dir, 'ran');
+      // Code a workflow author would like the worker to run: it writes the stored env token to a file.
+      const payload = `--import=data:text/javascript,import{writeFileSync}from'node:fs';writeFileSync('${marker}',String(process.env.MCP_FIXTURE_TOKEN))`;
+      try {
+        await store.migrate();
+        await service.apply({ name: 'local_mcp', type: 'MCP', value: stdio });
+        const runner = createConnectionRunner({ service });
+        const signal = new AbortController().signal;
+        const viaEnv = await runner.run({ connector: 'local_mcp', overrides: { tool: 'add', arguments: { a: 1, b: 2 }, env: { NODE_OPTIONS: payload } } }, { signal }).catch((err: unknown) => err);
+        // Before the fix the call succeeded, and the workflow's code had written the stored token here.
+        expect(existsSync(marker) ? readFileSync(marker, 'utf8') : 'not run').toBe('not run');
+        expect(viaEnv).toMatchObject({ type: 'Connector.LockedField', message: expect.stringContaining('env') });
+        const viaCommand = await failureOf(
+          runner.run({ connector: 'local_mcp', overrides: { command: process.execPath, args: ['-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`], env: { MCP_FIXTURE_TOKEN: 'mine' } } }, { signal }),
+        );
+        expect(viaCommand).toMatchObject({ type: 'Connector.LockedField', message: expect.stringMatching(/command.*args|args.*command/) });
+        const inline = await failureOf(runner.run({ connector: { type: 'MCP', command: process.execPath, args: ['-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`] } }, { signal }));
+        expect(inline).toMatchObject({ type: 'Connector.InvalidInput', message: expect.stringContaining('command') });
+        expect(existsSync(marker)).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
         await service.registry.close();
         await store.close();
       }

@@ -17,6 +17,7 @@ import { callSummary, historyText, startHarness, type Harness } from '../support
 import { LOG_DIR, recordResponse, recordSecrets } from '../support/leak-sweep';
 import { runProcess } from '../support/run-process';
 import { waitFor } from '../support/wait';
+import { invokeContext } from '../support/connector-calls';
 
 const hex = () => randomBytes(6).toString('hex');
 const USER = 'mailer';
@@ -265,6 +266,18 @@ describe('SMTP connector against Mailpit', () => {
     const widened = await h.call('mail_tls', { to: 'mallory@evil.example', allowed_recipients: ['*@*'], subject: 'x', text: 'x' });
     expect(widened.result.error).toMatchObject({ type: 'Connector.LockedField', nonRetryable: true });
     expect(await mailpit.messages()).toEqual([]);
+  });
+
+  test('allowed_recipients is matched against the envelope as sent: a Unicode look-alike that lower-cases into an allowed domain is refused, and nothing is sent', async () => {
+    // KELVIN SIGN lower-cases to a plain `k`, yet nodemailer sends the domain as its own punycode: another domain.
+    const inputs = smtpSchema.parse({ ...tlsProfile(), allowed_recipients: ['*@bank.example'], to: 'mallory@ban\u212A.example', subject: 'x', text: 'x' });
+    const outcome = await smtpConnector.invoke(inputs, invokeContext()).catch((err: unknown) => err);
+    const sent = await mailpit.messages();
+    expect(sent.flatMap((m) => m.To.map((a) => a.Address))).toEqual([]);
+    expect(outcome).toMatchObject({ type: 'Connector.InvalidInput', message: expect.stringContaining('is not among the connector') });
+    // An allowed address in capitals still passes.
+    const ok = (await smtpConnector.invoke(smtpSchema.parse({ ...tlsProfile(), to: 'Ada <ADA@Example.COM>', subject: 'x', text: 'x' }), invokeContext())) as SmtpSendResult;
+    expect(ok.accepted).toEqual(['ADA@example.com']);
   });
 
   test('a wrong password fails at once, non-retryably, with Connector.External.Auth naming the connector', async () => {
