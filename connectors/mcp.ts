@@ -24,6 +24,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { durationSchema, parseDurationMs } from './durations';
 import { FailureType, describeNetworkError, errorCode, httpStatusFailure, networkFailure, permanentFailure, transientFailure } from './errors';
+import { withHeartbeats } from './heartbeats';
 import { PoolManager, type PoolOptions } from './pools';
 import { SECRET_HEADER_NAMES, sensitive, sensitiveEntries, sensitivePaths } from './sensitivity';
 import type { ConnectionTestResult, ConnectorTool, ConnectorType, InvokeContext } from './types';
@@ -314,17 +315,6 @@ async function closeSession(session: McpSession): Promise<void> {
     await client?.close().catch(() => undefined);
   }
   await session.agent.close().catch(() => undefined);
-}
-
-/** Runs `call`, heartbeating on a clock while it is in flight: a tool may work for minutes. */
-async function withHeartbeats<T>(ctx: InvokeContext, intervalMs: number, call: () => Promise<T>): Promise<T> {
-  const heartbeats = setInterval(() => ctx.heartbeat(), intervalMs);
-  heartbeats.unref();
-  try {
-    return await call();
-  } finally {
-    clearInterval(heartbeats);
-  }
 }
 
 /** Free text from the server, on one line and cut short; redaction of known secrets happens in the runner. */

@@ -16,6 +16,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { FailureType, describeNetworkError, httpStatusFailure, networkFailure, permanentFailure, transientFailure } from './errors';
 import { idempotencyHeaders, idempotencyKeyInput } from './http-headers';
+import { withHeartbeats } from './heartbeats';
 import { PoolManager, type PoolOptions } from './pools';
 import { durationSchema, parseDurationMs } from './durations';
 import { sensitive, sensitivePaths } from './sensitivity';
@@ -270,17 +271,6 @@ async function withClient<T>(clients: Clients, inputs: OpenAiInputs, poolKey: st
     await new Promise((resolve) => setImmediate(resolve));
     return result;
   });
-}
-
-/** Runs `call`, heartbeating on a clock while it is in flight: an LLM may think for minutes. */
-async function withHeartbeats<T>(ctx: InvokeContext, intervalMs: number, call: () => Promise<T>): Promise<T> {
-  const heartbeats = setInterval(() => ctx.heartbeat(), intervalMs);
-  heartbeats.unref();
-  try {
-    return await call();
-  } finally {
-    clearInterval(heartbeats);
-  }
 }
 
 /** The API's own error message, without the key and cut short; undefined when the body was not OpenAI-shaped. */

@@ -20,6 +20,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { z } from 'zod';
 import { durationSchema, parseDurationMs } from './durations';
 import { FailureType, describeNetworkError, permanentFailure, transientFailure } from './errors';
+import { withHeartbeats } from './heartbeats';
 import { sensitive, sensitivePaths } from './sensitivity';
 import type { ConnectionTestResult, ConnectorType, InvokeContext } from './types';
 
@@ -458,18 +459,6 @@ function failureOf(err: unknown, inputs: SmtpInputs, ctx: InvokeContext): unknow
   return smtpFailure(err, inputs);
 }
 
-/** Runs `work` with a heartbeat every second: a large message to a slow server may take a while. */
-async function withHeartbeats<T>(ctx: InvokeContext, work: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  const timer = setInterval(() => ctx.heartbeat({ running_ms: Date.now() - started }), HEARTBEAT_INTERVAL_MS);
-  timer.unref();
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
 /**
  * The Message-ID of a call: `<tc-…@domain of from>` from the `connection`'s idempotency key, so that
  * every attempt sends the same one; undefined outside a workflow (nodemailer then makes a random one).
@@ -535,7 +524,8 @@ async function send(inputs: SmtpInputs, ctx: InvokeContext): Promise<SmtpSendRes
   }
   const raw = await node.build();
   const messageId = node.messageId();
-  return withHeartbeats(ctx, async () => {
+  const started = Date.now();
+  return withHeartbeats(ctx, HEARTBEAT_INTERVAL_MS, async () => {
     let session: Session | undefined;
     try {
       session = await open(inputs, ctx);
@@ -549,7 +539,7 @@ async function send(inputs: SmtpInputs, ctx: InvokeContext): Promise<SmtpSendRes
     } finally {
       session?.end();
     }
-  });
+  }, () => ({ running_ms: Date.now() - started }));
 }
 
 async function testSmtp(inputs: SmtpInputs, ctx: InvokeContext): Promise<ConnectionTestResult> {
